@@ -1,0 +1,69 @@
+// A simulated board's persistent storage, one folder per board: board.json (chip and partition table),
+// one .bin file per flash partition, and nvs.json for the preference store. Reopening the folder with a
+// new PowerSupply is a power-on.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { FlashPartition } from "./flash-chip";
+import { PreferenceStore } from "./nvs";
+import { OtaData } from "./otadata";
+import { defaultPartitions, flashSize, validatePartitions, type Partition } from "./partition-table";
+import type { PowerSupply } from "./power";
+
+export interface BoardConfig {
+	chip: "esp32";
+	flashSize: number;
+	partitions: Partition[];
+}
+
+export class BoardStorage {
+	readonly dir: string;
+	readonly config: BoardConfig;
+	/** The folder was created by this open: a board fresh from the factory. */
+	readonly isFresh: boolean;
+	readonly nvs: PreferenceStore;
+	readonly otadata: OtaData;
+	readonly #partitions: Map<string, FlashPartition>;
+
+	static open(dir: string, power: PowerSupply): BoardStorage {
+		const configFile = path.join(dir, "board.json");
+		const isFresh = !fs.existsSync(configFile);
+		let config: BoardConfig;
+		if (isFresh) {
+			fs.mkdirSync(dir, { recursive: true });
+			config = { chip: "esp32", flashSize, partitions: defaultPartitions.map((p) => ({ ...p })) };
+			fs.writeFileSync(configFile, JSON.stringify(config, null, "\t") + "\n");
+		} else {
+			config = JSON.parse(fs.readFileSync(configFile, "utf8")) as BoardConfig;
+		}
+		validatePartitions(config.partitions, config.flashSize);
+		return new BoardStorage(dir, config, isFresh, power);
+	}
+
+	private constructor(dir: string, config: BoardConfig, isFresh: boolean, power: PowerSupply) {
+		this.dir = dir;
+		this.config = config;
+		this.isFresh = isFresh;
+		this.#partitions = new Map();
+		// NVS is modelled at the key/value level (nvs.json), every other partition as raw flash.
+		for (const p of config.partitions) {
+			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power));
+		}
+		this.nvs = PreferenceStore.open(dir, power);
+		this.otadata = new OtaData(this.partition("otadata"));
+	}
+
+	/** The raw flash partition labelled `label` (not nvs). */
+	partition(label: string): FlashPartition {
+		const found = this.#partitions.get(label);
+		if (!found) throw new Error("can't find partition");
+		return found;
+	}
+
+	/** OTA app slot `index` (0 → ota_0, 1 → ota_1). */
+	appSlot(index: number): FlashPartition {
+		const entry = this.config.partitions.find((p) => p.type === "app" && p.subtype === `ota_${index}`);
+		if (!entry) throw new Error("can't find partition");
+		return this.partition(entry.label);
+	}
+}

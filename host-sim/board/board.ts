@@ -1,0 +1,227 @@
+/*
+	One power-on of a simulated ESP32: the bootloader's choice of slot, then the hardware the device code
+	reaches through the emulated Moddable modules (flash, preference, timer, time, http, crypt, mc/config,
+	mc/ffi). call() is that hardware's single entry point; events() yields what it has for the device.
+*/
+
+import { createHash, type Hash } from "node:crypto";
+import { BoardStorage } from "./board-files";
+import { VirtualClock } from "./clock";
+import type { FlashPartition } from "./flash-chip";
+import { HttpNetwork, type HttpEvent, type RequestSpec } from "./network";
+import { OtaState } from "./otadata";
+import { PowerCutError, PowerSupply } from "./power";
+import { checkImage } from "../../src/agent/image";
+import { readAppDescription } from "../image";
+import { chipIds } from "../image";
+
+export class RestartError extends Error {
+	constructor() {
+		super("restart");
+		this.name = "RestartError";
+	}
+}
+
+export interface BoardOptions {
+	dir: string;
+	cutAfterOps?: number;
+	seed?: number;
+	/** Wall-clock time at power-on, ms since the epoch. */
+	epoch?: number;
+	config?: Record<string, unknown>;
+	fragmentBytes?: number;
+	/** Receives the device's log lines and LwM2M reports. */
+	report?: (kind: string, args: unknown[]) => void;
+}
+
+export type DeviceEvent = { event: { id: number; [key: string]: unknown }; data: Uint8Array | undefined };
+
+const espOk = 0;
+const espErrOtaValidateFailed = 0x1503;
+
+export class Board {
+	readonly power: PowerSupply;
+	readonly storage: BoardStorage;
+	readonly clock: VirtualClock;
+	readonly network: HttpNetwork;
+	readonly runningSlot: number;
+	readonly rolledBack: boolean;
+	readonly config: Record<string, unknown>;
+	restartRequested = false;
+	#report: (kind: string, args: unknown[]) => void;
+	#nextId = 1;
+	#flashHandles = new Map<number, FlashPartition>();
+	#digests = new Map<number, Hash>();
+	#timerEvents: DeviceEvent[] = [];
+
+	constructor(options: BoardOptions) {
+		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
+		this.storage = BoardStorage.open(options.dir, this.power);
+		this.clock = new VirtualClock(options.epoch ?? Date.now());
+		this.network = new HttpNetwork(options.fragmentBytes);
+		this.config = { chip: "esp32", ...options.config };
+		this.#report = options.report ?? (() => {});
+		const decision = this.storage.otadata.bootDecision((slot) => this.#slotHoldsImage(slot));
+		this.runningSlot = decision.slot;
+		this.rolledBack = decision.rolledBack;
+	}
+
+	get inactiveSlot(): number {
+		return 1 - this.runningSlot;
+	}
+
+	runningVersion(): string {
+		return slotVersion(this.storage.appSlot(this.runningSlot));
+	}
+
+	/** The hardware behind the emulated modules. Throws PowerCutError once power is off. */
+	call(op: string, args: any[], data: Uint8Array | undefined): unknown {
+		this.power.assertOn();
+		if (this.restartRequested) throw new RestartError();
+		switch (op) {
+			case "flash.open": {
+				const partition = this.#openFlash(args[0]);
+				const id = this.#nextId++;
+				this.#flashHandles.set(id, partition);
+				return { id, byteLength: partition.byteLength, blockSize: partition.blockSize };
+			}
+			case "flash.erase": return this.#flash(args[0]).erase(args[1]);
+			case "flash.read": return this.#flash(args[0]).read(args[1], args[2]);
+			case "flash.write": return this.#flash(args[0]).write(args[1], args[2], data!);
+			case "preference.set": return this.storage.nvs.set(args[0], args[1], args[2]);
+			case "preference.setBuffer": return this.storage.nvs.set(args[0], args[1], copyBuffer(data!));
+			case "preference.get": {
+				const value = this.storage.nvs.get(args[0], args[1]);
+				return value instanceof ArrayBuffer ? new Uint8Array(value) : value;
+			}
+			case "preference.delete": return this.storage.nvs.delete(args[0], args[1]);
+			case "preference.keys": return this.storage.nvs.keys(args[0]);
+			case "timer.set": {
+				const id = this.#nextId++;
+				this.clock.set(id, args[0], args[1]);
+				return id;
+			}
+			case "timer.clear": return this.clock.clear(args[0]);
+			case "timer.delay": return this.clock.advance(args[0]);
+			case "time.ticks": return this.clock.now;
+			case "time.now": return this.clock.wallTime;
+			case "http.request": {
+				const id = this.#nextId++;
+				this.network.open(id, args[0] as RequestSpec);
+				return id;
+			}
+			case "http.close": return this.network.close(args[0]);
+			case "digest.create": {
+				if (args[0] !== "SHA256") throw new Error("unsupported digest");
+				const id = this.#nextId++;
+				this.#digests.set(id, createHash("sha256"));
+				return id;
+			}
+			case "digest.write": return this.#digests.get(args[0])!.update(data!);
+			case "digest.reset": return this.#digests.set(args[0], createHash("sha256"));
+			case "digest.close": {
+				const result = new Uint8Array(this.#digests.get(args[0])!.digest());
+				this.#digests.set(args[0], createHash("sha256"));
+				return result;
+			}
+			case "config.get": return this.config;
+			case "ota.runningSlot": return this.runningSlot;
+			case "ota.runningState": {
+				const state = this.storage.otadata.state(this.runningSlot);
+				return state === OtaState.undefined ? -1 : state;
+			}
+			case "ota.runningVersion": return new TextEncoder().encode(this.runningVersion());
+			case "ota.setBootNext": {
+				if (!this.#slotHoldsImage(this.inactiveSlot)) return espErrOtaValidateFailed;
+				this.storage.otadata.setBoot(this.inactiveSlot);
+				return espOk;
+			}
+			case "ota.markValid": {
+				this.storage.otadata.markValid(this.runningSlot);
+				return espOk;
+			}
+			case "log":
+			case "report.status":
+			case "report.progress":
+				return this.#report(op, args);
+			case "ota.restart":
+				this.restartRequested = true;
+				throw new RestartError();
+		}
+		throw new Error(`unknown board op ${op}`);
+	}
+
+	/** The next thing for the device: a due timer first, then socket events. */
+	nextEvent(): DeviceEvent | undefined {
+		const timer = this.clock.takeDue();
+		if (timer !== undefined) return { event: { id: timer }, data: undefined };
+		const http = this.network.take();
+		if (http) return { event: http.event as HttpEvent & { id: number }, data: http.data };
+		return undefined;
+	}
+
+	shutDown(): void {
+		this.network.closeAll();
+	}
+
+	#openFlash(name: string): FlashPartition {
+		if (name === "nextota") return this.storage.appSlot(this.inactiveSlot);
+		if (name === "running") return this.storage.appSlot(this.runningSlot);
+		const partition = this.storage.config.partitions.find((p) => p.label === name);
+		if (!partition || partition.type !== "data") throw new Error("can't find partition");
+		return this.storage.partition(name);
+	}
+
+	#flash(id: number): FlashPartition {
+		const partition = this.#flashHandles.get(id);
+		if (!partition) throw new Error("flash closed");
+		return partition;
+	}
+
+	/** What the bootloader and esp_ota_set_boot_partition verify: a complete, intact app image for this chip. */
+	#slotHoldsImage(slot: number): boolean {
+		return this.#checkSlot(slot).ok;
+	}
+
+	#checkSlot(slot: number) {
+		return checkSlot(this.storage.appSlot(slot), this.#chipId);
+	}
+
+	get #chipId(): number {
+		return chipIds[this.config.chip as keyof typeof chipIds] ?? 0;
+	}
+}
+
+/** The image check the bootloader runs, over one app partition. */
+export function checkSlot(partition: FlashPartition, chipId: number) {
+	const flashSlot = {
+		byteLength: partition.byteLength,
+		sectorSize: partition.blockSize,
+		erase() { throw new Error("read only"); },
+		write() { throw new Error("read only"); },
+		readInto(offset: number, byteLength: number, into: Uint8Array) { into.set(partition.read(offset, byteLength)); },
+	};
+	let hash = createHash("sha256");
+	const digest = {
+		reset() { hash = createHash("sha256"); },
+		write(bytes: Uint8Array) { hash.update(bytes); },
+		finish(into: Uint8Array) { into.set(hash.digest()); },
+	};
+	return checkImage(flashSlot, digest, chipId, new Uint8Array(4096));
+}
+
+/** The bytes of the valid image in a slot (empty when there is none). */
+export function slotImage(partition: FlashPartition, chipId = 0): Uint8Array {
+	const check = checkSlot(partition, chipId);
+	return check.ok ? partition.read(0, check.imageLength) : new Uint8Array(0);
+}
+
+export function slotVersion(partition: FlashPartition): string {
+	return readAppDescription(partition.read(0, 512))?.version ?? "";
+}
+
+function copyBuffer(bytes: Uint8Array): ArrayBuffer {
+	return bytes.slice().buffer;
+}
+
+export { PowerCutError };

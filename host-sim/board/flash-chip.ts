@@ -1,0 +1,110 @@
+// One flash partition of the simulated board, backed by one file. The file is always the truth: every
+// erase and write is written through at the changed range before the call returns, so a killed
+// process leaves the same bytes a power cut would. Reads come from an in-memory copy loaded at open, so
+// open a partition once per power-on: two objects over one file do not see each other's writes.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PowerCutError, type PowerSupply } from "./power";
+
+export const sectorSize = 4096;
+
+export interface FlashStats {
+	erases: number;
+	writes: number;
+	/** Bytes that actually landed (a torn write counts only its prefix). */
+	bytesWritten: number;
+}
+
+export class FlashPartition {
+	readonly label: string;
+	readonly file: string;
+	readonly byteLength: number;
+	readonly blockSize = sectorSize;
+	readonly stats: FlashStats = { erases: 0, writes: 0, bytesWritten: 0 };
+	readonly #power: PowerSupply;
+	readonly #bytes: Uint8Array;
+
+	/** Opens `<dir>/<label>.bin`, creating it erased (all 0xFF) when missing. */
+	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
+		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power);
+	}
+
+	constructor(file: string, label: string, byteLength: number, power: PowerSupply) {
+		if (byteLength <= 0 || byteLength % sectorSize) throw new Error("partition size not a multiple of 4096");
+		this.file = file;
+		this.label = label;
+		this.byteLength = byteLength;
+		this.#power = power;
+		if (fs.existsSync(file)) {
+			const stored = fs.readFileSync(file);
+			if (stored.byteLength !== byteLength) throw new Error(`partition ${label}: file size ${stored.byteLength}, expected ${byteLength}`);
+			this.#bytes = new Uint8Array(stored);
+		} else {
+			this.#bytes = new Uint8Array(byteLength).fill(0xff);
+			fs.writeFileSync(file, this.#bytes);
+		}
+	}
+
+	erase(sector: number): void {
+		this.#power.assertOn();
+		if (!Number.isInteger(sector) || sector < 0 || (sector + 1) * sectorSize > this.byteLength) throw new Error("erase failed");
+		const start = sector * sectorSize;
+		if (this.#power.beginOp("flash-erase") === "torn") {
+			// An interrupted NOR erase: part of the sector is erased, the rest keeps its old bits.
+			const landed = Math.floor(this.#power.tearFraction() * sectorSize);
+			this.#bytes.fill(0xff, start, start + landed);
+			this.#flush(start, landed);
+			this.stats.erases++;
+			this.#power.cut("flash-erase");
+			throw new PowerCutError();
+		}
+		this.#bytes.fill(0xff, start, start + sectorSize);
+		this.#flush(start, sectorSize);
+		this.stats.erases++;
+	}
+
+	/** Programs `byteLength` bytes from the start of `buffer` at `offset`. NOR: bits only go 1 → 0. */
+	write(offset: number, byteLength: number, buffer: ArrayBuffer | ArrayBufferView): void {
+		this.#power.assertOn();
+		if (!this.#inRange(offset, byteLength)) throw new Error("write failed");
+		const data = ArrayBuffer.isView(buffer)
+			? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+			: new Uint8Array(buffer);
+		if (data.byteLength < byteLength) throw new Error("write failed");
+		let landed = byteLength;
+		const outcome = this.#power.beginOp("flash-write");
+		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
+		const bytes = this.#bytes;
+		for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
+		this.#flush(offset, landed);
+		this.stats.writes++;
+		this.stats.bytesWritten += landed;
+		if (outcome === "torn") {
+			this.#power.cut("flash-write");
+			throw new PowerCutError();
+		}
+	}
+
+	/** A copy of `byteLength` bytes at `offset`. */
+	read(offset: number, byteLength: number): Uint8Array {
+		this.#power.assertOn();
+		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
+		return this.#bytes.slice(offset, offset + byteLength);
+	}
+
+	#inRange(offset: number, byteLength: number): boolean {
+		return Number.isInteger(offset) && Number.isInteger(byteLength) && offset >= 0 && byteLength >= 0
+			&& offset + byteLength <= this.byteLength;
+	}
+
+	#flush(start: number, length: number): void {
+		if (length <= 0) return;
+		const fd = fs.openSync(this.file, "r+");
+		try {
+			fs.writeSync(fd, this.#bytes, start, length, start);
+		} finally {
+			fs.closeSync(fd);
+		}
+	}
+}

@@ -1,0 +1,224 @@
+/*
+	The board's HTTP client sockets, behaving like Moddable's http Request on a real network stack:
+	connect → send (Connection: close, Host without port) → status → one event per header (name lower-cased)
+	→ headers complete → body fragments of at most `fragmentBytes` → complete, or error (-2) when the
+	connection drops before the announced length. Events are queued for the board's run loop.
+*/
+
+import * as net from "node:net";
+
+export interface HttpEvent {
+	id: number;
+	message: number;
+	value?: unknown;
+	etc?: unknown;
+}
+
+export interface RequestSpec {
+	host: string;
+	port: number;
+	path: string;
+	method: string;
+	headers: string[];
+	secure: boolean;
+}
+
+const maxHeaderBytes = 16384;
+const receiveWindow = 16384;
+
+class Exchange {
+	socket: net.Socket;
+	buffer = Buffer.alloc(0);
+	phase: "status" | "headers" | "body" | "done" = "status";
+	remaining: number | undefined;
+	chunked = false;
+	chunkLeft = 0;
+	chunkPhase: "size" | "data" | "crlf" | "trailer" = "size";
+	headersSize = 0;
+
+	constructor(readonly id: number, readonly network: HttpNetwork, spec: RequestSpec) {
+		this.socket = net.connect({ host: spec.host === "localhost" ? "127.0.0.1" : spec.host, port: spec.port });
+		this.socket.on("connect", () => {
+			const lines = [`${spec.method} ${spec.path} HTTP/1.1`, "Connection: close"];
+			let host = true;
+			for (let i = 0; i + 1 < spec.headers.length; i += 2) {
+				lines.push(`${spec.headers[i]}: ${spec.headers[i + 1]}`);
+				if (spec.headers[i].toLowerCase() === "host") host = false;
+			}
+			if (host) lines.push(`Host: ${spec.host}`);
+			this.socket.write(lines.join("\r\n") + "\r\n\r\n");
+		});
+		this.socket.on("data", (data) => this.receive(data));
+		this.socket.on("error", () => this.finish(false));
+		this.socket.on("close", () => this.finish(this.phase === "body" && this.remaining === undefined && !this.chunked));
+	}
+
+	receive(data: Buffer): void {
+		this.network.bytesReceived += data.length;
+		this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
+		this.parse();
+		// Back-pressure, like a TCP receive window: the host holds little more than the device has taken.
+		if (this.network.pendingBytes() > receiveWindow) this.socket.pause();
+	}
+
+	parse(): void {
+		while (this.phase === "status" || this.phase === "headers") {
+			const end = this.buffer.indexOf("\n");
+			if (end < 0) {
+				if (this.buffer.length > maxHeaderBytes) this.finish(false);
+				return;
+			}
+			const line = this.buffer.subarray(0, end).toString("latin1").replace(/\r$/, "");
+			this.buffer = this.buffer.subarray(end + 1);
+			this.headersSize += end + 1;
+			if (this.headersSize > maxHeaderBytes) return this.finish(false);
+			if (this.phase === "status") {
+				const match = /^HTTP\/\d\.\d\s+(\d{3})/.exec(line);
+				if (!match) return this.finish(false);
+				this.emit(1, Number(match[1]));
+				this.phase = "headers";
+			}
+			else if (line === "") {
+				this.emit(3);
+				this.phase = "body";
+				if (this.remaining === 0 && !this.chunked) return this.finish(true);
+			}
+			else {
+				const colon = line.indexOf(":");
+				const name = line.slice(0, colon).trim().toLowerCase(), value = line.slice(colon + 1).trim();
+				this.emit(2, name, value);
+				if (name === "content-length") this.remaining = parseInt(value);
+				else if (name === "transfer-encoding" && value.toLowerCase() === "chunked") this.chunked = true;
+			}
+		}
+		if (this.phase === "body") this.chunked ? this.parseChunked() : this.parsePlain();
+	}
+
+	parsePlain(): void {
+		while (this.buffer.length) {
+			let count = Math.min(this.buffer.length, this.network.fragmentBytes);
+			if (this.remaining !== undefined) count = Math.min(count, this.remaining);
+			if (count === 0) break;
+			this.fragment(this.buffer.subarray(0, count));
+			this.buffer = this.buffer.subarray(count);
+			if (this.remaining !== undefined) {
+				this.remaining -= count;
+				if (this.remaining === 0) return this.finish(true);
+			}
+		}
+	}
+
+	parseChunked(): void {
+		while (this.buffer.length) {
+			if (this.chunkPhase === "size" || this.chunkPhase === "crlf" || this.chunkPhase === "trailer") {
+				const end = this.buffer.indexOf("\n");
+				if (end < 0) return;
+				const line = this.buffer.subarray(0, end).toString("latin1").trim();
+				this.buffer = this.buffer.subarray(end + 1);
+				if (this.chunkPhase === "crlf") { this.chunkPhase = "size"; continue; }
+				if (this.chunkPhase === "trailer") { if (line === "") return this.finish(true); continue; }
+				this.chunkLeft = parseInt(line, 16);
+				if (!Number.isFinite(this.chunkLeft)) return this.finish(false);
+				this.chunkPhase = this.chunkLeft === 0 ? "trailer" : "data";
+				continue;
+			}
+			const count = Math.min(this.buffer.length, this.chunkLeft, this.network.fragmentBytes);
+			this.fragment(this.buffer.subarray(0, count));
+			this.buffer = this.buffer.subarray(count);
+			this.chunkLeft -= count;
+			if (this.chunkLeft === 0) this.chunkPhase = "crlf";
+		}
+	}
+
+	fragment(bytes: Buffer): void {
+		this.network.queue({ id: this.id, message: 4, value: bytes.length }, new Uint8Array(bytes));
+	}
+
+	emit(message: number, value?: unknown, etc?: unknown): void {
+		this.network.queue({ id: this.id, message, value, etc });
+	}
+
+	finish(ok: boolean): void {
+		if (this.phase === "done") return;
+		this.phase = "done";
+		this.emit(ok ? 5 : -2);
+		this.close();
+	}
+
+	close(): void {
+		this.phase = "done";
+		this.socket.destroy();
+		this.network.forget(this.id);
+	}
+}
+
+export class HttpNetwork {
+	fragmentBytes: number;
+	/** Bytes received from sockets, headers included. */
+	bytesReceived = 0;
+	/** HTTP body bytes delivered to the device. */
+	bodyBytes = 0;
+	#exchanges = new Map<number, Exchange>();
+	#queue: { event: HttpEvent; data: Uint8Array | undefined }[] = [];
+	#wake: (() => void) | undefined;
+
+	constructor(fragmentBytes = 1460) {
+		this.fragmentBytes = fragmentBytes;
+	}
+
+	open(id: number, spec: RequestSpec): void {
+		if (spec.secure) throw new Error("tls is not simulated: use http on the simulated board");
+		this.#exchanges.set(id, new Exchange(id, this, spec));
+	}
+
+	close(id: number): void {
+		this.#exchanges.get(id)?.close();
+		this.#queue = this.#queue.filter((entry) => entry.event.id !== id);
+	}
+
+	forget(id: number): void {
+		this.#exchanges.delete(id);
+	}
+
+	queue(event: HttpEvent, data?: Uint8Array): void {
+		this.#queue.push({ event, data });
+		this.#wake?.();
+	}
+
+	pendingBytes(): number {
+		let total = 0;
+		for (const entry of this.#queue) total += entry.data?.length ?? 0;
+		return total;
+	}
+
+	take(): { event: HttpEvent; data: Uint8Array | undefined } | undefined {
+		const entry = this.#queue.shift();
+		if (entry?.data) this.bodyBytes += entry.data.length;
+		if (entry && this.pendingBytes() < receiveWindow / 2)
+			for (const exchange of this.#exchanges.values()) exchange.socket.resume();
+		return entry;
+	}
+
+	/** Sockets still open or events not yet delivered. */
+	get busy(): boolean {
+		return this.#exchanges.size > 0 || this.#queue.length > 0;
+	}
+
+	get hasEvents(): boolean {
+		return this.#queue.length > 0;
+	}
+
+	/** Resolves when an event arrives or after `ms` real milliseconds. */
+	wait(ms: number): Promise<void> {
+		return new Promise((resolve) => {
+			const timer = setTimeout(done, ms);
+			function done() { clearTimeout(timer); resolve(); }
+			this.#wake = () => { this.#wake = undefined; done(); };
+		});
+	}
+
+	closeAll(): void {
+		for (const exchange of [...this.#exchanges.values()]) exchange.close();
+		this.#queue = [];
+	}
+}

@@ -1,0 +1,134 @@
+/*
+	Runs a simulated board from power-on until it is idle or the power is cut, rebooting whenever the device
+	asks. Each power-on starts a fresh engine on the same board folder, exactly as a real boot starts a fresh
+	XS machine on the same flash.
+*/
+
+import { Board, slotImage, slotVersion } from "./board/board";
+import { BoardStorage } from "./board/board-files";
+import { PowerSupply } from "./board/power";
+import type { Engine, EngineStop } from "./engines/engine";
+import { NodeEngine } from "./engines/node";
+import { XsEngine } from "./engines/xs";
+import { makeAppImage, sha256Hex } from "./image";
+
+export type EngineName = "node" | "xs";
+
+export interface DeviceOptions {
+	dir: string;
+	engine?: EngineName;
+	/** Package URI delivered as an LwM2M server's Package URI write plus Update execute. */
+	url?: string;
+	sha256?: string;
+	cutAfterOps?: number;
+	seed?: number;
+	config?: Record<string, unknown>;
+	/** Reboots allowed before the run is declared stuck. */
+	maxBoots?: number;
+	onEvent?: (event: DeviceReport) => void;
+}
+
+export type DeviceReport = { event: string; [key: string]: unknown };
+
+export interface DeviceOutcome {
+	end: "idle" | "power-cut";
+	boots: number;
+	state: number;
+	result: number;
+	bytesFetched: number;
+	running: { slot: number; version: string; sha256: string };
+	heapSlots: number[];
+}
+
+export const factoryVersion = "1.0.0";
+
+function makeEngine(name: EngineName): Engine {
+	return name === "xs" ? new XsEngine() : new NodeEngine();
+}
+
+export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
+	const emit = options.onEvent ?? (() => {});
+	let boots = 0, bytesFetched = 0, cutPending = options.cutAfterOps;
+	let status = { state: 0, result: 0 };
+	const heapSlots: number[] = [];
+	let url = options.url;
+	prepareFactoryBoard(options.dir);
+	for (;;) {
+		const board = new Board({
+			dir: options.dir,
+			cutAfterOps: cutPending,
+			seed: options.seed,
+			config: { checkpointBytes: 16384, ...options.config },
+			report: (kind, args) => {
+				if (kind === "log") emit({ event: "log", message: String(args[0]) });
+				else if (kind === "report.status") {
+					status = { state: args[0] as number, result: args[1] as number };
+					emit({ event: "state", state: status.state, result: status.result });
+				}
+				else emit({ event: "progress", received: args[0], total: args[1] });
+			},
+		});
+		cutPending = undefined;
+		boots++;
+		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack });
+		const engine = makeEngine(options.engine ?? "node");
+		let stop: EngineStop;
+		try {
+			stop = await engine.boot(board);
+			if (!stop && url) {
+				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256: options.sha256 }, data: undefined });
+				url = undefined;
+			}
+			while (!stop) {
+				const next = board.nextEvent();
+				if (next) {
+					stop = await engine.deliver(next);
+					if (engine.heapSlots !== undefined) heapSlots.push(engine.heapSlots);
+					continue;
+				}
+				const untilTimer = board.clock.untilNext();
+				if (board.network.busy) {
+					const started = Date.now();
+					await board.network.wait(untilTimer ?? 1000);
+					board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
+				}
+				else if (untilTimer !== undefined) board.clock.advance(untilTimer);
+				else break;
+			}
+		}
+		finally {
+			bytesFetched += board.network.bodyBytes;
+			board.shutDown();
+			engine.dispose();
+		}
+		if (stop === "cut") {
+			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched });
+			return finish("power-cut", board);
+		}
+		if (stop === "restart") {
+			if (boots >= (options.maxBoots ?? 20)) throw new Error("device keeps rebooting");
+			continue;
+		}
+		return finish("idle", board);
+	}
+
+	function finish(end: DeviceOutcome["end"], board: Board): DeviceOutcome {
+		// Read back with the power on again: after a cut the board itself answers nothing.
+		const storage = BoardStorage.open(options.dir, new PowerSupply());
+		const partition = storage.appSlot(board.runningSlot);
+		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, running, heapSlots };
+		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched });
+		return outcome;
+	}
+}
+
+/** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
+export function prepareFactoryBoard(dir: string): void {
+	const storage = BoardStorage.open(dir, new PowerSupply());
+	if (!storage.isFresh) return;
+	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
+	const slot = storage.appSlot(0);
+	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
+	slot.write(0, image.length, image);
+}

@@ -1,0 +1,60 @@
+// The fast engine: the device bundle in a fresh Node vm context per power-on, calling the board directly.
+// Bytes cross into the context as the context's own ArrayBuffers, as they would arrive from XS.
+
+import * as vm from "node:vm";
+import type { Board, DeviceEvent } from "../board/board";
+import { deviceBundle } from "./bundle";
+import { type Engine, type EngineStop, preludeWithTransport, wrapBundle } from "./engine";
+
+export class NodeEngine implements Engine {
+	readonly heapSlots = undefined;
+	#context: vm.Context | undefined;
+	#board: Board | undefined;
+
+	async boot(board: Board): Promise<EngineStop> {
+		this.#board = board;
+		const context = vm.createContext({
+			hostRaw: (op: string, args: unknown[], data: ArrayBufferView | ArrayBuffer | undefined) => {
+				try {
+					const bytes = data === undefined ? undefined : ArrayBuffer.isView(data)
+						? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+						: new Uint8Array(data);
+					return { value: board.call(op, args, bytes) };
+				}
+				catch (error) {
+					return { error: (error as Error).message, name: (error as Error).name };
+				}
+			},
+		});
+		this.#context = context;
+		vm.runInContext(preludeWithTransport(`
+			const toBuffer = (bytes) => { const buffer = new ArrayBuffer(bytes.length); new Uint8Array(buffer).set(bytes); return buffer; };
+			const rawHost = (op, args, data) => {
+				const reply = hostRaw(op, args, data);
+				if (reply.value && reply.value.constructor && reply.value.constructor.name === "Uint8Array") reply.value = toBuffer(reply.value);
+				return reply;
+			};
+			globalThis.bytesToDevice = toBuffer;
+		`), context);
+		vm.runInContext(wrapBundle(deviceBundle()), context, { filename: "device.js" });
+		return this.#stopReason();
+	}
+
+	async deliver({ event, data }: DeviceEvent): Promise<EngineStop> {
+		const context = this.#context!;
+		const buffer = data ? context.bytesToDevice(data) : undefined;
+		context.deliverToDevice(event, buffer);
+		return this.#stopReason();
+	}
+
+	#stopReason(): EngineStop {
+		const board = this.#board!;
+		if (!board.power.isOn) return "cut";
+		if (board.restartRequested) return "restart";
+		return undefined;
+	}
+
+	dispose(): void {
+		this.#context = undefined;
+	}
+}

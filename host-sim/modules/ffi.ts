@@ -1,0 +1,26 @@
+// "mc/ffi" bound to our OTA control helper: the simulated board implements the same functions as
+// src/native/ota_control.c does on ESP32.
+import { call, callWithData } from "./host";
+
+export default class FFI {
+	xs_ota_running_slot(): number {
+		return call("ota.runningSlot");
+	}
+	xs_ota_running_state(): number {
+		return call("ota.runningState");
+	}
+	xs_ota_running_version(into: ArrayBuffer): number {
+		const version: ArrayBuffer = call("ota.runningVersion");
+		new Uint8Array(into).set(new Uint8Array(version).subarray(0, into.byteLength));
+		return Math.min(version.byteLength, into.byteLength);
+	}
+	xs_ota_set_boot_next(): number {
+		return call("ota.setBootNext");
+	}
+	xs_ota_mark_valid(): number {
+		return call("ota.markValid");
+	}
+	xs_ota_restart(): void {
+		call("ota.restart");
+	}
+}

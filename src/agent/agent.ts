@@ -1,0 +1,368 @@
+/*
+	The agent: boot restore → reconcile → download → verify → switch → confirm → report.
+
+	On start it loads the record and picks up where the last power-on stopped:
+	  idle                         nothing to do (State and Update Result are reported as stored)
+	  downloading                  apply the recovery policy: save point resumes from the checkpoint,
+	                               restart fetches from 0, abort cleans the slot and reports 8, none forgets
+	  downloaded                   wait for Update, or run it at once when the request asked for automatic update
+	  updating, new slot running   first boot of the new image: self-test, mark valid, report 1
+	                               (a failed self-test records 8 and reboots without confirming: the bootloader rolls back)
+	  updating, old slot running   the bootloader rolled back (or the switch never happened): re-verify the image
+	                               still in the other slot and switch again, at most maxSwitches times, then report 8
+
+	Every transition is persisted in the record before the action it announces, so a cut at any point finds
+	a record that says what to do next.
+*/
+
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger } from "../platform/ports";
+import { ImageState } from "../platform/ports";
+import { Download, type DownloadOptions, type DownloadOutcome, defaultDownloadOptions } from "./download";
+import { FirmwareObject, Result, type ResultCode, State, type StateCode, resultNames, stateNames } from "./firmware-object";
+import { checkImage, slotDigest } from "./image";
+import { type DownloadRecord, Policy, type PolicyCode, RecordStore, emptyRecord, maxUriBytes, policyNames } from "./record";
+import { parseUrl, supportedSchemes } from "./url";
+import { utf8Length } from "../lib/utf8";
+
+export interface AgentPorts {
+	slot: FlashSlot;
+	store: KeyValueStore;
+	boot: BootControl;
+	clock: Clock;
+	http: HttpClient;
+	digest: Digest;
+	log: Logger;
+}
+
+/** An app's own check of a new image on its first boot; call done(true) to confirm it. */
+export type SelfTest = (done: (passed: boolean, reason?: string) => void) => void;
+
+export interface AgentOptions {
+	chipId: number;
+	policy: PolicyCode;
+	/** Switches to a downloaded image tried before giving up with 8 (each rollback by a cut costs one). */
+	maxSwitches: number;
+	/** Deadline for the self-test of a new image. */
+	selfTestMs: number;
+	selfTest: SelfTest | undefined;
+	download: DownloadOptions;
+}
+
+export const defaultAgentOptions: AgentOptions = {
+	chipId: 0,
+	policy: Policy.savePoint,
+	maxSwitches: 3,
+	selfTestMs: 30000,
+	selfTest: undefined,
+	download: defaultDownloadOptions,
+};
+
+export interface UpdateRequest {
+	uri: string;
+	/** Expected SHA-256 of the package, 32 bytes. */
+	sha256?: Uint8Array;
+	policy?: PolicyCode;
+	/** Run Update as soon as the package is downloaded and verified (LwM2M resource 14). */
+	automatic?: boolean;
+}
+
+export interface AgentListener {
+	status(state: StateCode, result: ResultCode): void;
+	progress(received: number, total: number): void;
+}
+
+const scratchBytes = 4096;
+
+export class Agent {
+	#ports: AgentPorts;
+	#options: AgentOptions;
+	#listener: AgentListener;
+	#records: RecordStore;
+	#record: DownloadRecord = emptyRecord();
+	#firmware: FirmwareObject;
+	#download: Download | undefined;
+	#automatic = false;
+	#scratch = new Uint8Array(scratchBytes);
+
+	constructor(ports: AgentPorts, options: AgentOptions, listener: AgentListener) {
+		this.#ports = ports;
+		this.#options = options;
+		this.#listener = listener;
+		this.#records = new RecordStore(ports.store, ports.log);
+		this.#firmware = new FirmwareObject({ state: State.idle, result: Result.initial }, (status) => {
+			ports.log(`state ${stateNames[status.state]}, result ${resultNames[status.result]}`);
+			listener.status(status.state, status.result);
+		});
+	}
+
+	get state(): StateCode {
+		return this.#firmware.state;
+	}
+
+	get result(): ResultCode {
+		return this.#firmware.result;
+	}
+
+	get packageUri(): string {
+		return this.#record.uri;
+	}
+
+	get packageVersion(): string {
+		return this.#record.version;
+	}
+
+	/** Bytes received over HTTP by the running download. */
+	get received(): number {
+		return this.#download?.received ?? 0;
+	}
+
+	start(): void {
+		const record = this.#records.load();
+		if (record) {
+			this.#record = record;
+			this.#automatic = record.automatic;
+			this.#firmware.state = record.state;
+			this.#firmware.result = record.result;
+		}
+		this.#listener.status(this.#firmware.state, this.#firmware.result);
+		switch (this.#record.state) {
+			case State.downloading: return this.#recover();
+			case State.downloaded: if (this.#automatic) this.update(); return;
+			case State.updating: return this.#afterSwitch();
+		}
+	}
+
+	/** Writes Package URI: starts (or resumes) a pull download. An empty URI resets the object. */
+	request(request: UpdateRequest): void {
+		if (this.#firmware.state === State.updating) throw new Error("update in progress");
+		this.#stopDownload();
+		const { uri } = request;
+		if (!uri) return this.#reset();
+		const previous = this.#record;
+		const resumable = previous.uri === uri && previous.committed > 0 && previous.etag !== "" &&
+			(previous.state === State.downloading || previous.result === Result.connectionLost);
+		if (this.#firmware.state !== State.idle) this.#enter(State.idle, Result.initial);
+		const tooLong = utf8Length(uri) > maxUriBytes;
+		const record = emptyRecord();
+		record.uri = tooLong ? "" : uri;
+		record.policy = request.policy ?? this.#options.policy;
+		record.sha256 = request.sha256;
+		record.automatic = this.#automatic = request.automatic ?? false;
+		if (resumable) {
+			record.committed = previous.committed;
+			record.etag = previous.etag;
+			record.totalSize = previous.totalSize;
+		}
+		this.#record = record;
+		this.#enter(State.downloading, Result.initial);
+		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
+		const url = parseUrl(uri);
+		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
+		if (supportedSchemes[url.scheme] === undefined) return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
+		this.#startDownload();
+	}
+
+	/** Executes Update: switches the boot slot to the verified image and reboots. */
+	update(): void {
+		if (this.#firmware.state !== State.downloaded) throw new Error("nothing downloaded");
+		const { boot, log } = this.#ports;
+		const record = this.#record;
+		record.targetSlot = 1 - boot.runningSlot();
+		record.switches = 1;
+		this.#enter(State.updating, Result.initial);
+		this.#switch();
+		log(`switch to slot ${record.targetSlot} failed`);
+		this.#enter(State.downloaded, Result.updateFailed);
+	}
+
+	/** Cancels a download or a downloaded package (LwM2M Cancel); refused while updating. */
+	cancel(): void {
+		const state = this.#firmware.state;
+		if (state === State.updating) throw new Error("update in progress");
+		if (state === State.idle) return;
+		this.#stopDownload();
+		this.#record.committed = 0;
+		this.#enter(State.idle, Result.cancelled);
+	}
+
+	/** Stops the transfer, keeping what is committed: the next start resumes. */
+	stop(): void {
+		this.#stopDownload();
+	}
+
+	#recover(): void {
+		const record = this.#record;
+		this.#ports.log(`recovering download (${policyNames[record.policy]}) at ${record.committed} of ${record.totalSize}`);
+		switch (record.policy) {
+			case Policy.savePoint:
+				return this.#startDownload();
+			case Policy.restart:
+				record.committed = 0;
+				record.etag = "";
+				return this.#startDownload();
+			case Policy.abort:
+				this.#ports.slot.erase(0);
+				record.committed = 0;
+				return this.#endDownload(Result.updateFailed, "aborted by recovery policy");
+			case Policy.none:
+				this.#records.clear();
+				this.#record = emptyRecord();
+				this.#firmware.state = State.idle;
+				this.#firmware.result = Result.initial;
+				this.#listener.status(State.idle, Result.initial);
+				return;
+		}
+	}
+
+	#startDownload(): void {
+		const url = parseUrl(this.#record.uri);
+		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
+		const { http, slot, clock, log } = this.#ports;
+		this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, {
+			save: () => this.#records.save(this.#record),
+			progress: (received, total) => this.#listener.progress(received, total),
+			done: (outcome) => this.#downloaded(outcome),
+		});
+		this.#download.start();
+	}
+
+	#stopDownload(): void {
+		this.#download?.stop();
+		this.#download = undefined;
+	}
+
+	#downloaded(outcome: DownloadOutcome): void {
+		if (!outcome.ok) {
+			if (outcome.result !== Result.connectionLost) this.#record.committed = 0;
+			return this.#endDownload(outcome.result, outcome.reason);
+		}
+		const record = this.#record;
+		const { slot, digest, log } = this.#ports;
+		const check = checkImage(slot, digest, this.#options.chipId, this.#scratch);
+		if (!check.ok) return this.#rejectImage(check.result, check.reason);
+		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
+		if (record.sha256) {
+			const actual = new Uint8Array(32);
+			slotDigest(slot, record.totalSize, digest, this.#scratch, actual);
+			if (!sameBytes(actual, record.sha256)) return this.#rejectImage(Result.integrityFailure, "sha-256 mismatch");
+		}
+		record.imageLength = check.imageLength;
+		record.version = check.version;
+		log(`image ${check.version} verified, ${check.imageLength} bytes`);
+		this.#enter(State.downloaded, Result.initial);
+		if (this.#automatic) this.update();
+	}
+
+	#rejectImage(result: ResultCode, reason: string): void {
+		// Never resume onto bytes that failed verification.
+		this.#record.committed = 0;
+		this.#record.etag = "";
+		this.#endDownload(result, reason);
+	}
+
+	#endDownload(result: ResultCode, reason: string): void {
+		this.#download = undefined;
+		this.#ports.log(`download failed: ${reason}`);
+		this.#enter(State.idle, result);
+	}
+
+	#afterSwitch(): void {
+		const record = this.#record;
+		const { boot, log } = this.#ports;
+		if (boot.runningSlot() === record.targetSlot) {
+			if (boot.runningState() !== ImageState.pendingVerify) return this.#confirmed();
+			return this.#selfTest();
+		}
+		log(`running the old image: switch ${record.switches} of ${this.#options.maxSwitches} did not stick`);
+		if (record.switches >= this.#options.maxSwitches)
+			return this.#enter(State.idle, Result.updateFailed);
+		const check = checkImage(this.#ports.slot, this.#ports.digest, this.#options.chipId, this.#scratch);
+		if (!check.ok || check.imageLength !== record.imageLength) {
+			log(`image in the other slot no longer valid: ${check.ok ? "length changed" : check.reason}`);
+			return this.#enter(State.idle, Result.updateFailed);
+		}
+		record.switches++;
+		this.#records.save(record);
+		this.#switch();
+		this.#enter(State.idle, Result.updateFailed);
+	}
+
+	/** Sets the boot slot and reboots; returns only when the platform refused the image. */
+	#switch(): void {
+		const { boot, log } = this.#ports;
+		try {
+			boot.setBootToInactive();
+		}
+		catch (error) {
+			log(`boot switch refused: ${(error as Error).message}`);
+			return;
+		}
+		boot.restart();
+	}
+
+	#selfTest(): void {
+		const { clock, log } = this.#ports;
+		let finished = false;
+		let deadline: unknown;
+		const finish = (passed: boolean, reason?: string) => {
+			if (finished) return;
+			finished = true;
+			clock.clearTimeout(deadline);
+			if (passed) {
+				this.#ports.boot.markValid();
+				return this.#confirmed();
+			}
+			log(`self-test failed: ${reason ?? "no reason"}`);
+			this.#enter(State.idle, Result.updateFailed);
+			this.#ports.boot.restart();
+		};
+		deadline = clock.setTimeout(() => finish(false, "deadline passed"), this.#options.selfTestMs);
+		(this.#options.selfTest ?? this.#serverReachable)(finish);
+	}
+
+	/** The default self-test: the agent runs and the update server answers. */
+	#serverReachable = (done: (passed: boolean, reason?: string) => void): void => {
+		const url = parseUrl(this.#record.uri);
+		if (typeof url === "string") return done(true);
+		const exchange = this.#ports.http.request("HEAD", url, [], {
+			status: () => { exchange.close(); done(true); },
+			header() {},
+			headersComplete() {},
+			body() {},
+			complete() {},
+			error: (message) => done(false, `server unreachable: ${message}`),
+		});
+	};
+
+	#confirmed(): void {
+		this.#record.version = this.#ports.boot.runningVersion();
+		this.#enter(State.idle, Result.success);
+	}
+
+	#reset(): void {
+		this.#record.uri = "";
+		this.#record.committed = 0;
+		this.#record.etag = "";
+		this.#enter(State.idle, Result.initial);
+	}
+
+	/** Persists the record in its new state first, then announces it. */
+	#enter(state: StateCode, result: ResultCode): void {
+		const record = this.#record;
+		const firmware = this.#firmware;
+		if (firmware.state === state && firmware.result === result && record.state === state) return;
+		record.state = state;
+		record.result = result;
+		this.#records.save(record);
+		firmware.move(state, result);
+	}
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+	if (a.length !== b.length) return false;
+	for (let i = 0; i < a.length; i++)
+		if (a[i] !== b[i]) return false;
+	return true;
+}
+
+export { Policy };

@@ -1,0 +1,293 @@
+/*
+	The chunk pipeline: HTTP response body → inactive slot, with checkpoints in the record.
+
+	One download runs as a series of exchanges (requests):
+	  request(from the bytes known on flash) → headers → decide (resume.ts)
+	    resume / fresh → stream the body into the slot → complete      → done(ok)
+	    complete (416 at the end)                                       → done(ok)
+	    redirect → next exchange to Location (at most maxRedirects)
+	    restart  → next exchange from 0 without validators
+	    retry / broken body / stall → wait (exponential backoff with jitter) → next exchange
+	    fail, or retries used up                                         → done(failure)
+
+	Flash discipline: a sector is erased when the first write enters it, so after a cut the sector at the
+	checkpoint is erased again before it is rewritten. The record's committed offset only ever names bytes
+	already written, and only advances at checkpoint boundaries (a multiple of the sector size), so a cut
+	re-fetches at most one checkpoint interval. Before the first write of a body that starts at 0, the record is
+	saved with the new ETag and offset 0: bytes of a new file are never paired with an old file's checkpoint.
+*/
+
+import type { Clock, FlashSlot, HttpClient, HttpExchange, HttpHandler, Logger, Url } from "../platform/ports";
+import { Result, type ResultCode } from "./firmware-object";
+import type { DownloadRecord } from "./record";
+import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
+import { formatUrl, resolveLocation, supportedSchemes } from "./url";
+
+export interface DownloadOptions {
+	/** Bytes between checkpoints; a multiple of the sector size. */
+	checkpointBytes: number;
+	maxRedirects: number;
+	/** Exchanges that may fail in a row before the download gives up with result 4. */
+	maxAttempts: number;
+	backoffBaseMs: number;
+	backoffMaxMs: number;
+	/** An exchange that receives nothing for this long is abandoned and retried. */
+	stallMs: number;
+	random: () => number;
+}
+
+export const defaultDownloadOptions: DownloadOptions = {
+	checkpointBytes: 16384,
+	maxRedirects: 5,
+	maxAttempts: 8,
+	backoffBaseMs: 1000,
+	backoffMaxMs: 60000,
+	stallMs: 30000,
+	random: Math.random,
+};
+
+export type DownloadOutcome = { ok: true } | { ok: false; result: ResultCode; reason: string };
+
+export interface DownloadPorts {
+	http: HttpClient;
+	slot: FlashSlot;
+	clock: Clock;
+	log: Logger;
+}
+
+export interface DownloadListener {
+	/** Persist the record (offset, ETag, size changed). */
+	save(): void;
+	progress(received: number, total: number): void;
+	done(outcome: DownloadOutcome): void;
+}
+
+export class Download implements HttpHandler {
+	#ports: DownloadPorts;
+	#options: DownloadOptions;
+	#record: DownloadRecord;
+	#listener: DownloadListener;
+	#url: Url;
+	#exchange: HttpExchange | undefined;
+	#answer: ServerAnswer = { status: 0, etag: undefined, contentRange: undefined, contentLength: undefined, location: undefined };
+	#writing = false;
+	#offset = 0;
+	#erasedEnd = 0;
+	#known = 0;
+	#redirects = 0;
+	#failures = 0;
+	#restarts = 0;
+	#received = 0;
+	#receivedAtLastCheck = 0;
+	#waitTimer: unknown;
+	#stallTimer: unknown;
+	#finished = false;
+
+	constructor(ports: DownloadPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
+		this.#ports = ports;
+		this.#options = options;
+		this.#record = record;
+		this.#url = url;
+		this.#listener = listener;
+		const sector = ports.slot.sectorSize;
+		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
+		this.#known = record.committed - (record.committed % sector);
+		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
+	}
+
+	/** Bytes received in HTTP bodies since start(). */
+	get received(): number {
+		return this.#received;
+	}
+
+	start(): void {
+		this.#stallTimer = this.#ports.clock.setTimeout(() => this.#checkStall(), this.#options.stallMs);
+		this.#request();
+	}
+
+	/** Stops without touching the record: what is committed stays committed. */
+	stop(): void {
+		this.#finished = true;
+		this.#closeExchange();
+		this.#clearTimers();
+	}
+
+	#request(): void {
+		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
+		const answer = this.#answer;
+		answer.status = 0;
+		answer.etag = answer.contentRange = answer.location = undefined;
+		answer.contentLength = undefined;
+		this.#writing = false;
+		this.#ports.log(`get ${formatUrl(this.#url)} from ${this.#known}`);
+		try {
+			this.#exchange = this.#ports.http.request("GET", this.#url, requestHeaders(checkpoint), this);
+		}
+		catch (error) {
+			this.#exchange = undefined;
+			this.#transientFailure(`request failed: ${(error as Error).message}`);
+		}
+	}
+
+	status(code: number): void {
+		this.#answer.status = code;
+	}
+
+	header(name: string, value: string): void {
+		const answer = this.#answer;
+		if (name === "etag") answer.etag = value;
+		else if (name === "content-range") answer.contentRange = value;
+		else if (name === "location") answer.location = value;
+		else if (name === "content-length") {
+			const length = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+			answer.contentLength = Number.isSafeInteger(length) ? length : -1;
+		}
+	}
+
+	headersComplete(): void {
+		const answer = this.#answer;
+		if (answer.contentLength === -1)
+			return this.#transientFailure("bad content-length");
+		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
+		const decision = decide(checkpoint, answer);
+		switch (decision.kind) {
+			case "resume":
+				this.#offset = this.#known;
+				this.#erasedEnd = Math.ceil(this.#known / this.#ports.slot.sectorSize) * this.#ports.slot.sectorSize;
+				this.#writing = true;
+				return;
+			case "fresh":
+				return this.#beginFresh(decision.totalSize);
+			case "complete":
+				return this.#finish();
+			case "redirect": {
+				this.#closeExchange();
+				if (++this.#redirects > this.#options.maxRedirects)
+					return this.#fail(Result.invalidUri, "too many redirects");
+				const next = resolveLocation(this.#url, decision.location);
+				if (typeof next === "string") return this.#fail(Result.invalidUri, `bad redirect: ${next}`);
+				if (supportedSchemes[next.scheme] === undefined) return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
+				this.#url = next;
+				return this.#request();
+			}
+			case "restart":
+				this.#ports.log(`restart: ${decision.reason}`);
+				this.#closeExchange();
+				this.#known = 0;
+				// A server that keeps contradicting itself is treated as a failing one.
+				if (++this.#restarts > 2) return this.#transientFailure(decision.reason);
+				return this.#request();
+			case "retry":
+				return this.#transientFailure(decision.reason);
+			case "fail":
+				return this.#fail(decision.result, decision.reason);
+		}
+	}
+
+	#beginFresh(totalSize: number): void {
+		if (totalSize > this.#ports.slot.byteLength)
+			return this.#fail(Result.notEnoughFlash, `${totalSize} bytes do not fit the ${this.#ports.slot.byteLength} byte slot`);
+		const record = this.#record;
+		record.etag = isStrongEtag(this.#answer.etag) ? this.#answer.etag : "";
+		record.totalSize = totalSize;
+		record.committed = 0;
+		this.#listener.save();
+		this.#known = this.#offset = this.#erasedEnd = 0;
+		this.#writing = true;
+	}
+
+	body(chunk: ArrayBuffer): void {
+		if (!this.#writing) return;
+		const length = chunk.byteLength, end = this.#offset + length;
+		const slot = this.#ports.slot, record = this.#record;
+		this.#received += length;
+		if (end > slot.byteLength)
+			return this.#fail(Result.notEnoughFlash, "image larger than the slot");
+		if (record.totalSize && end > record.totalSize)
+			return this.#transientFailure("body longer than announced");
+		while (this.#erasedEnd < end) {
+			slot.erase(this.#erasedEnd / slot.sectorSize);
+			this.#erasedEnd += slot.sectorSize;
+		}
+		slot.write(this.#offset, length, chunk);
+		this.#offset = this.#known = end;
+		const interval = this.#options.checkpointBytes;
+		if (end - record.committed >= interval) {
+			record.committed = end - (end % interval);
+			this.#failures = 0;
+			this.#listener.save();
+			this.#listener.progress(end, record.totalSize);
+		}
+	}
+
+	complete(): void {
+		if (!this.#writing) return;
+		const record = this.#record;
+		if (record.totalSize && this.#offset !== record.totalSize)
+			return this.#transientFailure(`body ended at ${this.#offset} of ${record.totalSize}`);
+		if (!record.totalSize) record.totalSize = this.#offset;
+		this.#finish();
+	}
+
+	error(message: string): void {
+		if (this.#finished) return;
+		this.#transientFailure(message);
+	}
+
+	#finish(): void {
+		const record = this.#record;
+		this.#closeExchange();
+		this.#clearTimers();
+		this.#finished = true;
+		record.committed = record.totalSize;
+		this.#listener.progress(record.committed, record.totalSize);
+		this.#listener.done({ ok: true });
+	}
+
+	#fail(result: ResultCode, reason: string): void {
+		this.#closeExchange();
+		this.#clearTimers();
+		this.#finished = true;
+		this.#listener.done({ ok: false, result, reason });
+	}
+
+	#transientFailure(reason: string): void {
+		this.#closeExchange();
+		if (this.#finished) return;
+		const failures = ++this.#failures;
+		this.#record.attempts++;
+		if (failures >= this.#options.maxAttempts)
+			return this.#fail(Result.connectionLost, `${reason}; gave up after ${failures} attempts`);
+		const { backoffBaseMs, backoffMaxMs, random } = this.#options;
+		const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (failures - 1));
+		const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+		this.#ports.log(`${reason}; retry in ${delay} ms`);
+		this.#restarts = 0;
+		this.#redirects = 0;
+		this.#waitTimer = this.#ports.clock.setTimeout(() => {
+			this.#waitTimer = undefined;
+			this.#request();
+		}, delay);
+	}
+
+	#checkStall(): void {
+		if (this.#finished) return;
+		if (this.#exchange && this.#received === this.#receivedAtLastCheck)
+			this.#transientFailure("stalled");
+		this.#receivedAtLastCheck = this.#received;
+		this.#stallTimer = this.#ports.clock.setTimeout(() => this.#checkStall(), this.#options.stallMs);
+	}
+
+	#closeExchange(): void {
+		this.#writing = false;
+		const exchange = this.#exchange;
+		this.#exchange = undefined;
+		exchange?.close();
+	}
+
+	#clearTimers(): void {
+		if (this.#waitTimer !== undefined) this.#ports.clock.clearTimeout(this.#waitTimer);
+		if (this.#stallTimer !== undefined) this.#ports.clock.clearTimeout(this.#stallTimer);
+		this.#waitTimer = this.#stallTimer = undefined;
+	}
+}

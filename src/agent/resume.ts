@@ -1,0 +1,116 @@
+/*
+	The resume decision: what to ask the server for, and what its answer means for the bytes on flash.
+
+	Request: with a checkpoint (offset N > 0) and a strong ETag, ask `Range: bytes=N-` with `If-Range: <ETag>`,
+	so a changed file comes back whole (200) in the same round trip. Without a strong validator never resume
+	blind: ask for the whole file.
+
+	Answer                                        Decision
+	  206, Content-Range N-(size-1)/size,           resume at N
+	    same size, same ETag if one is sent
+	  206 that does not match the above             restart (ask again from 0: the server lied or changed)
+	  200                                           fresh: this body is the file from byte 0
+	  412 (validator no longer matches)             restart
+	  416 whose Content-Range size is N         complete: everything is already on flash
+	  416 otherwise                                 restart
+	  301 302 303 307 308 with Location             redirect (the caller bounds the count)
+	  408 429 5xx                                   retry later (transient)
+	  other 4xx                                     fail with 7 (invalid URI)
+*/
+
+import { Result, type ResultCode } from "./firmware-object";
+
+export interface Checkpoint {
+	/** Bytes of the file known to be on flash. */
+	committed: number;
+	/** The ETag the checkpoint's bytes came with, verbatim ("" when none or weak). */
+	etag: string;
+	/** Total size of the file the checkpoint belongs to (0 when unknown). */
+	totalSize: number;
+}
+
+export interface ServerAnswer {
+	status: number;
+	etag: string | undefined;
+	contentRange: string | undefined;
+	contentLength: number | undefined;
+	location: string | undefined;
+}
+
+export type Decision =
+	| { kind: "resume"; from: number; totalSize: number }
+	| { kind: "fresh"; totalSize: number }
+	| { kind: "restart"; reason: string }
+	| { kind: "complete" }
+	| { kind: "redirect"; location: string }
+	| { kind: "retry"; reason: string }
+	| { kind: "fail"; result: ResultCode; reason: string };
+
+export function isStrongEtag(etag: string | undefined): etag is string {
+	return etag !== undefined && etag.length > 0 && !etag.startsWith("W/");
+}
+
+/** Headers (Moddable's flat name, value list) for a request that continues from `checkpoint`. */
+export function requestHeaders(checkpoint: Checkpoint): string[] {
+	if (checkpoint.committed > 0 && isStrongEtag(checkpoint.etag))
+		return ["Range", `bytes=${checkpoint.committed}-`, "If-Range", checkpoint.etag];
+	return [];
+}
+
+/** Whether requestHeaders asks for a range: only then may a 206 or 416 be trusted. */
+export function asksRange(checkpoint: Checkpoint): boolean {
+	return checkpoint.committed > 0 && isStrongEtag(checkpoint.etag);
+}
+
+export interface ContentRange {
+	first: number;
+	last: number;
+	size: number;
+}
+
+// Parses "bytes first-last/size" or "bytes */size" (first = last = -1); undefined when malformed.
+export function parseContentRange(value: string | undefined): ContentRange | undefined {
+	if (value === undefined) return undefined;
+	const match = /^\s*bytes\s+(?:(\d{1,15})-(\d{1,15})|\*)\/(\d{1,15})\s*$/i.exec(value);
+	if (!match) return undefined;
+	const size = Number(match[3]);
+	if (match[1] === undefined) return { first: -1, last: -1, size };
+	const first = Number(match[1]), last = Number(match[2]);
+	if (first > last || last >= size) return undefined;
+	return { first, last, size };
+}
+
+export function decide(checkpoint: Checkpoint, answer: ServerAnswer): Decision {
+	const { status } = answer;
+	const ranged = asksRange(checkpoint);
+	if (status === 200)
+		return { kind: "fresh", totalSize: answer.contentLength ?? 0 };
+	if (status === 206) {
+		if (!ranged) return { kind: "restart", reason: "unasked partial content" };
+		const range = parseContentRange(answer.contentRange);
+		if (!range || range.first !== checkpoint.committed || range.last !== range.size - 1)
+			return { kind: "restart", reason: "content-range does not continue the checkpoint" };
+		if (checkpoint.totalSize && range.size !== checkpoint.totalSize)
+			return { kind: "restart", reason: "size changed" };
+		if (answer.etag !== undefined && answer.etag !== checkpoint.etag)
+			return { kind: "restart", reason: "etag changed" };
+		if (answer.contentLength !== undefined && answer.contentLength !== range.last - range.first + 1)
+			return { kind: "restart", reason: "content-length does not match content-range" };
+		return { kind: "resume", from: range.first, totalSize: range.size };
+	}
+	if (status === 412)
+		return { kind: "restart", reason: "etag changed" };
+	if (status === 416) {
+		const range = parseContentRange(answer.contentRange);
+		if (ranged && range && range.size === checkpoint.committed && (!checkpoint.totalSize || range.size === checkpoint.totalSize))
+			return { kind: "complete" };
+		return { kind: "restart", reason: "range not satisfiable" };
+	}
+	if (status === 301 || status === 302 || status === 303 || status === 307 || status === 308) {
+		if (answer.location) return { kind: "redirect", location: answer.location };
+		return { kind: "fail", result: Result.invalidUri, reason: "redirect without location" };
+	}
+	if (status === 408 || status === 429 || (status >= 500 && status <= 599))
+		return { kind: "retry", reason: `status ${status}` };
+	return { kind: "fail", result: Result.invalidUri, reason: `status ${status}` };
+}

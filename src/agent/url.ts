@@ -1,0 +1,37 @@
+// Package URI parsing without a URL global (XS has none): scheme, host, port and path are all we need.
+
+import type { Url } from "../platform/ports";
+
+export const supportedSchemes: { [scheme: string]: number } = { http: 80, https: 443 };
+
+/** Parses an absolute URI; returns a short reason when it is not one. */
+export function parseUrl(text: string): Url | string {
+	const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#\s]*)([^#\s]*)/.exec(text);
+	if (!match || match[0].length !== text.replace(/#.*$/, "").length) return "malformed uri";
+	const scheme = match[1].toLowerCase();
+	let authority = match[2];
+	const at = authority.lastIndexOf("@");
+	if (at >= 0) authority = authority.slice(at + 1);
+	let host = authority, port = supportedSchemes[scheme] ?? 0;
+	const hostPort = /^(\[[0-9a-fA-F:.]+\]|[^:]*)(?::(\d{1,5}))?$/.exec(authority);
+	if (!hostPort) return "malformed authority";
+	host = hostPort[1];
+	if (hostPort[2] !== undefined) port = Number(hostPort[2]);
+	if (!host) return "missing host";
+	if (port < 1 || port > 65535) return "bad port";
+	return { scheme, host, port, path: match[3] || "/" };
+}
+
+/** Resolves a redirect's Location against the URL it came from. */
+export function resolveLocation(base: Url, location: string): Url | string {
+	if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(location)) return parseUrl(location);
+	if (location.startsWith("//")) return parseUrl(`${base.scheme}:${location}`);
+	if (location.startsWith("/")) return { scheme: base.scheme, host: base.host, port: base.port, path: location };
+	const directory = base.path.replace(/[?#].*$/, "").replace(/[^/]*$/, "");
+	return { scheme: base.scheme, host: base.host, port: base.port, path: directory + location };
+}
+
+export function formatUrl(url: Url): string {
+	const standard = supportedSchemes[url.scheme] === url.port;
+	return `${url.scheme}://${url.host}${standard ? "" : `:${url.port}`}${url.path}`;
+}

@@ -1,0 +1,92 @@
+// The small ports the agent's pure logic talks through. Moddable adapters (this folder) and the host
+// simulator both implement them; nothing in src/agent reaches around a port to the platform.
+
+/** The inactive OTA app slot, as raw NOR flash: erase sets a 4 KiB sector to 0xFF, writes only clear bits. */
+export interface FlashSlot {
+	readonly byteLength: number;
+	readonly sectorSize: number;
+	erase(sector: number): void;
+	/** Writes `byteLength` bytes of `buffer` (from its start) at `offset`. */
+	write(offset: number, byteLength: number, buffer: ArrayBuffer): void;
+	/** Reads into `into` (from its start) `byteLength` bytes at `offset`; no allocation. */
+	readInto(offset: number, byteLength: number, into: Uint8Array): void;
+}
+
+export type StoredValue = ArrayBuffer | string | number | boolean;
+
+/** One preference domain. ESP32 limits: key ≤ 15 chars, value ≤ 4000 bytes, int32 only; set is not atomic. */
+export interface KeyValueStore {
+	get(key: string): StoredValue | undefined;
+	set(key: string, value: StoredValue): void;
+	delete(key: string): void;
+}
+
+/** ESP-IDF image states of an app slot (esp_ota_img_states_t). */
+export const ImageState = {
+	new: 0,
+	pendingVerify: 1,
+	valid: 2,
+	invalid: 3,
+	aborted: 4,
+	undefined: -1,
+} as const;
+export type ImageStateValue = (typeof ImageState)[keyof typeof ImageState];
+
+export interface BootControl {
+	/** Index (0 or 1) of the OTA slot the running image was booted from. */
+	runningSlot(): number;
+	/** State of the running image: pendingVerify on the first boot of a new image with rollback on. */
+	runningState(): ImageStateValue;
+	/** Version string from the running image's app description. */
+	runningVersion(): string;
+	/** Makes the inactive slot the boot slot; the platform validates the image and throws "invalid image". */
+	setBootToInactive(): void;
+	/** Confirms the running image so the bootloader will not roll it back. */
+	markValid(): void;
+	/** Reboots now (the simulator reboots once the current callback returns). */
+	restart(): void;
+}
+
+export interface Clock {
+	/** Monotonic milliseconds since boot. */
+	ticks(): number;
+	setTimeout(callback: () => void, ms: number): unknown;
+	clearTimeout(handle: unknown): void;
+}
+
+/** Incremental SHA-256. */
+export interface Digest {
+	reset(): void;
+	write(bytes: Uint8Array): void;
+	/** Writes the 32-byte digest into `into`. */
+	finish(into: Uint8Array): void;
+}
+
+export type Logger = (message: string) => void;
+
+export interface Url {
+	scheme: string;
+	host: string;
+	port: number;
+	path: string;
+}
+
+/** What an HTTP exchange reports, in order: status, headers, body chunks, then complete or error. */
+export interface HttpHandler {
+	status(code: number): void;
+	/** Header names arrive lower-cased. */
+	header(name: string, value: string): void;
+	headersComplete(): void;
+	body(chunk: ArrayBuffer): void;
+	complete(): void;
+	error(message: string): void;
+}
+
+export interface HttpExchange {
+	close(): void;
+}
+
+export interface HttpClient {
+	/** Starts a request; `headers` is a flat name, value list. Only http and https URLs reach it. */
+	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange;
+}

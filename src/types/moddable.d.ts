@@ -1,0 +1,98 @@
+// Typings for the Moddable modules the agent uses, written from their documented behaviour (the SDK's own
+// typings are not on npm, and two of its http constants are wrong: the fragment message is 4, the error -2).
+
+declare module "flash" {
+	export default class Flash {
+		constructor(partition: string);
+		readonly byteLength: number;
+		readonly blockSize: number;
+		erase(sector: number): void;
+		read(offset: number, byteLength: number): ArrayBuffer;
+		write(offset: number, byteLength: number, buffer: ArrayBuffer): void;
+	}
+}
+
+declare module "preference" {
+	type Value = string | boolean | number | ArrayBuffer;
+	const Preference: {
+		set(domain: string, key: string, value: Value): void;
+		get(domain: string, key: string): Value | undefined;
+		delete(domain: string, key: string): void;
+		keys(domain: string): string[];
+	};
+	export default Preference;
+}
+
+declare module "timer" {
+	export default class Timer {
+		private constructor();
+		static set(callback: (timer: Timer) => void, interval?: number, repeat?: number): Timer;
+		static clear(timer: Timer | undefined): void;
+		static delay(ms: number): void;
+	}
+}
+
+declare module "time" {
+	const Time: { readonly ticks: number };
+	export default Time;
+}
+
+declare module "http" {
+	export interface RequestOptions {
+		host: string;
+		port?: number;
+		path: string;
+		method?: string;
+		headers?: (string | number)[];
+		Socket?: unknown;
+		secure?: Record<string, unknown>;
+	}
+	export class Request {
+		constructor(options: RequestOptions);
+		callback: (this: Request, message: number, value?: any, etc?: any) => void;
+		read(type: typeof ArrayBuffer, until?: number): ArrayBuffer;
+		read(): number;
+		close(): void;
+		static readonly status: 1;
+		static readonly header: 2;
+		static readonly headersComplete: 3;
+		static readonly responseFragment: 4;
+		static readonly responseComplete: 5;
+		static readonly error: -2;
+	}
+}
+
+declare module "securesocket" {
+	const SecureSocket: unknown;
+	export default SecureSocket;
+}
+
+declare module "crypt" {
+	export class Digest {
+		constructor(type: "SHA256");
+		write(message: ArrayBuffer | ArrayBufferView): void;
+		close(): ArrayBuffer;
+		reset(): void;
+	}
+}
+
+declare module "mc/config" {
+	const config: Record<string, unknown>;
+	export default config;
+}
+
+// Our C helper (src/native/ota_control.c), bound by the manifest's "ffi" section.
+declare module "mc/ffi" {
+	interface OtaControl {
+		xs_ota_running_slot(): number;
+		xs_ota_running_state(): number;
+		xs_ota_running_version(into: ArrayBuffer): number;
+		xs_ota_set_boot_next(): number;
+		xs_ota_mark_valid(): number;
+		xs_ota_restart(): void;
+	}
+	const FFI: { new (): OtaControl };
+	export default FFI;
+}
+
+declare function trace(...values: unknown[]): void;
