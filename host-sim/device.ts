@@ -4,7 +4,7 @@
 	XS machine on the same flash.
 */
 
-import { Board, slotImage, slotVersion } from "./board/board";
+import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
 import { BoardStorage } from "./board/board-files";
 import { PowerSupply } from "./board/power";
 import type { Engine, EngineStop } from "./engines/engine";
@@ -36,6 +36,8 @@ export interface DeviceOutcome {
 	state: number;
 	result: number;
 	bytesFetched: number;
+	/** Persistent writes (flash erases and writes, preference writes and deletes) over all boots. */
+	ops: number;
 	running: { slot: number; version: string; sha256: string };
 	heapSlots: number[];
 }
@@ -48,7 +50,7 @@ function makeEngine(name: EngineName): Engine {
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
 	const emit = options.onEvent ?? (() => {});
-	let boots = 0, bytesFetched = 0, cutPending = options.cutAfterOps;
+	let boots = 0, bytesFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
 	const heapSlots: number[] = [];
 	let url = options.url;
@@ -56,8 +58,10 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	for (;;) {
 		const board = new Board({
 			dir: options.dir,
-			cutAfterOps: cutPending,
+			// The count runs across reboots: a reboot is not a power cycle.
+			cutAfterOps: options.cutAfterOps === undefined ? undefined : options.cutAfterOps - ops,
 			seed: options.seed,
+			previousSlot,
 			config: { checkpointBytes: 16384, ...options.config },
 			report: (kind, args) => {
 				if (kind === "log") emit({ event: "log", message: String(args[0]) });
@@ -68,8 +72,17 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});
-		cutPending = undefined;
 		boots++;
+		try {
+			board.boot();
+		}
+		catch (error) {
+			if (!(error instanceof PowerCutError)) throw error;
+			ops += board.power.ops;
+			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched });
+			return finish("power-cut", board);
+		}
+		previousSlot = board.runningSlot;
 		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack });
 		const engine = makeEngine(options.engine ?? "node");
 		let stop: EngineStop;
@@ -98,6 +111,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		}
 		finally {
 			bytesFetched += board.network.bodyBytes;
+			ops += board.power.ops;
 			board.shutDown();
 			engine.dispose();
 		}
@@ -117,7 +131,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, running, heapSlots };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, running, heapSlots };
 		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched });
 		return outcome;
 	}

@@ -4,11 +4,15 @@ import { suite, type Test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { startNginx } from "../host-sim/server/nginx";
+
+// In the host program src/types/moddable.d.ts's device module "http" merges into Node's typings and spoils
+// http.RequestOptions; the call itself is plain Node.
+const rawRequest = httpRequest as unknown as (options: object, callback: (incoming: IncomingMessage) => void) => ClientRequest;
 
 type Reply = { status: number; headers: IncomingHttpHeaders; body: Buffer; complete: boolean };
 
@@ -18,7 +22,7 @@ function get(url: string, path: string, headers: Record<string, string> = {}, me
 	return new Promise((done, fail) => {
 		// The path goes out as written (a URL would resolve "/../" before sending).
 		const { hostname, port } = new URL(url);
-		const outgoing = httpRequest({ hostname, port, path, method, headers, agent: false }, (incoming) => {
+		const outgoing = rawRequest({ hostname, port, path, method, headers, agent: false }, (incoming) => {
 			const chunks: Buffer[] = [];
 			incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
 			incoming.on("error", () => {});
@@ -30,6 +34,8 @@ function get(url: string, path: string, headers: Record<string, string> = {}, me
 			}));
 		});
 		outgoing.on("error", fail);
+		// Not a timing assertion: a server that stalls mid-body would otherwise hang the run instead of failing.
+		outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`no data for 10 s on ${path}`)));
 		outgoing.end();
 	});
 }

@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
 import type { FlashPartition } from "./flash-chip";
-import { HttpNetwork, type HttpEvent, type RequestSpec } from "./network";
+import { HttpNetwork, type RequestSpec } from "./network";
 import { OtaState } from "./otadata";
 import { PowerCutError, PowerSupply } from "./power";
 import { checkImage } from "../../src/agent/image";
@@ -30,6 +30,7 @@ export interface BoardOptions {
 	epoch?: number;
 	config?: Record<string, unknown>;
 	fragmentBytes?: number;
+	previousSlot?: number;
 	/** Receives the device's log lines and LwM2M reports. */
 	report?: (kind: string, args: unknown[]) => void;
 }
@@ -44,15 +45,15 @@ export class Board {
 	readonly storage: BoardStorage;
 	readonly clock: VirtualClock;
 	readonly network: HttpNetwork;
-	readonly runningSlot: number;
-	readonly rolledBack: boolean;
+	/** Chosen by the bootloader in boot(); until then, the slot that ran before (as the caller says). */
+	runningSlot: number;
+	rolledBack = false;
 	readonly config: Record<string, unknown>;
 	restartRequested = false;
 	#report: (kind: string, args: unknown[]) => void;
 	#nextId = 1;
 	#flashHandles = new Map<number, FlashPartition>();
 	#digests = new Map<number, Hash>();
-	#timerEvents: DeviceEvent[] = [];
 
 	constructor(options: BoardOptions) {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
@@ -61,6 +62,11 @@ export class Board {
 		this.network = new HttpNetwork(options.fragmentBytes);
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
+		this.runningSlot = options.previousSlot ?? 0;
+	}
+
+	/** The bootloader: picks the slot (its otadata writes can be cut like any other). */
+	boot(): void {
 		const decision = this.storage.otadata.bootDecision((slot) => this.#slotHoldsImage(slot));
 		this.runningSlot = decision.slot;
 		this.rolledBack = decision.rolledBack;
@@ -156,7 +162,7 @@ export class Board {
 		const timer = this.clock.takeDue();
 		if (timer !== undefined) return { event: { id: timer }, data: undefined };
 		const http = this.network.take();
-		if (http) return { event: http.event as HttpEvent & { id: number }, data: http.data };
+		if (http) return { event: { ...http.event }, data: http.data };
 		return undefined;
 	}
 

@@ -28,7 +28,7 @@ const receiveWindow = 16384;
 
 class Exchange {
 	socket: net.Socket;
-	buffer = Buffer.alloc(0);
+	buffer: Buffer = Buffer.alloc(0);
 	phase: "status" | "headers" | "body" | "done" = "status";
 	remaining: number | undefined;
 	chunked = false;
@@ -50,7 +50,10 @@ class Exchange {
 		});
 		this.socket.on("data", (data) => this.receive(data));
 		this.socket.on("error", () => this.finish(false));
-		this.socket.on("close", () => this.finish(this.phase === "body" && this.remaining === undefined && !this.chunked));
+		this.socket.on("close", () => {
+			if (this.phase === "body" && !this.chunked) this.parsePlain(true);
+			this.finish(this.phase === "body" && this.remaining === undefined && !this.chunked);
+		});
 	}
 
 	receive(data: Buffer): void {
@@ -94,11 +97,14 @@ class Exchange {
 		if (this.phase === "body") this.chunked ? this.parseChunked() : this.parsePlain();
 	}
 
-	parsePlain(): void {
+	parsePlain(ended = false): void {
 		while (this.buffer.length) {
 			let count = Math.min(this.buffer.length, this.network.fragmentBytes);
 			if (this.remaining !== undefined) count = Math.min(count, this.remaining);
 			if (count === 0) break;
+			// Whole fragments only, whatever TCP's timing: a run's persistent writes are then reproducible.
+			const wanted = Math.min(this.network.fragmentBytes, this.remaining ?? Infinity);
+			if (count < wanted && !ended) break;
 			this.fragment(this.buffer.subarray(0, count));
 			this.buffer = this.buffer.subarray(count);
 			if (this.remaining !== undefined) {

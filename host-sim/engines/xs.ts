@@ -71,7 +71,7 @@ export class XsEngine implements Engine {
 	#process: ChildProcess | undefined;
 	#toXs: Writable | undefined;
 	#fromXs: Readable | undefined;
-	#pending = Buffer.alloc(0);
+	#pending: Buffer = Buffer.alloc(0);
 	#waiting: ((message: Buffer | undefined) => void) | undefined;
 	#messages: Buffer[] = [];
 	#board: Board | undefined;

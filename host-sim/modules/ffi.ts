@@ -1,6 +1,6 @@
 // "mc/ffi" bound to our OTA control helper: the simulated board implements the same functions as
 // src/native/ota_control.c does on ESP32.
-import { call, callWithData } from "./host";
+import { call } from "./host";
 
 export default class FFI {
 	xs_ota_running_slot(): number {

@@ -20,7 +20,7 @@ export class Request {
 	static readonly responseComplete = 5;
 	static readonly error = -2;
 
-	callback: ((this: Request, message: number, value?: unknown, etc?: unknown) => void) | undefined;
+	callback: ((this: Request, message: number, value?: any, etc?: any) => void) | undefined;
 	#id: number;
 	#fragment: ArrayBuffer | undefined;
 

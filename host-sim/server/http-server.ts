@@ -106,20 +106,14 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
 		if (decision.kind === "unsatisfiable") {
 			return sendStatus(request, response, context, 416, { "Content-Range": `bytes */${file.size}` });
 		}
+		const { start, end } = decision.kind === "partial" ? decision : { start: 0, end: file.size - 1 };
+		headers["Content-Length"] = end - start + 1;
 		if (decision.kind === "partial") {
-			const { start, end } = decision;
 			// The lie keeps the length right so only a client that checks the start notices.
 			const shownStart = faults.lieContentRange ? (start > 0 ? start - 1 : start + 1) : start;
-			const shownEnd = shownStart + (end - start);
-			headers["Content-Range"] = `bytes ${shownStart}-${shownEnd}/${file.size}`;
-			headers["Content-Length"] = end - start + 1;
-			response.writeHead(206, headers);
-		} else {
-			headers["Content-Length"] = file.size;
-			response.writeHead(200, headers);
+			headers["Content-Range"] = `bytes ${shownStart}-${shownStart + end - start}/${file.size}`;
 		}
-		const start = decision.kind === "partial" ? decision.start : 0;
-		const end = decision.kind === "partial" ? decision.end : file.size - 1;
+		response.writeHead(decision.kind === "partial" ? 206 : 200, headers);
 		if (method === "HEAD" || end < start) {
 			response.end();
 			return;
@@ -262,7 +256,8 @@ function cutConnection(response: ServerResponse, body: { destroy(): void }): voi
 	response.flushHeaders();
 	const socket = response.socket;
 	if (!socket) return void response.destroy();
-	
+	socket.once("finish", () => socket.destroy());
+	socket.end();
 }
 
 function sendStatus(request: IncomingMessage, response: ServerResponse, context: Context, status: number, headers: Record<string, string | number> = {}): void {

@@ -31,6 +31,8 @@ exit "$status"
 export async function startNginx(options: { dir: string; port?: number }): Promise<NginxServer> {
 	if (!existsSync(nginxBinary)) throw new Error("nginx not installed (apt-get install nginx-light)");
 	const port = options.port || await pickFreePort();
+	// Otherwise whatever holds the port would answer the readiness probe in nginx's place.
+	if (options.port && !await portIsFree(port)) throw new Error(`port ${port} is in use`);
 	const prefix = mkdtempSync(join(tmpdir(), "xs-ota-nginx-"));
 	const configPath = join(prefix, "nginx.conf");
 	writeFileSync(configPath, nginxConfig(prefix, resolve(options.dir), port));
@@ -57,12 +59,13 @@ export async function startNginx(options: { dir: string; port?: number }): Promi
 	const stop = async () => {
 		child.ref();
 		(child.stderr as unknown as Socket).ref();
+		let timer: NodeJS.Timeout | undefined;
 		if (child.exitCode === null && child.signalCode === null) {
 			child.stdin!.end();
-			const timer = setTimeout(() => killByPidFile(join(prefix, "nginx.pid")), stopGraceMs);
-			await exited;
-			clearTimeout(timer);
+			timer = setTimeout(() => killByPidFile(join(prefix, "nginx.pid")), stopGraceMs);
 		}
+		await exited; // also once nginx died by itself, so all of its stderr has been read
+		clearTimeout(timer);
 		rmSync(prefix, { recursive: true, force: true });
 	};
 	let stopping: Promise<void> | undefined;
@@ -117,14 +120,25 @@ function quote(text: string): string {
 }
 
 // Binding port 0 lets the kernel choose; the port is free again once this server closes.
-function pickFreePort(): Promise<number> {
-	return new Promise((done, fail) => {
+async function pickFreePort(): Promise<number> {
+	const port = await bindBriefly(0);
+	if (!port) throw new Error("no free port");
+	return port;
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+	return (await bindBriefly(port)) !== undefined;
+}
+
+// The port bound on 127.0.0.1 and released again, or undefined if it couldn't be bound.
+function bindBriefly(port: number): Promise<number | undefined> {
+	return new Promise((done) => {
 		const probe = createServer();
-		probe.once("error", fail);
-		probe.listen(0, "127.0.0.1", () => {
+		probe.once("error", () => done(undefined));
+		probe.listen(port, "127.0.0.1", () => {
 			const address = probe.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			probe.close(() => (port ? done(port) : fail(new Error("no free port"))));
+			const bound = typeof address === "object" && address ? address.port : undefined;
+			probe.close(() => done(bound));
 		});
 	});
 }

@@ -51,7 +51,7 @@ export interface AgentOptions {
 export const defaultAgentOptions: AgentOptions = {
 	chipId: 0,
 	policy: Policy.savePoint,
-	maxSwitches: 3,
+	maxSwitches: 5,
 	selfTestMs: 30000,
 	selfTest: undefined,
 	download: defaultDownloadOptions,

@@ -18,7 +18,7 @@ export function parseUrl(text: string): Url | string {
 	host = hostPort[1];
 	if (hostPort[2] !== undefined) port = Number(hostPort[2]);
 	if (!host) return "missing host";
-	if (port < 1 || port > 65535) return "bad port";
+	if (hostPort[2] !== undefined && (port < 1 || port > 65535)) return "bad port";
 	return { scheme, host, port, path: match[3] || "/" };
 }
 

@@ -1,5 +1,7 @@
 // Typings for the Moddable modules the agent uses, written from their documented behaviour (the SDK's own
 // typings are not on npm, and two of its http constants are wrong: the fragment message is 4, the error -2).
+// mcconfig uses this file too (manifest.json's typescript types) in place of the SDK's typings of the same
+// modules, so it holds module declarations only: trace and "mc/ffi" are in standalone.d.ts.
 
 declare module "flash" {
 	export default class Flash {
@@ -27,6 +29,7 @@ declare module "timer" {
 	export default class Timer {
 		private constructor();
 		static set(callback: (timer: Timer) => void, interval?: number, repeat?: number): Timer;
+		static repeat(callback: (timer: Timer) => void, interval: number): Timer;
 		static clear(timer: Timer | undefined): void;
 		static delay(ms: number): void;
 	}
@@ -80,19 +83,3 @@ declare module "mc/config" {
 	const config: Record<string, unknown>;
 	export default config;
 }
-
-// Our C helper (src/native/ota_control.c), bound by the manifest's "ffi" section.
-declare module "mc/ffi" {
-	interface OtaControl {
-		xs_ota_running_slot(): number;
-		xs_ota_running_state(): number;
-		xs_ota_running_version(into: ArrayBuffer): number;
-		xs_ota_set_boot_next(): number;
-		xs_ota_mark_valid(): number;
-		xs_ota_restart(): void;
-	}
-	const FFI: { new (): OtaControl };
-	export default FFI;
-}
-
-declare function trace(...values: unknown[]): void;

@@ -1,0 +1,96 @@
+/*
+	xs-ota command line:
+	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
+	  xs-ota serve  --dir DIR --port PORT
+	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--cut-after-ops N] [--json]
+	  xs-ota demo   (what npm start runs)
+*/
+
+import * as fs from "node:fs";
+import { runDevice, type DeviceReport, type EngineName } from "./device";
+import { chipIds, makeAppImage } from "./image";
+import { startUpdateServer } from "./server/http-server";
+import { runDemo } from "./demo";
+
+type Flags = { [name: string]: string | true };
+
+function parseFlags(args: string[]): Flags {
+	const flags: Flags = {};
+	for (let i = 0; i < args.length; i++) {
+		const match = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(args[i]);
+		if (!match) throw new Error(`unexpected argument ${args[i]}`);
+		if (match[2] !== undefined) flags[match[1]] = match[2];
+		else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags[match[1]] = args[++i];
+		else flags[match[1]] = true;
+	}
+	return flags;
+}
+
+function text(flags: Flags, name: string, required = true): string | undefined {
+	const value = flags[name];
+	if (value === undefined && !required) return undefined;
+	if (typeof value !== "string" || !value) throw new Error(`--${name} needs a value`);
+	return value;
+}
+
+function integer(flags: Flags, name: string, required = true): number | undefined {
+	const value = text(flags, name, required);
+	if (value === undefined) return undefined;
+	if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number`);
+	return Number(value);
+}
+
+async function image(flags: Flags): Promise<void> {
+	const chip = (text(flags, "chip", false) ?? "esp32") as keyof typeof chipIds;
+	if (!(chip in chipIds)) throw new Error(`unknown chip ${chip}`);
+	const bytes = makeAppImage({ size: integer(flags, "size")!, version: text(flags, "version")!, chip });
+	fs.writeFileSync(text(flags, "out")!, bytes);
+}
+
+async function serve(flags: Flags): Promise<void> {
+	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")! });
+	console.log(`serving ${flags.dir} at ${server.url}`);
+	const stop = () => void server.close().then(() => process.exit(0));
+	process.on("SIGINT", stop);
+	process.on("SIGTERM", stop);
+}
+
+async function device(flags: Flags): Promise<void> {
+	const json = flags.json === true;
+	const engine = (text(flags, "engine", false) ?? "node") as EngineName;
+	if (engine !== "node" && engine !== "xs") throw new Error("--engine is node or xs");
+	const sha256 = text(flags, "sha256", false);
+	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new Error("--sha256 takes 64 hex digits");
+	const onEvent = (event: DeviceReport) => {
+		if (json) console.log(JSON.stringify(event));
+		else if (event.event === "log") console.log(`  ${event.message}`);
+		else if (event.event !== "progress") console.log(JSON.stringify(event));
+	};
+	await runDevice({
+		dir: text(flags, "dir")!,
+		engine,
+		url: text(flags, "url", false),
+		sha256,
+		cutAfterOps: integer(flags, "cut-after-ops", false),
+		onEvent,
+	});
+}
+
+const commands: { [name: string]: (flags: Flags) => Promise<void> } = { image, serve, device, demo: runDemo };
+
+export async function main(argv: string[]): Promise<void> {
+	const [name, ...rest] = argv;
+	const command = commands[name];
+	if (!command) {
+		console.error("usage: xs-ota image|serve|device|demo [--flags]  (see README.md)");
+		process.exitCode = 2;
+		return;
+	}
+	try {
+		await command(parseFlags(rest));
+	}
+	catch (error) {
+		console.error(`xs-ota ${name}: ${(error as Error).message}`);
+		process.exitCode = 1;
+	}
+}

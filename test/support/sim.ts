@@ -1,0 +1,48 @@
+// Helpers for tests that drive whole simulated boards.
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { runDevice, type DeviceOptions, type DeviceOutcome } from "../../host-sim/device";
+import { makeAppImage, sha256Hex } from "../../host-sim/image";
+
+export function tempDir(prefix: string): string {
+	return fs.mkdtempSync(path.join(os.tmpdir(), `xs-ota-${prefix}-`));
+}
+
+export function publish(dir: string, name: string, size: number, version: string, chip?: "esp32" | "esp32s3"): { bytes: Uint8Array; sha256: string } {
+	const bytes = makeAppImage({ size, version, chip });
+	fs.writeFileSync(path.join(dir, name), bytes);
+	return { bytes, sha256: sha256Hex(bytes) };
+}
+
+/** Fast retries on the virtual clock, so failure paths finish in milliseconds of real time. */
+export const quickConfig = { backoffBaseMs: 100, stallMs: 2000 };
+
+export async function run(options: DeviceOptions): Promise<DeviceOutcome> {
+	return runDevice({ ...options, config: { ...quickConfig, ...options.config } });
+}
+
+/** Mulberry32: a seeded generator so every "random" cut point is reproducible. */
+export function seeded(seed: number): () => number {
+	let a = seed >>> 0;
+	return () => {
+		a = (a + 0x6d2b79f5) >>> 0;
+		let t = a;
+		t = Math.imul(t ^ (t >>> 15), t | 1);
+		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+/** Persistent writes the board would still make from its current state, measured on a copy. */
+export async function remainingOps(board: string, engine: "node" | "xs"): Promise<number> {
+	const copy = tempDir("probe");
+	fs.cpSync(board, copy, { recursive: true });
+	try {
+		return (await run({ dir: copy, engine })).ops;
+	}
+	finally {
+		fs.rmSync(copy, { recursive: true, force: true });
+	}
+}
