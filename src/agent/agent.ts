@@ -167,7 +167,9 @@ export class Agent {
 		if (this.#firmware.state !== State.downloaded) throw new Error("nothing downloaded");
 		const { boot, log } = this.#ports;
 		const record = this.#record;
-		record.targetSlot = 1 - boot.runningSlot();
+		// From a factory app (slot -1) the first OTA slot is the next one, as esp_ota_get_next_update_partition says.
+		const running = boot.runningSlot();
+		record.targetSlot = running < 0 ? 0 : 1 - running;
 		record.switches = 1;
 		this.#enter(State.updating, Result.initial);
 		this.#switch();

@@ -1,0 +1,78 @@
+/*
+	xs-ota native helper: the few ESP-IDF OTA calls that Moddable's JavaScript API does not reach.
+	Bound to JavaScript by manifest.json's "ffi" section (import FFI from "mc/ffi"), which generates the
+	glue; FFI results cannot be pointers, hence these small wrappers around the esp_partition_t* calls.
+	Written from ESP-IDF's documented API: esp_ota_ops.h, esp_app_desc.h, esp_system.h.
+	Needs CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE (boards/esp32/sdkconfig.defaults) for the image states.
+*/
+
+#include <stdint.h>
+#include <string.h>
+
+// Moddable's ESP32 build puts $(IDF_PATH)/components on the include path, not app_update's own folder.
+#include "app_update/include/esp_ota_ops.h"
+#include "esp_app_desc.h"
+#include "esp_system.h"
+
+int32_t xs_ota_running_slot(void);
+int32_t xs_ota_running_state(void);
+int32_t xs_ota_running_version(uint8_t *into);
+int32_t xs_ota_set_boot_next(void);
+int32_t xs_ota_mark_valid(void);
+void xs_ota_restart(void);
+
+// Index of the OTA slot the running image was booted from (0 for ota_0), or -1 for a factory or test app.
+int32_t xs_ota_running_slot(void)
+{
+	const esp_partition_t *running = esp_ota_get_running_partition();
+	if (!running || (running->type != ESP_PARTITION_TYPE_APP))
+		return -1;
+	if ((running->subtype < ESP_PARTITION_SUBTYPE_APP_OTA_MIN) || (running->subtype >= ESP_PARTITION_SUBTYPE_APP_OTA_MAX))
+		return -1;
+	return (int32_t)(running->subtype - ESP_PARTITION_SUBTYPE_APP_OTA_0);
+}
+
+// esp_ota_img_states_t of the running slot (PENDING_VERIFY = 1 on the first boot of a new image), or -1
+// when otadata has no entry for it: a factory app, or an image flashed over USB.
+int32_t xs_ota_running_state(void)
+{
+	esp_ota_img_states_t state;
+	if (esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) != ESP_OK)
+		return -1;
+	if (state == ESP_OTA_IMG_UNDEFINED)
+		return -1;
+	return (int32_t)state;
+}
+
+// Copies the running image's version string (esp_app_desc_t.version, NUL-terminated unless all 32 bytes
+// are used) into a buffer of at least 32 bytes, which the "uint8_t[32]" FFI argument type checks.
+// Returns the length copied, without the NUL.
+int32_t xs_ota_running_version(uint8_t *into)
+{
+	const esp_app_desc_t *description = esp_app_get_description();
+	size_t length = strnlen(description->version, sizeof(description->version));
+	memcpy(into, description->version, length);
+	return (int32_t)length;
+}
+
+// Makes the inactive OTA slot (the one Moddable's new Flash("nextota") writes) the boot slot.
+// esp_ota_set_boot_partition verifies the image first and returns ESP_ERR_OTA_VALIDATE_FAILED if it
+// would not boot; with rollback enabled the new otadata entry starts as ESP_OTA_IMG_NEW.
+int32_t xs_ota_set_boot_next(void)
+{
+	const esp_partition_t *next = esp_ota_get_next_update_partition(NULL);
+	if (!next)
+		return ESP_ERR_NOT_FOUND;
+	return esp_ota_set_boot_partition(next);
+}
+
+// Confirms the running image (PENDING_VERIFY -> VALID) so the bootloader will not roll it back.
+int32_t xs_ota_mark_valid(void)
+{
+	return esp_ota_mark_app_valid_cancel_rollback();
+}
+
+void xs_ota_restart(void)
+{
+	esp_restart();
+}
