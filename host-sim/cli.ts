@@ -2,12 +2,13 @@
 	xs-ota command line:
 	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
 	  xs-ota serve  --dir DIR --port PORT
-	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--cut-after-ops N] [--json]
+	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
+	                [--cut-after-ops N] [--json]
 	  xs-ota demo   (what npm start runs)
 */
 
 import * as fs from "node:fs";
-import { runDevice, type DeviceReport, type EngineName } from "./device";
+import { policyCodes, runDevice, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { runDemo } from "./demo";
@@ -61,6 +62,8 @@ async function device(flags: Flags): Promise<void> {
 	if (engine !== "node" && engine !== "xs") throw new Error("--engine is node or xs");
 	const sha256 = text(flags, "sha256", false);
 	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new Error("--sha256 takes 64 hex digits");
+	const policy = text(flags, "policy", false) as PolicyName | undefined;
+	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new Error(`--policy is ${Object.keys(policyCodes).join(", ")}`);
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
 		else if (event.event === "log") console.log(`  ${event.message}`);
@@ -71,6 +74,7 @@ async function device(flags: Flags): Promise<void> {
 		engine,
 		url: text(flags, "url", false),
 		sha256,
+		policy,
 		cutAfterOps: integer(flags, "cut-after-ops", false),
 		onEvent,
 	});

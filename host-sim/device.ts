@@ -11,8 +11,13 @@ import type { Engine, EngineStop } from "./engines/engine";
 import { NodeEngine } from "./engines/node";
 import { XsEngine } from "./engines/xs";
 import { makeAppImage, sha256Hex } from "./image";
+import { Policy } from "../src/agent/record";
 
 export type EngineName = "node" | "xs";
+
+/** Recovery policy names, mapped to the record's Policy codes (src/agent/record.ts). */
+export const policyCodes = { "save-point": Policy.savePoint, restart: Policy.restart, abort: Policy.abort, none: Policy.none } as const;
+export type PolicyName = keyof typeof policyCodes;
 
 export interface DeviceOptions {
 	dir: string;
@@ -20,6 +25,8 @@ export interface DeviceOptions {
 	/** Package URI delivered as an LwM2M server's Package URI write plus Update execute. */
 	url?: string;
 	sha256?: string;
+	/** Recovery policy sent with the update request; the agent's default when omitted. */
+	policy?: PolicyName;
 	cutAfterOps?: number;
 	seed?: number;
 	config?: Record<string, unknown>;
@@ -89,7 +96,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		try {
 			stop = await engine.boot(board);
 			if (!stop && url) {
-				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256: options.sha256 }, data: undefined });
+				const policy = options.policy === undefined ? undefined : policyCodes[options.policy];
+				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256: options.sha256, policy }, data: undefined });
 				url = undefined;
 			}
 			while (!stop) {

@@ -89,8 +89,10 @@ class Exchange {
 			else {
 				const colon = line.indexOf(":");
 				const name = line.slice(0, colon).trim().toLowerCase(), value = line.slice(colon + 1).trim();
+				// RFC 9112 §6.3: a response whose Content-Length is not a number cannot be framed; drop it.
+				if (name === "content-length" && !/^\d+$/.test(value)) return this.finish(false);
 				this.emit(2, name, value);
-				if (name === "content-length") this.remaining = parseInt(value);
+				if (name === "content-length") this.remaining = Number(value);
 				else if (name === "transfer-encoding" && value.toLowerCase() === "chunked") this.chunked = true;
 			}
 		}

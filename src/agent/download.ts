@@ -76,6 +76,8 @@ export class Download implements HttpHandler {
 	#known = 0;
 	#redirects = 0;
 	#failures = 0;
+	/** The furthest checkpoint of this download: only passing it counts as progress that forgives failures. */
+	#furthest = 0;
 	#restarts = 0;
 	#received = 0;
 	#receivedAtLastCheck = 0;
@@ -93,6 +95,7 @@ export class Download implements HttpHandler {
 		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
+		this.#furthest = this.#known;
 	}
 
 	/** Bytes received in HTTP bodies since start(). */
@@ -101,7 +104,6 @@ export class Download implements HttpHandler {
 	}
 
 	start(): void {
-		this.#stallTimer = this.#ports.clock.setTimeout(() => this.#checkStall(), this.#options.stallMs);
 		this.#request();
 	}
 
@@ -120,6 +122,7 @@ export class Download implements HttpHandler {
 		answer.contentLength = undefined;
 		this.#writing = false;
 		this.#ports.log(`get ${formatUrl(this.#url)} from ${this.#known}`);
+		this.#watchForStall();
 		try {
 			this.#exchange = this.#ports.http.request("GET", this.#url, requestHeaders(checkpoint), this);
 		}
@@ -214,7 +217,12 @@ export class Download implements HttpHandler {
 		const interval = this.#options.checkpointBytes;
 		if (end - record.committed >= interval) {
 			record.committed = end - (end % interval);
-			this.#failures = 0;
+			// A server that starts over every time (no range, no strong ETag) and drops at the same place
+			// would otherwise pass the same checkpoint again and again and never run out of retries.
+			if (record.committed > this.#furthest) {
+				this.#furthest = record.committed;
+				this.#failures = 0;
+			}
 			this.#listener.save();
 			this.#listener.progress(end, record.totalSize);
 		}
@@ -268,6 +276,14 @@ export class Download implements HttpHandler {
 			this.#waitTimer = undefined;
 			this.#request();
 		}, delay);
+	}
+
+	/** Each exchange gets a whole stall interval, however far the previous one's interval had run. */
+	#watchForStall(): void {
+		const { clock } = this.#ports;
+		if (this.#stallTimer !== undefined) clock.clearTimeout(this.#stallTimer);
+		this.#receivedAtLastCheck = this.#received;
+		this.#stallTimer = clock.setTimeout(() => this.#checkStall(), this.#options.stallMs);
 	}
 
 	#checkStall(): void {
