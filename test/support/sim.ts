@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { runDevice, type DeviceOptions, type DeviceOutcome } from "../../host-sim/device";
+import * as assert from "uvu/assert";
+import { factoryVersion, runDevice, type DeviceOptions, type DeviceOutcome } from "../../host-sim/device";
 import { makeAppImage, sha256Hex } from "../../host-sim/image";
 
 export function tempDir(prefix: string): string {
@@ -45,4 +46,23 @@ export async function remainingOps(board: string, engine: "node" | "xs"): Promis
 	finally {
 		fs.rmSync(copy, { recursive: true, force: true });
 	}
+}
+
+/** A failed update: Idle with `result`, the factory firmware still running from slot 0. */
+export function assertOldFirmware(outcome: DeviceOutcome, result: number, what: string): void {
+	assert.is(outcome.end, "idle", what);
+	assert.is(outcome.state, 0, what);
+	assert.is(outcome.result, result, what);
+	assert.is(outcome.running.version, factoryVersion, what);
+	assert.is(outcome.running.slot, 0, what);
+}
+
+/** A successful update: Idle with 1, the published image (byte for byte) running from slot 1. */
+export function assertNewFirmware(outcome: DeviceOutcome, sha256: string, version: string, what: string): void {
+	assert.is(outcome.end, "idle", what);
+	assert.is(outcome.state, 0, what);
+	assert.is(outcome.result, 1, what);
+	assert.is(outcome.running.version, version, what);
+	assert.is(outcome.running.slot, 1, what);
+	assert.is(outcome.running.sha256, sha256, what);
 }
