@@ -12,6 +12,7 @@ globalThis.deviceDeliver = dispatch;
 const agent = createAgent({
 	status: (state, result) => call("report.status", state, result, agent?.packageVersion ?? ""),
 	progress: (received, total) => call("report.progress", received, total),
+	result: (updateId, result, version) => call("report.result", updateId, result, version) === true,
 });
 agent.start();
 

@@ -5,7 +5,7 @@
 */
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
-import { BoardStorage } from "./board/board-files";
+import { BoardStorage, addWear, type Wear } from "./board/board-files";
 import { PowerSupply } from "./board/power";
 import type { Engine, EngineStop } from "./engines/engine";
 import { NodeEngine } from "./engines/node";
@@ -45,6 +45,7 @@ export interface DeviceOutcome {
 	bytesFetched: number;
 	/** Persistent writes (flash erases and writes, preference writes and deletes) over all boots. */
 	ops: number;
+	wear: Wear;
 	running: { slot: number; version: string; sha256: string };
 	heapSlots: number[];
 }
@@ -59,6 +60,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const emit = options.onEvent ?? (() => {});
 	let boots = 0, bytesFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
+	const wear: Wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
 	const heapSlots: number[] = [];
 	let url = options.url;
 	prepareFactoryBoard(options.dir);
@@ -76,6 +78,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					status = { state: args[0] as number, result: args[1] as number };
 					emit({ event: "state", state: status.state, result: status.result });
 				}
+				else if (kind === "report.result") emit({ event: "result", updateId: args[0], result: args[1], version: args[2] });
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});
@@ -86,6 +89,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		catch (error) {
 			if (!(error instanceof PowerCutError)) throw error;
 			ops += board.power.ops;
+			addWear(wear, board.storage.wear());
 			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched });
 			return finish("power-cut", board);
 		}
@@ -120,6 +124,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		finally {
 			bytesFetched += board.network.bodyBytes;
 			ops += board.power.ops;
+			addWear(wear, board.storage.wear());
 			board.shutDown();
 			engine.dispose();
 		}
@@ -139,7 +144,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, running, heapSlots };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, wear, running, heapSlots };
 		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched });
 		return outcome;
 	}

@@ -45,6 +45,8 @@ export default function main(): void {
 	const agent = createAgent({
 		status: (state, result) => log(`State ${state} (${stateNames[state]}), Update Result ${result} (${resultNames[result]})`),
 		progress: (received, total) => log(`${received} of ${total} bytes`),
+		// No LwM2M client in this app: the log is the report, and it is always "acknowledged".
+		result: (updateId, result, version) => (log(`update ${updateId} ended: ${resultNames[result]} ${version}`), true),
 	});
 	agent.start();
 	const update = typeof config.update === "string" ? config.update : "";

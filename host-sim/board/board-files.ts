@@ -16,6 +16,19 @@ export interface BoardConfig {
 	partitions: Partition[];
 }
 
+export interface Wear {
+	flashErases: number;
+	flashWrites: number;
+	flashBytes: number;
+	preferenceSets: number;
+	preferenceBytes: number;
+	preferenceDeletes: number;
+}
+
+export function addWear(total: Wear, more: Wear): void {
+	for (const key of Object.keys(total) as (keyof Wear)[]) total[key] += more[key];
+}
+
 export class BoardStorage {
 	readonly dir: string;
 	readonly config: BoardConfig;
@@ -51,6 +64,20 @@ export class BoardStorage {
 		}
 		this.nvs = PreferenceStore.open(dir, power);
 		this.otadata = new OtaData(this.partition("otadata"));
+	}
+
+	/** Wear caused since this folder was opened: what the benchmarks count per MiB. */
+	wear(): Wear {
+		const wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
+		for (const partition of this.#partitions.values()) {
+			wear.flashErases += partition.stats.erases;
+			wear.flashWrites += partition.stats.writes;
+			wear.flashBytes += partition.stats.bytesWritten;
+		}
+		wear.preferenceSets = this.nvs.stats.setCount;
+		wear.preferenceBytes = this.nvs.stats.bytesWritten;
+		wear.preferenceDeletes = this.nvs.stats.deletes;
+		return wear;
 	}
 
 	/** The raw flash partition labelled `label` (not nvs). */

@@ -150,6 +150,9 @@ export class Board {
 			case "report.status":
 			case "report.progress":
 				return this.#report(op, args);
+			case "report.result":
+				this.#report(op, args);
+				return true;
 			case "ota.restart":
 				this.restartRequested = true;
 				throw new RestartError();

@@ -18,7 +18,7 @@
 import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger } from "../platform/ports";
 import { ImageState } from "../platform/ports";
 import { Download, type DownloadOptions, type DownloadOutcome, defaultDownloadOptions } from "./download";
-import { FirmwareObject, Result, type ResultCode, State, type StateCode, resultNames, stateNames } from "./firmware-object";
+import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
 import { type DownloadRecord, Policy, type PolicyCode, RecordStore, emptyRecord, maxUriBytes, policyNames } from "./record";
 import { parseUrl, supportedSchemes } from "./url";
@@ -69,6 +69,12 @@ export interface UpdateRequest {
 export interface AgentListener {
 	status(state: StateCode, result: ResultCode): void;
 	progress(received: number, total: number): void;
+	/**
+	 * Reports the final result of update `updateId` to the server; returns true once it is acknowledged.
+	 * Unacknowledged reports are repeated at every boot until one is; a cut between the acknowledgement and
+	 * the record's save repeats it once more, so the server de-duplicates by update id.
+	 */
+	result(updateId: number, result: ResultCode, version: string): boolean;
 }
 
 const scratchBytes = 4096;
@@ -125,6 +131,7 @@ export class Agent {
 			this.#firmware.result = record.result;
 		}
 		this.#listener.status(this.#firmware.state, this.#firmware.result);
+		this.#reportResult();
 		switch (this.#record.state) {
 			case State.downloading: return this.#recover();
 			case State.downloaded: if (this.#automatic) this.update(); return;
@@ -148,6 +155,7 @@ export class Agent {
 		record.policy = request.policy ?? this.#options.policy;
 		record.sha256 = request.sha256;
 		record.automatic = this.#automatic = request.automatic ?? false;
+		record.updateId = (previous.updateId + 1) >>> 0;
 		if (resumable) {
 			record.committed = previous.committed;
 			record.etag = previous.etag;
@@ -348,16 +356,32 @@ export class Agent {
 		this.#enter(State.idle, Result.initial);
 	}
 
-	/** Persists the record in its new state first, then announces it. */
+	/** Persists the record in its new state first (a final result marked unreported), then announces it. */
 	#enter(state: StateCode, result: ResultCode): void {
 		const record = this.#record;
 		const firmware = this.#firmware;
 		if (firmware.state === state && firmware.result === result && record.state === state) return;
 		record.state = state;
 		record.result = result;
+		record.reportPending = isFinalResult(state, result);
 		this.#records.save(record);
 		firmware.move(state, result);
+		this.#reportResult();
 	}
+
+	#reportResult(): void {
+		const record = this.#record;
+		if (!record.reportPending) return;
+		if (!this.#listener.result(record.updateId, record.result, record.version)) return;
+		record.reportPending = false;
+		this.#records.save(record);
+	}
+}
+
+/** Results that end an update and go to the server: every failure, and success. */
+function isFinalResult(state: StateCode, result: ResultCode): boolean {
+	if (result === Result.success) return true;
+	return isFailure(result) && (state === State.idle || result === Result.updateFailed);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

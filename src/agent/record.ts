@@ -10,9 +10,10 @@
 	   4 u32  sequence             8 u32 total size (0 = unknown)           12 u32 committed offset
 	  16 u32  image length (0 until verified)                               20 u8  download attempts
 	  21 u8   boot switches        22 u8 target slot (0xff = none)          23 u8  flags (1 sha256 given,
-	                                                                                 2 automatic update)
+	                                                                   2 automatic update, 4 result not yet reported)
 	  24 [32] expected SHA-256     56 u16 URI length   58 u8 ETag length   59 u8 version length
-	  60 URI, ETag, version (UTF-8), then u32 CRC-32 of every byte before it.
+	  60 u32  update id (counts requests: the server's key for de-duplicating result reports)
+	  64 URI, ETag, version (UTF-8), then u32 CRC-32 of every byte before it.
 */
 
 import type { KeyValueStore, Logger } from "../platform/ports";
@@ -38,6 +39,9 @@ export interface DownloadRecord {
 	sha256: Uint8Array | undefined;
 	/** Update runs as soon as the package is verified (LwM2M resource 14). */
 	automatic: boolean;
+	/** A final result was reached but its report was not yet acknowledged. */
+	reportPending: boolean;
+	updateId: number;
 	uri: string;
 	etag: string;
 	version: string;
@@ -48,16 +52,17 @@ export const formatVersion = 1;
 export const maxUriBytes = 2048;
 export const maxEtagBytes = 255;
 export const maxVersionBytes = 32;
-const headerBytes = 60;
+const headerBytes = 64;
 const crcBytes = 4;
 const noSlot = 0xff;
 const flagSha256 = 1;
 const flagAutomatic = 2;
+const flagReportPending = 4;
 
 export function emptyRecord(): DownloadRecord {
 	return {
 		state: State.idle, result: Result.initial, policy: Policy.savePoint, sequence: 0, totalSize: 0, committed: 0,
-		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, automatic: false, uri: "", etag: "", version: "",
+		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, automatic: false, reportPending: false, updateId: 0, uri: "", etag: "", version: "",
 	};
 }
 
@@ -82,13 +87,14 @@ export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
 	bytes[20] = Math.min(record.attempts, 255);
 	bytes[21] = Math.min(record.switches, 255);
 	bytes[22] = record.targetSlot < 0 ? noSlot : record.targetSlot;
-	bytes[23] = (record.sha256 ? flagSha256 : 0) | (record.automatic ? flagAutomatic : 0);
+	bytes[23] = (record.sha256 ? flagSha256 : 0) | (record.automatic ? flagAutomatic : 0) | (record.reportPending ? flagReportPending : 0);
 	for (let i = 0; i < 32; i++)
 		bytes[24 + i] = record.sha256 ? record.sha256[i] : 0;
 	bytes[56] = uriLength & 0xff;
 	bytes[57] = uriLength >> 8;
 	bytes[58] = etagLength;
 	bytes[59] = versionLength;
+	put32(bytes, 60, record.updateId);
 	let at = utf8Write(record.uri, bytes, headerBytes);
 	at = utf8Write(record.etag, bytes, at);
 	at = utf8Write(record.version, bytes, at);
@@ -127,6 +133,8 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 		targetSlot: bytes[22] === noSlot ? -1 : bytes[22],
 		sha256: bytes[23] & flagSha256 ? bytes.slice(24, 56) : undefined,
 		automatic: (bytes[23] & flagAutomatic) !== 0,
+		reportPending: (bytes[23] & flagReportPending) !== 0,
+		updateId: view.getUint32(60, true),
 		uri: utf8Read(bytes, headerBytes, headerBytes + uriLength),
 		etag: utf8Read(bytes, headerBytes + uriLength, headerBytes + uriLength + etagLength),
 		version: utf8Read(bytes, headerBytes + uriLength + etagLength, end),
