@@ -185,8 +185,9 @@ async function opsOfWholeUpdate(engine: (typeof engines)[number], from: string):
 
 // The last writes of an update, counted back from its end: the switch (otadata erase, write), then on the
 // new image's power-on the bootloader's NEW → PENDING_VERIFY rewrite (erase, write), the agent's mark-valid
-// (erase, write) and the success record (two preference ops).
-const opsFromEnd = { switchWrite: 6, bootloaderRewrite: 5, markValid: 3 };
+// (erase, write), the success record (two preference ops) and, once the result is acknowledged, the record
+// saved again without its report-pending flag (two more).
+const opsFromEnd = { switchWrite: 8, bootloaderRewrite: 7, markValid: 5 };
 
 for (const engine of engines) {
 	test(`${engine}: a failed self-test rolls back with 8, the old firmware running, and the update is not tried again`, async () => {
