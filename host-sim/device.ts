@@ -6,6 +6,7 @@
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
 import { BoardStorage, addWear, type Wear } from "./board/board-files";
+import type { BoardLayout } from "./board/partition-table";
 import { PowerSupply } from "./board/power";
 import type { Engine, EngineStop } from "./engines/engine";
 import { NodeEngine } from "./engines/node";
@@ -33,6 +34,12 @@ export interface DeviceOptions {
 	/** Reboots allowed before the run is declared stuck. */
 	maxBoots?: number;
 	onEvent?: (event: DeviceReport) => void;
+	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
+	layout?: BoardLayout;
+	/** XS heap slots after each delivered event (xs engine), interleaved with onEvent's reports. */
+	onHeap?: (slots: number) => void;
+	/** Benchmarks only: collect garbage before each heap reading, so it counts live slots. */
+	heapAfterGc?: boolean;
 }
 
 export type DeviceReport = { event: string; [key: string]: unknown };
@@ -48,12 +55,14 @@ export interface DeviceOutcome {
 	wear: Wear;
 	running: { slot: number; version: string; sha256: string };
 	heapSlots: number[];
+	/** The update request was delivered and the agent returned from it (it persisted the request). */
+	requestAcknowledged: boolean;
 }
 
 export const factoryVersion = "1.0.0";
 
-function makeEngine(name: EngineName): Engine {
-	return name === "xs" ? new XsEngine() : new NodeEngine();
+function makeEngine(name: EngineName, heapAfterGc: boolean): Engine {
+	return name === "xs" ? new XsEngine({ heapAfterGc }) : new NodeEngine();
 }
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
@@ -63,7 +72,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const wear: Wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
 	const heapSlots: number[] = [];
 	let url = options.url;
-	prepareFactoryBoard(options.dir);
+	let requestAcknowledged = false;
+	prepareFactoryBoard(options.dir, options.layout);
 	for (;;) {
 		const board = new Board({
 			dir: options.dir,
@@ -95,20 +105,24 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		}
 		previousSlot = board.runningSlot;
 		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack });
-		const engine = makeEngine(options.engine ?? "node");
+		const engine = makeEngine(options.engine ?? "node", options.heapAfterGc ?? false);
 		let stop: EngineStop;
 		try {
 			stop = await engine.boot(board);
 			if (!stop && url) {
 				const policy = options.policy === undefined ? undefined : policyCodes[options.policy];
 				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256: options.sha256, policy }, data: undefined });
+				requestAcknowledged = stop !== "cut";
 				url = undefined;
 			}
 			while (!stop) {
 				const next = board.nextEvent();
 				if (next) {
 					stop = await engine.deliver(next);
-					if (engine.heapSlots !== undefined) heapSlots.push(engine.heapSlots);
+					if (engine.heapSlots !== undefined) {
+						heapSlots.push(engine.heapSlots);
+						options.onHeap?.(engine.heapSlots);
+					}
 					continue;
 				}
 				const untilTimer = board.clock.untilNext();
@@ -144,15 +158,15 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, wear, running, heapSlots };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, wear, running, heapSlots, requestAcknowledged };
 		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched });
 		return outcome;
 	}
 }
 
 /** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string): void {
-	const storage = BoardStorage.open(dir, new PowerSupply());
+export function prepareFactoryBoard(dir: string, layout?: BoardLayout): void {
+	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
 	if (!storage.isFresh) return;
 	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
 	const slot = storage.appSlot(0);

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { FlashPartition } from "./flash-chip";
 import { PreferenceStore } from "./nvs";
 import { OtaData } from "./otadata";
-import { defaultPartitions, flashSize, validatePartitions, type Partition } from "./partition-table";
+import { boardLayouts, validatePartitions, type BoardLayout, type Partition } from "./partition-table";
 import type { PowerSupply } from "./power";
 
 export interface BoardConfig {
@@ -38,13 +38,15 @@ export class BoardStorage {
 	readonly otadata: OtaData;
 	readonly #partitions: Map<string, FlashPartition>;
 
-	static open(dir: string, power: PowerSupply): BoardStorage {
+	/** `layout` only matters when the folder is new; an existing board keeps the table in its board.json. */
+	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB"): BoardStorage {
 		const configFile = path.join(dir, "board.json");
 		const isFresh = !fs.existsSync(configFile);
 		let config: BoardConfig;
 		if (isFresh) {
 			fs.mkdirSync(dir, { recursive: true });
-			config = { chip: "esp32", flashSize, partitions: defaultPartitions.map((p) => ({ ...p })) };
+			const { flashSize, partitions } = boardLayouts[layout];
+			config = { chip: "esp32", flashSize, partitions: partitions.map((p) => ({ ...p })) };
 			fs.writeFileSync(configFile, JSON.stringify(config, null, "\t") + "\n");
 		} else {
 			config = JSON.parse(fs.readFileSync(configFile, "utf8")) as BoardConfig;

@@ -23,6 +23,8 @@ export interface RequestSpec {
 	secure: boolean;
 }
 
+/** Body bytes per fragment: one TCP segment on Ethernet-sized frames, as lwIP hands them to Moddable. */
+export const defaultFragmentBytes = 1460;
 const maxHeaderBytes = 16384;
 const receiveWindow = 16384;
 
@@ -170,7 +172,7 @@ export class HttpNetwork {
 	#queue: { event: HttpEvent; data: Uint8Array | undefined }[] = [];
 	#wake: (() => void) | undefined;
 
-	constructor(fragmentBytes = 1460) {
+	constructor(fragmentBytes = defaultFragmentBytes) {
 		this.fragmentBytes = fragmentBytes;
 	}
 
