@@ -7,13 +7,20 @@
 
 	Binary layout, format 1, little-endian:
 	   0 u8   format (1)           1 u8  state           2 u8  result        3 u8  policy
-	   4 u32  sequence             8 u32 total size (0 = unknown)           12 u32 committed offset
+	   4 u32  sequence             8 u32 total size (0 = unknown)           12 u32 committed offset (HTTP)
 	  16 u32  image length (0 until verified)                               20 u8  download attempts
-	  21 u8   boot switches        22 u8 target slot (0xff = none)          23 u8  flags (1 sha256 given,
-	                                                                   2 automatic update, 4 result not yet reported)
-	  24 [32] expected SHA-256     56 u16 URI length   58 u8 ETag length   59 u8 version length
-	  60 u32  update id (counts requests: the server's key for de-duplicating result reports)
-	  64 URI, ETag, version (UTF-8), then u32 CRC-32 of every byte before it.
+	  21 u8   boot switches        22 u8 target slot (0xff = none)          23 u8  flags
+	  24 [32] expected digest: SHA-256, or MD5 in the first 16 bytes
+	  56 u32  update id (counts requests: the server's key for de-duplicating result reports)
+	  60 u8   source (0 HTTP pull, 1 AWS job with an MQTT stream)   61 u8 stream file id
+	  62 u16  stream block size / 256                               64 u16 URI length
+	  66 u8   ETag length   67 u8 version length   68 u8 job id length   69 u8 stream id length
+	  70 u8   signature length                     71 u8 (zero)          72 u16 block bitmap length
+	  74 URI, ETag, version, job id, stream id (UTF-8), signature, block bitmap (bytes),
+	     then u32 CRC-32 of every byte before it.
+	Flags: 1 digest given, 2 automatic update, 4 result not yet reported, 8 the digest is MD5.
+	The block bitmap holds, for a stream, the blocks whose whole flash sectors are written (bit k of byte j is
+	block 8j + k).
 */
 
 import type { KeyValueStore, Logger } from "../platform/ports";
@@ -37,45 +44,71 @@ export interface DownloadRecord {
 	switches: number;
 	targetSlot: number;
 	sha256: Uint8Array | undefined;
+	/** Expected MD5 of the package (16 bytes), from an AWS "fota" job document. */
+	md5: Uint8Array | undefined;
 	/** Update runs as soon as the package is verified (LwM2M resource 14). */
 	automatic: boolean;
 	/** A final result was reached but its report was not yet acknowledged. */
 	reportPending: boolean;
 	updateId: number;
+	source: SourceCode;
 	uri: string;
 	etag: string;
 	version: string;
+	/** AWS IoT job execution, stream and file; empty for HTTP pulls. */
+	jobId: string;
+	streamId: string;
+	fileId: number;
+	blockSize: number;
+	/** ECDSA P-256 signature (DER) over the image's SHA-256, from an AWS "afr_ota" job document. */
+	signature: Uint8Array | undefined;
+	blocks: Uint8Array | undefined;
 }
+
+export const Source = { http: 0, awsStream: 1 } as const;
+export type SourceCode = (typeof Source)[keyof typeof Source];
 
 export const recordKeys = ["fw.a", "fw.b"] as const;
 export const formatVersion = 1;
 export const maxUriBytes = 2048;
 export const maxEtagBytes = 255;
 export const maxVersionBytes = 32;
-const headerBytes = 64;
+export const maxJobIdBytes = 64;
+export const maxStreamIdBytes = 128;
+export const maxSignatureBytes = 72;
+export const maxBitmapBytes = 1024;
+const headerBytes = 74;
 const crcBytes = 4;
 const noSlot = 0xff;
-const flagSha256 = 1;
+const flagDigest = 1;
 const flagAutomatic = 2;
 const flagReportPending = 4;
+const flagMd5 = 8;
 
 export function emptyRecord(): DownloadRecord {
 	return {
 		state: State.idle, result: Result.initial, policy: Policy.savePoint, sequence: 0, totalSize: 0, committed: 0,
-		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, automatic: false, reportPending: false, updateId: 0, uri: "", etag: "", version: "",
+		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, md5: undefined, automatic: false, reportPending: false, updateId: 0, source: Source.http,
+		uri: "", etag: "", version: "", jobId: "", streamId: "", fileId: 0, blockSize: 0, signature: undefined, blocks: undefined,
 	};
 }
 
 export function encodedLength(record: DownloadRecord): number {
-	return headerBytes + utf8Length(record.uri) + utf8Length(record.etag) + utf8Length(record.version) + crcBytes;
+	return headerBytes + utf8Length(record.uri) + utf8Length(record.etag) + utf8Length(record.version) +
+		utf8Length(record.jobId) + utf8Length(record.streamId) + (record.signature?.length ?? 0) + (record.blocks?.length ?? 0) + crcBytes;
 }
 
 /** Encodes into `bytes`, which must be exactly encodedLength(record) long. */
 export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
-	const uriLength = utf8Length(record.uri), etagLength = utf8Length(record.etag), versionLength = utf8Length(record.version);
-	if (uriLength > maxUriBytes) throw new Error("uri too long");
-	if (etagLength > maxEtagBytes) throw new Error("etag too long");
-	if (versionLength > maxVersionBytes) throw new Error("version too long");
+	const uriLength = checkedLength(record.uri, maxUriBytes, "uri");
+	const etagLength = checkedLength(record.etag, maxEtagBytes, "etag");
+	const versionLength = checkedLength(record.version, maxVersionBytes, "version");
+	const jobIdLength = checkedLength(record.jobId, maxJobIdBytes, "job id");
+	const streamIdLength = checkedLength(record.streamId, maxStreamIdBytes, "stream id");
+	const signature = record.signature, blocks = record.blocks, digest = record.md5 ?? record.sha256;
+	if (signature && signature.length > maxSignatureBytes) throw new Error("signature too long");
+	if (blocks && blocks.length > maxBitmapBytes) throw new Error("bitmap too long");
+	if (record.md5 && record.sha256) throw new Error("two digests");
 	bytes[0] = formatVersion;
 	bytes[1] = record.state;
 	bytes[2] = record.result;
@@ -87,18 +120,41 @@ export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
 	bytes[20] = Math.min(record.attempts, 255);
 	bytes[21] = Math.min(record.switches, 255);
 	bytes[22] = record.targetSlot < 0 ? noSlot : record.targetSlot;
-	bytes[23] = (record.sha256 ? flagSha256 : 0) | (record.automatic ? flagAutomatic : 0) | (record.reportPending ? flagReportPending : 0);
+	bytes[23] = (digest ? flagDigest : 0) | (record.md5 ? flagMd5 : 0) | (record.automatic ? flagAutomatic : 0) |
+		(record.reportPending ? flagReportPending : 0);
 	for (let i = 0; i < 32; i++)
-		bytes[24 + i] = record.sha256 ? record.sha256[i] : 0;
-	bytes[56] = uriLength & 0xff;
-	bytes[57] = uriLength >> 8;
-	bytes[58] = etagLength;
-	bytes[59] = versionLength;
-	put32(bytes, 60, record.updateId);
+		bytes[24 + i] = digest && i < digest.length ? digest[i] : 0;
+	put32(bytes, 56, record.updateId);
+	bytes[60] = record.source;
+	bytes[61] = record.fileId;
+	put16(bytes, 62, record.blockSize >> 8);
+	put16(bytes, 64, uriLength);
+	bytes[66] = etagLength;
+	bytes[67] = versionLength;
+	bytes[68] = jobIdLength;
+	bytes[69] = streamIdLength;
+	bytes[70] = signature?.length ?? 0;
+	bytes[71] = 0;
+	put16(bytes, 72, blocks?.length ?? 0);
 	let at = utf8Write(record.uri, bytes, headerBytes);
 	at = utf8Write(record.etag, bytes, at);
 	at = utf8Write(record.version, bytes, at);
+	at = utf8Write(record.jobId, bytes, at);
+	at = utf8Write(record.streamId, bytes, at);
+	if (signature) { bytes.set(signature, at); at += signature.length; }
+	if (blocks) { bytes.set(blocks, at); at += blocks.length; }
 	put32(bytes, at, crc32(bytes, 0, at));
+}
+
+function checkedLength(text: string, max: number, what: string): number {
+	const length = utf8Length(text);
+	if (length > max) throw new Error(`${what} too long`);
+	return length;
+}
+
+function put16(bytes: Uint8Array, at: number, value: number): void {
+	bytes[at] = value & 0xff;
+	bytes[at + 1] = (value >>> 8) & 0xff;
 }
 
 // Byte by byte rather than through a DataView: a checkpoint must not allocate.
@@ -116,10 +172,14 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 	const end = bytes.length - crcBytes;
 	if (view.getUint32(end, true) !== crc32(bytes, 0, end)) return "crc mismatch";
 	if (bytes[0] !== formatVersion) return `unknown format ${bytes[0]}`;
-	const uriLength = view.getUint16(56, true), etagLength = bytes[58], versionLength = bytes[59];
-	if (headerBytes + uriLength + etagLength + versionLength !== end) return "bad lengths";
-	const state = bytes[1], result = bytes[2], policy = bytes[3];
-	if (state > State.updating || result > Result.deferred || policy > Policy.none) return "bad codes";
+	const lengths = [view.getUint16(64, true), bytes[66], bytes[67], bytes[68], bytes[69], bytes[70], view.getUint16(72, true)];
+	if (headerBytes + lengths.reduce((sum, length) => sum + length, 0) !== end) return "bad lengths";
+	const state = bytes[1], result = bytes[2], policy = bytes[3], source = bytes[60], flags = bytes[23];
+	if (state > State.updating || result > Result.deferred || policy > Policy.none || source > Source.awsStream) return "bad codes";
+	let at = headerBytes;
+	const text = (length: number) => utf8Read(bytes, at, (at += length));
+	const raw = (length: number) => (length ? bytes.slice(at, (at += length)) : undefined);
+	const digest = flags & flagDigest ? bytes.slice(24, flags & flagMd5 ? 40 : 56) : undefined;
 	const record: DownloadRecord = {
 		state: state as StateCode,
 		result: result as ResultCode,
@@ -131,13 +191,21 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 		attempts: bytes[20],
 		switches: bytes[21],
 		targetSlot: bytes[22] === noSlot ? -1 : bytes[22],
-		sha256: bytes[23] & flagSha256 ? bytes.slice(24, 56) : undefined,
-		automatic: (bytes[23] & flagAutomatic) !== 0,
-		reportPending: (bytes[23] & flagReportPending) !== 0,
-		updateId: view.getUint32(60, true),
-		uri: utf8Read(bytes, headerBytes, headerBytes + uriLength),
-		etag: utf8Read(bytes, headerBytes + uriLength, headerBytes + uriLength + etagLength),
-		version: utf8Read(bytes, headerBytes + uriLength + etagLength, end),
+		sha256: flags & flagMd5 ? undefined : digest,
+		md5: flags & flagMd5 ? digest : undefined,
+		automatic: (flags & flagAutomatic) !== 0,
+		reportPending: (flags & flagReportPending) !== 0,
+		updateId: view.getUint32(56, true),
+		source: source as SourceCode,
+		fileId: bytes[61],
+		blockSize: view.getUint16(62, true) << 8,
+		uri: text(lengths[0]),
+		etag: text(lengths[1]),
+		version: text(lengths[2]),
+		jobId: text(lengths[3]),
+		streamId: text(lengths[4]),
+		signature: raw(lengths[5]),
+		blocks: raw(lengths[6]),
 	};
 	if (record.totalSize && record.committed > record.totalSize) return "offset past size";
 	return record;

@@ -90,3 +90,22 @@ export interface HttpClient {
 	/** Starts a request; `headers` is a flat name, value list. Only http and https URLs reach it. */
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange;
 }
+
+export interface MqttHandler {
+	/** Connected (CONNACK received): subscribe and publish only from here on. */
+	ready(): void;
+	message(topic: string, payload: ArrayBuffer): void;
+	/** The connection is gone (refused, dropped or closed); nothing reconnects by itself. */
+	closed(): void;
+}
+
+export interface MqttConnection {
+	/** QoS 0: nothing confirms delivery. Throws "connection closed" when not connected. */
+	publish(topic: string, payload: string | ArrayBuffer): void;
+	subscribe(topic: string): void;
+	close(): void;
+}
+
+export interface MqttConnector {
+	connect(options: { host: string; port: number; id: string; keepAliveMs: number }, handler: MqttHandler): MqttConnection;
+}

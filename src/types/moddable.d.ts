@@ -83,3 +83,16 @@ declare module "mc/config" {
 	const config: Record<string, unknown>;
 	export default config;
 }
+
+declare module "mqtt" {
+	export default class Client {
+		constructor(options: { host: string; port?: number; id?: string; user?: string; password?: string; timeout?: number; Socket?: unknown; secure?: Record<string, unknown> });
+		onReady: (() => void) | undefined;
+		onMessage: ((topic: string, payload: ArrayBuffer) => void) | undefined;
+		onClose: (() => void) | undefined;
+		publish(topic: string, data: string | ArrayBuffer, flags?: { retain?: boolean; quality?: number }): void;
+		subscribe(topic: string): void;
+		unsubscribe(topic: string): void;
+		close(): void;
+	}
+}
