@@ -2,6 +2,9 @@
 	xs-ota command line:
 	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
 	  xs-ota serve  --dir DIR --port PORT
+	  xs-ota serve  --mqtt [--port PORT]           (AWS IoT Jobs + MQTT streams emulator on an aedes broker)
+	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
+	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json]
 	  xs-ota demo   (what npm start runs)
@@ -11,6 +14,7 @@ import * as fs from "node:fs";
 import { policyCodes, runDevice, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
+import { requestJob, startAwsIot } from "./server/aws-iot";
 import { runDemo } from "./demo";
 
 type Flags = { [name: string]: string | true };
@@ -49,11 +53,42 @@ async function image(flags: Flags): Promise<void> {
 }
 
 async function serve(flags: Flags): Promise<void> {
+	if (flags.mqtt === true) return serveMqtt(flags);
 	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")! });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
 	process.on("SIGINT", stop);
 	process.on("SIGTERM", stop);
+}
+
+async function serveMqtt(flags: Flags): Promise<void> {
+	const emulator = await startAwsIot({ port: integer(flags, "port", false) });
+	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
+	const stop = () => void emulator.close().then(() => process.exit(0));
+	process.on("SIGINT", stop);
+	process.on("SIGTERM", stop);
+}
+
+async function job(flags: Flags, action: string | undefined): Promise<void> {
+	if (action !== "create") throw new Error("usage: xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota");
+	const form = text(flags, "form")!;
+	if (form !== "afr_ota" && form !== "fota") throw new Error("--form is afr_ota or fota");
+	const streamFormat = text(flags, "stream-format", false);
+	if (streamFormat !== undefined && streamFormat !== "json" && streamFormat !== "cbor") throw new Error("--stream-format is json or cbor");
+	const imagePath = text(flags, "image")!;
+	const created = await requestJob(text(flags, "mqtt")!, {
+		thing: text(flags, "thing")!,
+		form,
+		image: new Uint8Array(fs.readFileSync(imagePath)),
+		filePath: imagePath.split("/").pop(),
+		streamFormat,
+		jobId: text(flags, "job-id", false),
+		fileId: integer(flags, "file-id", false),
+		blockSize: integer(flags, "block-size", false),
+		version: text(flags, "version", false),
+		signature: text(flags, "signature", false),
+	});
+	console.log(JSON.stringify(created));
 }
 
 async function device(flags: Flags): Promise<void> {
@@ -84,9 +119,11 @@ const commands: { [name: string]: (flags: Flags) => Promise<void> } = { image, s
 
 export async function main(argv: string[]): Promise<void> {
 	const [name, ...rest] = argv;
-	const command = commands[name];
+	// "job" takes an action word before its flags.
+	const action = name === "job" ? rest.shift() : undefined;
+	const command = name === "job" ? (flags: Flags) => job(flags, action) : commands[name];
 	if (!command) {
-		console.error("usage: xs-ota image|serve|device|demo [--flags]  (see README.md)");
+		console.error("usage: xs-ota image|serve|device|job|demo [--flags]  (see README.md)");
 		process.exitCode = 2;
 		return;
 	}

@@ -1,7 +1,7 @@
-// The simulated board's firmware: the real agent (src/main.ts's createAgent, on the emulated Moddable
-// modules) plus the stand-in for an LwM2M server's writes, which the board delivers as events on id 0.
+// The simulated board's firmware: the real agent (src/main.ts's createUpdater, on the emulated Moddable
+// modules, with AWS IoT jobs when config names a broker and a thing) plus the stand-in for an LwM2M server's writes, which the board delivers as events on id 0.
 
-import { createAgent } from "../src/main";
+import { createUpdater } from "../src/main";
 import { call, dispatch, listen } from "./modules/host";
 
 declare const globalThis: { deviceDeliver?: (event: { id: number }, data: ArrayBuffer | undefined) => void; trace?: (...values: unknown[]) => void };
@@ -9,12 +9,12 @@ declare const globalThis: { deviceDeliver?: (event: { id: number }, data: ArrayB
 globalThis.trace = (...values: unknown[]) => call("log", values.join("").replace(/\n$/, ""));
 globalThis.deviceDeliver = dispatch;
 
-const agent = createAgent({
+const { agent, start } = createUpdater({
 	status: (state, result) => call("report.status", state, result, agent?.packageVersion ?? ""),
 	progress: (received, total) => call("report.progress", received, total),
 	result: (updateId, result, version) => call("report.result", updateId, result, version) === true,
 });
-agent.start();
+start();
 
 listen(0, (command: { action: string; uri?: string; sha256?: string; policy?: number }) => {
 	if (command.action === "update") {

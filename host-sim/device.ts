@@ -50,6 +50,8 @@ export interface DeviceOutcome {
 	state: number;
 	result: number;
 	bytesFetched: number;
+	/** MQTT message payload bytes the device received (jobs and stream messages, envelopes included). */
+	mqttBytesReceived: number;
 	/** Persistent writes (flash erases and writes, preference writes and deletes) over all boots. */
 	ops: number;
 	wear: Wear;
@@ -67,7 +69,7 @@ function makeEngine(name: EngineName, heapAfterGc: boolean): Engine {
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
 	const emit = options.onEvent ?? (() => {});
-	let boots = 0, bytesFetched = 0, ops = 0, previousSlot = 0;
+	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
 	const wear: Wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
 	const heapSlots: number[] = [];
@@ -126,9 +128,10 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					continue;
 				}
 				const untilTimer = board.clock.untilNext();
-				if (board.network.busy) {
+				const wait = board.networkWait(untilTimer);
+				if (wait !== undefined) {
 					const started = Date.now();
-					await board.network.wait(untilTimer ?? 1000);
+					await board.waitForNetwork(wait);
 					board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
 				}
 				else if (untilTimer !== undefined) board.clock.advance(untilTimer);
@@ -137,6 +140,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		}
 		finally {
 			bytesFetched += board.network.bodyBytes;
+			mqttBytesReceived += board.mqtt.payloadBytes;
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());
 			board.shutDown();
@@ -158,8 +162,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, ops, wear, running, heapSlots, requestAcknowledged };
-		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched });
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, ops, wear, running, heapSlots, requestAcknowledged };
+		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived } : {}) });
 		return outcome;
 	}
 }

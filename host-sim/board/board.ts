@@ -5,12 +5,15 @@
 */
 
 import { createHash, type Hash } from "node:crypto";
+import { verifyP256 } from "./p256";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
 import type { FlashPartition } from "./flash-chip";
+import { MqttNetwork, type MqttSpec } from "./mqtt-network";
 import { HttpNetwork, type RequestSpec } from "./network";
 import { OtaState } from "./otadata";
 import { PowerCutError, PowerSupply } from "./power";
+import { NetworkSignal } from "./signal";
 import { checkImage } from "../../src/agent/image";
 import { readAppDescription } from "../image";
 import { chipIds } from "../image";
@@ -38,6 +41,12 @@ export interface BoardOptions {
 export type DeviceEvent = { event: { id: number; [key: string]: unknown }; data: Uint8Array | undefined };
 
 const espOk = 0;
+const digestAlgorithms: { [name: string]: string } = { SHA256: "sha256", MD5: "md5" };
+
+function verifySignature(bytes: Uint8Array, signatureLength: number): boolean {
+	return verifyP256(bytes.subarray(0, 32), bytes.subarray(32, 32 + signatureLength), bytes.subarray(32 + signatureLength));
+}
+
 const espErrOtaValidateFailed = 0x1503;
 
 export class Board {
@@ -45,6 +54,7 @@ export class Board {
 	readonly storage: BoardStorage;
 	readonly clock: VirtualClock;
 	readonly network: HttpNetwork;
+	readonly mqtt: MqttNetwork;
 	/** Chosen by the bootloader in boot(); until then, the slot that ran before (as the caller says). */
 	runningSlot: number;
 	rolledBack = false;
@@ -53,13 +63,15 @@ export class Board {
 	#report: (kind: string, args: unknown[]) => void;
 	#nextId = 1;
 	#flashHandles = new Map<number, FlashPartition>();
-	#digests = new Map<number, Hash>();
+	#signal = new NetworkSignal();
+	#digests = new Map<number, { algorithm: string; hash: Hash }>();
 
 	constructor(options: BoardOptions) {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
 		this.storage = BoardStorage.open(options.dir, this.power);
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
-		this.network = new HttpNetwork(options.fragmentBytes);
+		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
+		this.mqtt = new MqttNetwork(this.#signal);
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
 		this.runningSlot = options.previousSlot ?? 0;
@@ -117,19 +129,38 @@ export class Board {
 				return id;
 			}
 			case "http.close": return this.network.close(args[0]);
-			case "digest.create": {
-				if (args[0] !== "SHA256") throw new Error("unsupported digest");
+			case "mqtt.connect": {
 				const id = this.#nextId++;
-				this.#digests.set(id, createHash("sha256"));
+				this.mqtt.open(id, args[0] as MqttSpec);
 				return id;
 			}
-			case "digest.write": return this.#digests.get(args[0])!.update(data!);
-			case "digest.reset": return this.#digests.set(args[0], createHash("sha256"));
+			case "mqtt.publish": {
+				const payload = data ?? new Uint8Array(Buffer.from(String(args[2] ?? ""), "utf8"));
+				return this.mqtt.publish(args[0], args[1], payload, args[3]?.quality ?? 0, args[3]?.retain === true);
+			}
+			case "mqtt.subscribe": return this.mqtt.subscribe(args[0], args[1]);
+			case "mqtt.unsubscribe": return this.mqtt.unsubscribe(args[0], args[1]);
+			case "mqtt.close": return this.mqtt.close(args[0]);
+			case "digest.create": {
+				const algorithm = digestAlgorithms[args[0]];
+				if (!algorithm) throw new Error("unsupported digest");
+				const id = this.#nextId++;
+				this.#digests.set(id, { algorithm, hash: createHash(algorithm) });
+				return id;
+			}
+			case "digest.write": return this.#digests.get(args[0])!.hash.update(data!);
+			case "digest.reset": {
+				const digest = this.#digests.get(args[0])!;
+				digest.hash = createHash(digest.algorithm);
+				return;
+			}
 			case "digest.close": {
-				const result = new Uint8Array(this.#digests.get(args[0])!.digest());
-				this.#digests.set(args[0], createHash("sha256"));
+				const digest = this.#digests.get(args[0])!;
+				const result = new Uint8Array(digest.hash.digest());
+				digest.hash = createHash(digest.algorithm);
 				return result;
 			}
+			case "signature.verifyP256": return verifySignature(data!, args[0]) ? 1 : 0;
 			case "config.get": return this.config;
 			case "ota.runningSlot": return this.runningSlot;
 			case "ota.runningState": {
@@ -166,11 +197,30 @@ export class Board {
 		if (timer !== undefined) return { event: { id: timer }, data: undefined };
 		const http = this.network.take();
 		if (http) return { event: { ...http.event }, data: http.data };
+		const mqtt = this.mqtt.take();
+		if (mqtt) return { event: { ...mqtt.event }, data: mqtt.data };
 		return undefined;
+	}
+
+	/**
+		Real milliseconds the run loop should wait for the sockets before it moves the virtual clock, or
+		undefined when no socket can bring anything. `untilTimer` is the device's next timer.
+	*/
+	networkWait(untilTimer: number | undefined): number | undefined {
+		const http = this.network.busy ? untilTimer ?? 1000 : undefined;
+		const mqtt = this.mqtt.waitFor(untilTimer);
+		if (http === undefined) return mqtt;
+		return mqtt === undefined ? http : Math.min(http, mqtt);
+	}
+
+	/** Resolves when a socket queues an event or after `ms` real milliseconds. */
+	waitForNetwork(ms: number): Promise<void> {
+		return this.#signal.wait(ms);
 	}
 
 	shutDown(): void {
 		this.network.closeAll();
+		this.mqtt.closeAll();
 	}
 
 	#openFlash(name: string): FlashPartition {

@@ -6,6 +6,7 @@
 */
 
 import * as net from "node:net";
+import { NetworkSignal } from "./signal";
 
 export interface HttpEvent {
 	id: number;
@@ -170,10 +171,11 @@ export class HttpNetwork {
 	bodyBytes = 0;
 	#exchanges = new Map<number, Exchange>();
 	#queue: { event: HttpEvent; data: Uint8Array | undefined }[] = [];
-	#wake: (() => void) | undefined;
+	readonly #signal: NetworkSignal;
 
-	constructor(fragmentBytes = defaultFragmentBytes) {
+	constructor(fragmentBytes = defaultFragmentBytes, signal = new NetworkSignal()) {
 		this.fragmentBytes = fragmentBytes;
+		this.#signal = signal;
 	}
 
 	open(id: number, spec: RequestSpec): void {
@@ -192,7 +194,7 @@ export class HttpNetwork {
 
 	queue(event: HttpEvent, data?: Uint8Array): void {
 		this.#queue.push({ event, data });
-		this.#wake?.();
+		this.#signal.notify();
 	}
 
 	pendingBytes(): number {
@@ -220,11 +222,7 @@ export class HttpNetwork {
 
 	/** Resolves when an event arrives or after `ms` real milliseconds. */
 	wait(ms: number): Promise<void> {
-		return new Promise((resolve) => {
-			const timer = setTimeout(done, ms);
-			function done() { clearTimeout(timer); resolve(); }
-			this.#wake = () => { this.#wake = undefined; done(); };
-		});
+		return this.#signal.wait(ms);
 	}
 
 	closeAll(): void {

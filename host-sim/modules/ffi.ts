@@ -1,6 +1,6 @@
 // "mc/ffi" bound to our OTA control helper: the simulated board implements the same functions as
 // src/native/ota_control.c does on ESP32.
-import { call } from "./host";
+import { call, callWithData } from "./host";
 
 export default class FFI {
 	xs_ota_running_slot(): number {
@@ -22,5 +22,12 @@ export default class FFI {
 	}
 	xs_ota_restart(): void {
 		call("ota.restart");
+	}
+	xs_ota_verify_p256(sha256: ArrayBuffer, signature: ArrayBuffer, signatureLength: number, publicKey: ArrayBuffer): number {
+		const bytes = new Uint8Array(32 + signatureLength + 65);
+		bytes.set(new Uint8Array(sha256, 0, 32));
+		bytes.set(new Uint8Array(signature, 0, signatureLength), 32);
+		bytes.set(new Uint8Array(publicKey, 0, 65), 32 + signatureLength);
+		return callWithData("signature.verifyP256", bytes, signatureLength);
 	}
 }

@@ -15,14 +15,15 @@
 	a record that says what to do next.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, SignatureVerifier } from "../platform/ports";
 import { ImageState } from "../platform/ports";
-import { Download, type DownloadOptions, type DownloadOutcome, defaultDownloadOptions } from "./download";
+import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
-import { type DownloadRecord, Policy, type PolicyCode, RecordStore, emptyRecord, maxUriBytes, policyNames } from "./record";
-import { parseUrl, supportedSchemes } from "./url";
+import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames } from "./record";
+import { parseUrl, schemePort } from "./url";
 import { utf8Length } from "../lib/utf8";
+import { isNewerVersion } from "./version";
 
 export interface AgentPorts {
 	slot: FlashSlot;
@@ -32,6 +33,12 @@ export interface AgentPorts {
 	http: HttpClient;
 	digest: Digest;
 	log: Logger;
+	/** MD5, for AWS "fota" job documents. */
+	md5?: Digest;
+	/** Code-signing check, for AWS "afr_ota" job documents. */
+	signature?: SignatureVerifier;
+	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
+	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
 }
 
 /** An app's own check of a new image on its first boot; call done(true) to confirm it. */
@@ -64,6 +71,25 @@ export interface UpdateRequest {
 	policy?: PolicyCode;
 	/** Run Update as soon as the package is downloaded and verified (LwM2M resource 14). */
 	automatic?: boolean;
+	/** The AWS IoT job this pull belongs to (a job document with update_data_url). */
+	jobId?: string;
+	/** Refuse the image unless its version is newer than the running one. */
+	newerOnly?: boolean;
+}
+
+/** An AWS IoT job whose package comes over an MQTT file stream. */
+export interface StreamRequest {
+	jobId: string;
+	streamId: string;
+	fileId: number;
+	fileSize: number;
+	blockSize: number;
+	version: string;
+	md5?: Uint8Array;
+	signature?: Uint8Array;
+	policy?: PolicyCode;
+	/** Refuse the image unless its version is newer than the running one. */
+	newerOnly?: boolean;
 }
 
 export interface AgentListener {
@@ -86,7 +112,7 @@ export class Agent {
 	#records: RecordStore;
 	#record: DownloadRecord = emptyRecord();
 	#firmware: FirmwareObject;
-	#download: Download | undefined;
+	#download: Transfer | undefined;
 	#automatic = false;
 	#scratch = new Uint8Array(scratchBytes);
 
@@ -156,6 +182,8 @@ export class Agent {
 		record.sha256 = request.sha256;
 		record.automatic = this.#automatic = request.automatic ?? false;
 		record.updateId = (previous.updateId + 1) >>> 0;
+		record.jobId = request.jobId ?? "";
+		record.newerOnly = request.newerOnly ?? false;
 		if (resumable) {
 			record.committed = previous.committed;
 			record.etag = previous.etag;
@@ -166,8 +194,50 @@ export class Agent {
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
-		if (supportedSchemes[url.scheme] === undefined) return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
+		if (schemePort(url.scheme) === undefined) return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
 		this.#startDownload();
+	}
+
+	/** Takes an AWS IoT job (already validated): downloads its stream, then updates automatically. */
+	requestStream(request: StreamRequest): void {
+		if (this.#firmware.state === State.updating) throw new Error("update in progress");
+		const previous = this.#record;
+		if (previous.jobId === request.jobId && previous.state !== State.idle) return;
+		this.#stopDownload();
+		if (!this.#ports.streams) throw new Error("no stream transport");
+		if (this.#firmware.state !== State.idle) this.#enter(State.idle, Result.initial);
+		const record = emptyRecord();
+		record.source = Source.awsStream;
+		record.policy = request.policy ?? this.#options.policy;
+		record.automatic = this.#automatic = true;
+		record.updateId = (previous.updateId + 1) >>> 0;
+		record.jobId = request.jobId;
+		record.streamId = request.streamId;
+		record.fileId = request.fileId;
+		record.blockSize = request.blockSize;
+		record.totalSize = request.fileSize;
+		record.version = request.version;
+		record.md5 = request.md5;
+		record.signature = request.signature;
+		record.newerOnly = request.newerOnly ?? false;
+		this.#record = record;
+		this.#enter(State.downloading, Result.initial);
+		if (request.fileSize > this.#ports.slot.byteLength)
+			return this.#endDownload(Result.notEnoughFlash, `${request.fileSize} bytes do not fit the slot`);
+		this.#startDownload();
+	}
+
+	/** The server holds the final result of update `updateId`: stop reporting it. */
+	acknowledgeResult(updateId: number): void {
+		const record = this.#record;
+		if (!record.reportPending || record.updateId !== updateId) return;
+		record.reportPending = false;
+		this.#records.save(record);
+	}
+
+	/** The persisted record, read-only: which job or URI the agent holds, and where it stands. */
+	get record(): Readonly<DownloadRecord> {
+		return this.#record;
 	}
 
 	/** Executes Update: switches the boot slot to the verified image and reboots. */
@@ -209,6 +279,7 @@ export class Agent {
 			case Policy.restart:
 				record.committed = 0;
 				record.etag = "";
+				record.blocks = undefined;
 				return this.#startDownload();
 			case Policy.abort:
 				this.#ports.slot.erase(0);
@@ -225,14 +296,22 @@ export class Agent {
 	}
 
 	#startDownload(): void {
-		const url = parseUrl(this.#record.uri);
-		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
-		const { http, slot, clock, log } = this.#ports;
-		this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, {
+		const listener: DownloadListener = {
 			save: () => this.#records.save(this.#record),
 			progress: (received, total) => this.#listener.progress(received, total),
 			done: (outcome) => this.#downloaded(outcome),
-		});
+		};
+		if (this.#record.source === Source.awsStream) {
+			const streams = this.#ports.streams;
+			if (!streams) return this.#endDownload(Result.unsupportedProtocol, "no stream transport");
+			this.#download = streams.open(this.#record, listener);
+		}
+		else {
+			const url = parseUrl(this.#record.uri);
+			if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
+			const { http, slot, clock, log } = this.#ports;
+			this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
+		}
 		this.#download.start();
 	}
 
@@ -251,11 +330,11 @@ export class Agent {
 		const check = checkImage(slot, digest, this.#options.chipId, this.#scratch);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
-		if (record.sha256) {
-			const actual = new Uint8Array(32);
-			slotDigest(slot, record.totalSize, digest, this.#scratch, actual);
-			if (!sameBytes(actual, record.sha256)) return this.#rejectImage(Result.integrityFailure, "sha-256 mismatch");
-		}
+		const failure = this.#checkPackage();
+		if (failure) return this.#rejectImage(Result.integrityFailure, failure);
+		const running = this.#ports.boot.runningVersion();
+		if (record.newerOnly && !isNewerVersion(check.version, running))
+			return this.#rejectImage(Result.updateFailed, `version ${check.version} is not newer than ${running}`);
 		record.imageLength = check.imageLength;
 		record.version = check.version;
 		log(`image ${check.version} verified, ${check.imageLength} bytes`);
@@ -263,10 +342,33 @@ export class Agent {
 		if (this.#automatic) this.update();
 	}
 
+	/** The package-level checks the request asked for, over the bytes on flash; a reason when one fails. */
+	#checkPackage(): string | undefined {
+		const record = this.#record;
+		const { slot, digest } = this.#ports;
+		if (record.sha256 || record.signature) {
+			const sha256 = new Uint8Array(32);
+			slotDigest(slot, record.totalSize, digest, this.#scratch, sha256);
+			if (record.sha256 && !sameBytes(sha256, record.sha256)) return "sha-256 mismatch";
+			if (record.signature) {
+				if (!this.#ports.signature) return "no signature verifier";
+				if (!this.#ports.signature.verify(sha256, record.signature)) return "signature mismatch";
+			}
+		}
+		if (record.md5) {
+			if (!this.#ports.md5) return "no md5 digest";
+			const md5 = new Uint8Array(16);
+			slotDigest(slot, record.totalSize, this.#ports.md5, this.#scratch, md5);
+			if (!sameBytes(md5, record.md5)) return "md5 mismatch";
+		}
+		return undefined;
+	}
+
 	#rejectImage(result: ResultCode, reason: string): void {
 		// Never resume onto bytes that failed verification.
 		this.#record.committed = 0;
 		this.#record.etag = "";
+		this.#record.blocks = undefined;
 		this.#endDownload(result, reason);
 	}
 

@@ -21,7 +21,7 @@ import type { Clock, FlashSlot, HttpClient, HttpExchange, HttpHandler, Logger, U
 import { Result, type ResultCode } from "./firmware-object";
 import type { DownloadRecord } from "./record";
 import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
-import { formatUrl, resolveLocation, supportedSchemes } from "./url";
+import { formatUrl, resolveLocation, schemePort } from "./url";
 
 export interface DownloadOptions {
 	/** Bytes between checkpoints; a multiple of the sector size. */
@@ -62,7 +62,16 @@ export interface DownloadListener {
 	done(outcome: DownloadOutcome): void;
 }
 
-export class Download implements HttpHandler {
+/** One way of bringing a package into the slot: an HTTP pull (Download) or an MQTT stream. */
+export interface Transfer {
+	start(): void;
+	/** Stops without touching the record: what is committed stays committed. */
+	stop(): void;
+	/** Package bytes received in this power-on. */
+	readonly received: number;
+}
+
+export class Download implements HttpHandler, Transfer {
 	#ports: DownloadPorts;
 	#options: DownloadOptions;
 	#record: DownloadRecord;
@@ -169,7 +178,7 @@ export class Download implements HttpHandler {
 					return this.#fail(Result.invalidUri, "too many redirects");
 				const next = resolveLocation(this.#url, decision.location);
 				if (typeof next === "string") return this.#fail(Result.invalidUri, `bad redirect: ${next}`);
-				if (supportedSchemes[next.scheme] === undefined) return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
+				if (schemePort(next.scheme) === undefined) return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
 				this.#url = next;
 				return this.#request();
 			}

@@ -18,7 +18,8 @@
 	  70 u8   signature length                     71 u8 (zero)          72 u16 block bitmap length
 	  74 URI, ETag, version, job id, stream id (UTF-8), signature, block bitmap (bytes),
 	     then u32 CRC-32 of every byte before it.
-	Flags: 1 digest given, 2 automatic update, 4 result not yet reported, 8 the digest is MD5.
+	Flags: 1 digest given, 2 automatic update, 4 result not yet reported, 8 the digest is MD5,
+	16 only a newer version than the running one may be installed.
 	The block bitmap holds, for a stream, the blocks whose whole flash sectors are written (bit k of byte j is
 	block 8j + k).
 */
@@ -48,6 +49,8 @@ export interface DownloadRecord {
 	md5: Uint8Array | undefined;
 	/** Update runs as soon as the package is verified (LwM2M resource 14). */
 	automatic: boolean;
+	/** Refuse an image whose version is not newer than the running one. */
+	newerOnly: boolean;
 	/** A final result was reached but its report was not yet acknowledged. */
 	reportPending: boolean;
 	updateId: number;
@@ -84,11 +87,12 @@ const flagDigest = 1;
 const flagAutomatic = 2;
 const flagReportPending = 4;
 const flagMd5 = 8;
+const flagNewerOnly = 16;
 
 export function emptyRecord(): DownloadRecord {
 	return {
 		state: State.idle, result: Result.initial, policy: Policy.savePoint, sequence: 0, totalSize: 0, committed: 0,
-		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, md5: undefined, automatic: false, reportPending: false, updateId: 0, source: Source.http,
+		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, md5: undefined, automatic: false, newerOnly: false, reportPending: false, updateId: 0, source: Source.http,
 		uri: "", etag: "", version: "", jobId: "", streamId: "", fileId: 0, blockSize: 0, signature: undefined, blocks: undefined,
 	};
 }
@@ -121,7 +125,7 @@ export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
 	bytes[21] = Math.min(record.switches, 255);
 	bytes[22] = record.targetSlot < 0 ? noSlot : record.targetSlot;
 	bytes[23] = (digest ? flagDigest : 0) | (record.md5 ? flagMd5 : 0) | (record.automatic ? flagAutomatic : 0) |
-		(record.reportPending ? flagReportPending : 0);
+		(record.reportPending ? flagReportPending : 0) | (record.newerOnly ? flagNewerOnly : 0);
 	for (let i = 0; i < 32; i++)
 		bytes[24 + i] = digest && i < digest.length ? digest[i] : 0;
 	put32(bytes, 56, record.updateId);
@@ -195,6 +199,7 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 		md5: flags & flagMd5 ? digest : undefined,
 		automatic: (flags & flagAutomatic) !== 0,
 		reportPending: (flags & flagReportPending) !== 0,
+		newerOnly: (flags & flagNewerOnly) !== 0,
 		updateId: view.getUint32(56, true),
 		source: source as SourceCode,
 		fileId: bytes[61],

@@ -2,7 +2,12 @@
 
 import type { Url } from "../platform/ports";
 
-export const supportedSchemes: { [scheme: string]: number } = { http: 80, https: 443 };
+const defaultPorts: { [scheme: string]: number } = { http: 80, https: 443 };
+
+/** The default port of a scheme the agent can download over, or undefined (own properties only). */
+export function schemePort(scheme: string): number | undefined {
+	return Object.prototype.hasOwnProperty.call(defaultPorts, scheme) ? defaultPorts[scheme] : undefined;
+}
 
 /** Parses an absolute URI; returns a short reason when it is not one. */
 export function parseUrl(text: string): Url | string {
@@ -12,7 +17,7 @@ export function parseUrl(text: string): Url | string {
 	let authority = match[2];
 	const at = authority.lastIndexOf("@");
 	if (at >= 0) authority = authority.slice(at + 1);
-	let host = authority, port = supportedSchemes[scheme] ?? 0;
+	let host = authority, port = schemePort(scheme) ?? 0;
 	const hostPort = /^(\[[0-9a-fA-F:.]+\]|[^:]*)(?::(\d{1,5}))?$/.exec(authority);
 	if (!hostPort) return "malformed authority";
 	host = hostPort[1];
@@ -32,6 +37,6 @@ export function resolveLocation(base: Url, location: string): Url | string {
 }
 
 export function formatUrl(url: Url): string {
-	const standard = supportedSchemes[url.scheme] === url.port;
+	const standard = schemePort(url.scheme) === url.port;
 	return `${url.scheme}://${url.host}${standard ? "" : `:${url.port}`}${url.path}`;
 }

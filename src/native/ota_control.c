@@ -13,6 +13,8 @@
 #include "app_update/include/esp_ota_ops.h"
 #include "esp_app_desc.h"
 #include "esp_system.h"
+#include "mbedtls/ecdsa.h"
+#include "mbedtls/ecp.h"
 
 int32_t xs_ota_running_slot(void);
 int32_t xs_ota_running_state(void);
@@ -20,6 +22,7 @@ int32_t xs_ota_running_version(uint8_t *into);
 int32_t xs_ota_set_boot_next(void);
 int32_t xs_ota_mark_valid(void);
 void xs_ota_restart(void);
+int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatureLength, uint8_t *publicKey);
 
 // Index of the OTA slot the running image was booted from (0 for ota_0), or -1 for a factory or test app.
 int32_t xs_ota_running_slot(void)
@@ -75,4 +78,18 @@ int32_t xs_ota_mark_valid(void)
 void xs_ota_restart(void)
 {
 	esp_restart();
+}
+
+// AWS OTA code signing: ECDSA P-256 over the image's SHA-256. `signature` is DER (at most 72 bytes),
+// `publicKey` an uncompressed point (65 bytes). Returns 1 when it verifies, 0 otherwise.
+int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatureLength, uint8_t *publicKey)
+{
+	mbedtls_ecdsa_context ecdsa;
+	mbedtls_ecdsa_init(&ecdsa);
+	int verified = (signatureLength > 0) && (signatureLength <= 72)
+		&& (mbedtls_ecp_group_load(&ecdsa.MBEDTLS_PRIVATE(grp), MBEDTLS_ECP_DP_SECP256R1) == 0)
+		&& (mbedtls_ecp_point_read_binary(&ecdsa.MBEDTLS_PRIVATE(grp), &ecdsa.MBEDTLS_PRIVATE(Q), publicKey, 65) == 0)
+		&& (mbedtls_ecdsa_read_signature(&ecdsa, sha256, 32, signature, (size_t)signatureLength) == 0);
+	mbedtls_ecdsa_free(&ecdsa);
+	return verified ? 1 : 0;
 }

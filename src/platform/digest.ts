@@ -1,10 +1,14 @@
-// Digest over Moddable's native SHA-256 ("crypt").
+// Digests over Moddable's native "crypt": SHA-256 for images, MD5 for AWS "fota" job documents.
 
 import { Digest as NativeDigest } from "crypt";
 import type { Digest } from "./ports";
 
-export class Sha256 implements Digest {
-	#native = new NativeDigest("SHA256");
+class NativeDigestPort implements Digest {
+	#native: NativeDigest;
+
+	constructor(kind: "SHA256" | "MD5") {
+		this.#native = new NativeDigest(kind);
+	}
 
 	reset(): void {
 		this.#native.reset();
@@ -16,5 +20,17 @@ export class Sha256 implements Digest {
 
 	finish(into: Uint8Array): void {
 		into.set(new Uint8Array(this.#native.close()));
+	}
+}
+
+export class Sha256 extends NativeDigestPort {
+	constructor() {
+		super("SHA256");
+	}
+}
+
+export class Md5 extends NativeDigestPort {
+	constructor() {
+		super("MD5");
 	}
 }

@@ -64,6 +64,12 @@ export interface Digest {
 
 export type Logger = (message: string) => void;
 
+/** ECDSA P-256 over a SHA-256: the AWS OTA code-signing check. */
+export interface SignatureVerifier {
+	/** `signature` is DER; the public key is the verifier's own (from config). */
+	verify(sha256: Uint8Array, signature: Uint8Array): boolean;
+}
+
 export interface Url {
 	scheme: string;
 	host: string;

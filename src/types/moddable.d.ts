@@ -72,7 +72,7 @@ declare module "securesocket" {
 
 declare module "crypt" {
 	export class Digest {
-		constructor(type: "SHA256");
+		constructor(type: "SHA256" | "MD5");
 		write(message: ArrayBuffer | ArrayBufferView): void;
 		close(): ArrayBuffer;
 		reset(): void;

@@ -1,0 +1,257 @@
+/*
+	The board's MQTT connections, behaving like Moddable's mqtt Client on a real network stack:
+	connect → CONNECT (MQTT 3.1.1, clean session, keepalive from `timeout`) → CONNACK 0 → "ready";
+	PUBLISH in → "message" (topic, payload bytes); a refused CONNACK, a drop, a broken packet or a read
+	time-out → "closed" (once). QoS 0 as Moddable does it: subscriptions ask for QoS 0, acknowledgements are
+	ignored, incoming QoS 1 gets no PUBACK. The device's own close() sends DISCONNECT and reports nothing.
+	Events are queued for the board's run loop.
+
+	Keepalive runs on real time, not the virtual clock: the broker counts real seconds, and while a connection
+	is open the run loop only lets virtual time pass at real speed (see waitFor).
+*/
+
+import * as net from "node:net";
+import { generate, parser, type Packet } from "mqtt-packet";
+import { NetworkSignal } from "./signal";
+
+export interface MqttEvent {
+	id: number;
+	message: "ready" | "message" | "closed";
+	topic?: string;
+	reason?: string;
+}
+
+export interface MqttSpec {
+	host: string;
+	port: number;
+	clientId: string;
+	user?: string;
+	password?: string;
+	/** Seconds; 0 turns keepalive off. */
+	keepalive: number;
+	secure: boolean;
+}
+
+/**
+	Real milliseconds an open connection keeps the run loop waiting after its last traffic when the device has
+	no timer armed: long enough for a local broker to answer a request the device sent without a time-out.
+*/
+export const defaultQuietMs = 250;
+const receiveWindow = 65536;
+const waitSliceMs = 1000;
+
+class Connection {
+	readonly socket: net.Socket;
+	state: "connecting" | "ready" | "done" = "connecting";
+	lastTraffic = Date.now();
+	#parser = parser({ protocolVersion: 4 });
+	#lastRead = Date.now();
+	#lastWrite = Date.now();
+	#packetId = 0;
+	#keepalive: NodeJS.Timeout | undefined;
+
+	constructor(readonly id: number, readonly network: MqttNetwork, spec: MqttSpec) {
+		this.socket = net.connect({ host: spec.host === "localhost" ? "127.0.0.1" : spec.host, port: spec.port });
+		this.socket.on("connect", () => {
+			this.write({
+				cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: spec.clientId,
+				keepalive: spec.keepalive, username: spec.user, password: spec.password === undefined ? undefined : Buffer.from(spec.password),
+			});
+			if (spec.keepalive > 0) this.#startKeepalive(spec.keepalive * 1000);
+		});
+		this.socket.on("data", (data) => this.receive(data));
+		this.socket.on("error", (error: NodeJS.ErrnoException) => this.fail(`socket error ${error.code ?? error.message}`));
+		this.socket.on("close", () => this.fail("connection closed by peer"));
+		this.#parser.on("packet", (packet) => this.packet(packet));
+		this.#parser.on("error", (error) => this.fail(`bad packet: ${error.message}`));
+	}
+
+	receive(data: Buffer): void {
+		this.network.bytesReceived += data.length;
+		this.#lastRead = this.lastTraffic = Date.now();
+		this.#parser.parse(data);
+		// Back-pressure, like a TCP receive window: the host holds little more than the device has taken.
+		if (this.network.pendingBytes() > receiveWindow) this.socket.pause();
+	}
+
+	packet(packet: Packet): void {
+		if (this.state === "done") return;
+		if (this.state === "connecting") {
+			if (packet.cmd !== "connack") return this.fail(`received ${packet.cmd} when expecting connack`);
+			if (packet.returnCode) return this.fail(`server rejected mqtt request with code ${packet.returnCode}`);
+			this.state = "ready";
+			return this.network.queue({ id: this.id, message: "ready" });
+		}
+		if (packet.cmd === "publish") {
+			const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+			this.network.queue({ id: this.id, message: "message", topic: packet.topic }, new Uint8Array(payload));
+		}
+		// pingresp, suback, unsuback, puback…: nothing to do, as in Moddable.
+	}
+
+	publish(topic: string, payload: Uint8Array, qos: number, retain: boolean): void {
+		const quality = (qos & 3) as 0 | 1 | 2;
+		this.write({ cmd: "publish", topic, payload: Buffer.from(payload), qos: quality, retain, dup: false, messageId: quality ? this.#nextPacketId() : undefined });
+	}
+
+	subscribe(topic: string): void {
+		this.write({ cmd: "subscribe", messageId: this.#nextPacketId(), subscriptions: [{ topic, qos: 0 }] });
+	}
+
+	unsubscribe(topic: string): void {
+		this.write({ cmd: "unsubscribe", messageId: this.#nextPacketId(), unsubscriptions: [topic] });
+	}
+
+	write(packet: Packet): void {
+		this.#lastWrite = this.lastTraffic = Date.now();
+		this.socket.write(generate(packet));
+	}
+
+	/** The far side ended it: one "closed" event, then nothing more from this connection. */
+	fail(reason: string): void {
+		if (this.state === "done") return;
+		this.#end();
+		this.socket.destroy();
+		this.network.queue({ id: this.id, message: "closed", reason });
+	}
+
+	/** The device's close(): DISCONNECT, no event. */
+	close(): void {
+		if (this.state === "done") return;
+		const wasConnected = this.state === "ready" || !this.socket.connecting;
+		this.#end();
+		if (wasConnected && this.socket.writable) this.socket.end(generate({ cmd: "disconnect" }));
+		else this.socket.destroy();
+	}
+
+	/** Power off: the socket just vanishes. */
+	drop(): void {
+		this.#end();
+		this.socket.destroy();
+	}
+
+	#end(): void {
+		this.state = "done";
+		clearInterval(this.#keepalive);
+		this.network.forget(this.id);
+	}
+
+	#nextPacketId(): number {
+		this.#packetId = (this.#packetId % 0xffff) + 1;
+		return this.#packetId;
+	}
+
+	// Moddable's rule: ping within three quarters of the interval, give up after 1.5 intervals of silence.
+	#startKeepalive(intervalMs: number): void {
+		this.#keepalive = setInterval(() => {
+			const now = Date.now();
+			if (now - this.#lastRead >= intervalMs * 1.5) return this.fail("read time out");
+			if (now - this.#lastWrite >= intervalMs * 0.75 - 500) this.write({ cmd: "pingreq" });
+		}, Math.max(250, intervalMs / 4));
+		this.#keepalive.unref();
+	}
+}
+
+export class MqttNetwork {
+	/** Bytes received from sockets, MQTT framing included. */
+	bytesReceived = 0;
+	/** Message payload bytes delivered to the device. */
+	payloadBytes = 0;
+	quietMs: number;
+	#connections = new Map<number, Connection>();
+	#queue: { event: MqttEvent; data: Uint8Array | undefined }[] = [];
+	readonly #signal: NetworkSignal;
+
+	constructor(signal = new NetworkSignal(), quietMs = defaultQuietMs) {
+		this.#signal = signal;
+		this.quietMs = quietMs;
+	}
+
+	open(id: number, spec: MqttSpec): void {
+		if (spec.secure) throw new Error("tls is not simulated: use mqtt on the simulated board");
+		this.#connections.set(id, new Connection(id, this, spec));
+	}
+
+	publish(id: number, topic: string, payload: Uint8Array, qos = 0, retain = false): void {
+		this.#ready(id).publish(topic, payload, qos, retain);
+	}
+
+	subscribe(id: number, topic: string): void {
+		this.#ready(id).subscribe(topic);
+	}
+
+	unsubscribe(id: number, topic: string): void {
+		this.#ready(id).unsubscribe(topic);
+	}
+
+	close(id: number): void {
+		this.#connections.get(id)?.close();
+		this.#queue = this.#queue.filter((entry) => entry.event.id !== id);
+	}
+
+	forget(id: number): void {
+		this.#connections.delete(id);
+	}
+
+	queue(event: MqttEvent, data?: Uint8Array): void {
+		this.#queue.push({ event, data });
+		this.#signal.notify();
+	}
+
+	pendingBytes(): number {
+		let total = 0;
+		for (const entry of this.#queue) total += entry.data?.length ?? 0;
+		return total;
+	}
+
+	take(): { event: MqttEvent; data: Uint8Array | undefined } | undefined {
+		const entry = this.#queue.shift();
+		if (entry?.data) this.payloadBytes += entry.data.length;
+		if (entry && this.pendingBytes() < receiveWindow / 2)
+			for (const connection of this.#connections.values()) connection.socket.resume();
+		return entry;
+	}
+
+	get hasEvents(): boolean {
+		return this.#queue.length > 0;
+	}
+
+	/** Connections not yet closed, whatever their state. */
+	get openCount(): number {
+		return this.#connections.size;
+	}
+
+	/**
+		How long the run loop should wait for this network, in real ms, or undefined when it need not.
+		A connection still connecting always counts. One that is up counts while the device has a timer armed
+		(`untilTimer`): the device is then waiting for answers it will re-request or give up on. Without a timer,
+		it counts only for quietMs after its last traffic, so that an answer already on its way still arrives;
+		after that the board is idle, since nothing the device does could ever end the wait.
+	*/
+	waitFor(untilTimer: number | undefined): number | undefined {
+		if (this.#queue.length) return 0;
+		let connecting = false, lastTraffic = -Infinity;
+		for (const connection of this.#connections.values()) {
+			if (connection.state === "connecting") connecting = true;
+			lastTraffic = Math.max(lastTraffic, connection.lastTraffic);
+		}
+		if (connecting) return untilTimer ?? waitSliceMs;
+		if (!this.#connections.size) return undefined;
+		if (untilTimer !== undefined) return untilTimer;
+		const quiet = this.quietMs - (Date.now() - lastTraffic);
+		return quiet > 0 ? quiet : undefined;
+	}
+
+	/** Power off: every connection vanishes without a word, queued events are lost. */
+	closeAll(): void {
+		for (const connection of [...this.#connections.values()]) connection.drop();
+		this.#queue = [];
+	}
+
+	#ready(id: number): Connection {
+		const connection = this.#connections.get(id);
+		// Gone already, though the device may not have taken the "closed" event yet: a dead socket refuses writes.
+		if (!connection || connection.state !== "ready") throw new Error("connection closed");
+		return connection;
+	}
+}

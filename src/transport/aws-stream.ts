@@ -1,0 +1,297 @@
+/*
+	An AWS IoT MQTT file stream → inactive slot, resumable across power cuts.
+
+	The file is a row of blocks (blockSize bytes, the last one shorter). The download asks for a window of
+	missing blocks at a time (offset o, count n, bitmap b of the wanted ones, at most 128 KB per request) and
+	accepts blocks in any order, late or twice: a block already held is ignored. When nothing arrives for
+	blockTimeoutMs the missing blocks of the window are asked again; after maxSilentRequests such requests in
+	a row the download gives up with result 4 and keeps what it has.
+
+	Flash discipline: a sector is erased the first time a block touches it in this power-on. The record's
+	bitmap holds only blocks whose whole sectors are written, so after a cut every block of a partly written
+	sector is fetched again (after its sector is erased once more), and nothing committed is ever erased.
+	The record is saved whenever checkpointBytes more bytes are committed.
+*/
+
+import type { Clock, FlashSlot, Logger } from "../platform/ports";
+import { Result } from "../agent/firmware-object";
+import type { DownloadListener } from "../agent/download";
+import type { DownloadRecord } from "../agent/record";
+import { decodeBase64, hexEncode } from "../lib/base64";
+import { cborSize, decodeCbor, encodeCbor } from "../lib/cbor";
+import { utf8Read } from "../lib/utf8";
+
+export interface StreamOptions {
+	format: "json" | "cbor";
+	/** Bytes per request (AWS allows at most 128 KB). */
+	requestBytes: number;
+	blockTimeoutMs: number;
+	maxSilentRequests: number;
+	checkpointBytes: number;
+}
+
+export const defaultStreamOptions: StreamOptions = {
+	format: "json",
+	requestBytes: 128 * 1024,
+	blockTimeoutMs: 5000,
+	maxSilentRequests: 8,
+	checkpointBytes: 16384,
+};
+
+/** The MQTT connection as the stream sees it: publish fails (false) while disconnected. */
+export interface StreamLink {
+	publish(topic: string, payload: string | ArrayBuffer): boolean;
+}
+
+export class StreamDownload {
+	#slot: FlashSlot;
+	#clock: Clock;
+	#log: Logger;
+	#options: StreamOptions;
+	#record: DownloadRecord;
+	#link: StreamLink;
+	#listener: DownloadListener;
+	#thing: string;
+	#blockCount: number;
+	/** Blocks held on flash in this power-on (the record's bitmap is the committed subset). */
+	#held: Uint8Array;
+	#erased: Uint8Array;
+	#block: Uint8Array<ArrayBuffer>;
+	#windowStart = 0;
+	#windowEnd = 0;
+	#silent = 0;
+	#arrivedSinceCheck = 0;
+	#uncommittedBytes = 0;
+	#received = 0;
+	#heldCount = 0;
+	#timer: unknown;
+	#finished = false;
+	readonly dataTopic: string;
+	readonly rejectedTopic: string;
+	#requestTopic: string;
+
+	constructor(ports: { slot: FlashSlot; clock: Clock; log: Logger }, options: StreamOptions, record: DownloadRecord, thing: string, link: StreamLink, listener: DownloadListener) {
+		this.#slot = ports.slot;
+		this.#clock = ports.clock;
+		this.#log = ports.log;
+		this.#options = options;
+		this.#record = record;
+		this.#thing = thing;
+		this.#link = link;
+		this.#listener = listener;
+		const blockSize = record.blockSize;
+		this.#blockCount = Math.ceil(record.totalSize / blockSize);
+		const bitmapBytes = Math.ceil(this.#blockCount / 8);
+		if (!record.blocks || record.blocks.length !== bitmapBytes) record.blocks = new Uint8Array(bitmapBytes);
+		this.#held = record.blocks.slice();
+		for (let i = 0; i < this.#blockCount; i++)
+			if (this.#has(this.#held, i)) this.#heldCount++;
+		this.#erased = new Uint8Array(Math.ceil(ports.slot.byteLength / ports.slot.sectorSize / 8));
+		this.#block = new Uint8Array(blockSize);
+		const base = `$aws/things/${thing}/streams/${record.streamId}`;
+		this.dataTopic = `${base}/data/${options.format}`;
+		this.rejectedTopic = `${base}/rejected/${options.format}`;
+		this.#requestTopic = `${base}/get/${options.format}`;
+	}
+
+	/** Payload bytes of blocks received in this power-on. */
+	get received(): number {
+		return this.#received;
+	}
+
+	start(): void {
+		if (this.#heldCount === this.#blockCount) return this.#finish();
+		this.#timer = this.#clock.setTimeout(() => this.#check(), this.#options.blockTimeoutMs);
+		this.#nextWindow();
+	}
+
+	stop(): void {
+		this.#finished = true;
+		if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+		this.#timer = undefined;
+	}
+
+	/** After a (re)connect and subscribe: ask again for what the window still misses. */
+	connected(): void {
+		if (!this.#finished) this.#request();
+	}
+
+	/** Routes a stream message; returns false for topics that are not this stream's. */
+	message(topic: string, payload: ArrayBuffer): boolean {
+		if (topic === this.dataTopic) {
+			if (!this.#finished) this.#data(payload);
+			return true;
+		}
+		if (topic === this.rejectedTopic) {
+			if (!this.#finished) this.#rejected(payload);
+			return true;
+		}
+		return false;
+	}
+
+	#data(payload: ArrayBuffer): void {
+		const block = this.#block;
+		let fileId: unknown, index: unknown, length: number;
+		try {
+			if (this.#options.format === "cbor") {
+				const message = decodeCbor(new Uint8Array(payload)) as { f?: unknown; i?: unknown; p?: unknown };
+				fileId = message.f;
+				index = message.i;
+				const bytes = message.p;
+				if (!(bytes instanceof Uint8Array) || bytes.length > block.length) throw new Error("bad block");
+				block.set(bytes);
+				length = bytes.length;
+			}
+			else {
+				const message = JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength)) as { f?: unknown; i?: unknown; p?: unknown };
+				fileId = message.f;
+				index = message.i;
+				if (typeof message.p !== "string" || message.p.length > ((block.length + 2) / 3) * 4 + 4) throw new Error("bad block");
+				length = decodeBase64(message.p, block, 0);
+			}
+		}
+		catch (error) {
+			this.#log(`stream block ignored: ${(error as Error).message}`);
+			return;
+		}
+		const record = this.#record;
+		if (fileId !== record.fileId || typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= this.#blockCount) return;
+		const start = index * record.blockSize;
+		if (length !== Math.min(record.blockSize, record.totalSize - start)) {
+			this.#log(`stream block ${index} has ${length} bytes`);
+			return;
+		}
+		if (this.#has(this.#held, index)) return;
+		this.#write(start, length);
+		this.#set(this.#held, index);
+		this.#heldCount++;
+		this.#received += length;
+		this.#arrivedSinceCheck++;
+		this.#commitSectorsOf(index);
+		if (this.#uncommittedBytes >= this.#options.checkpointBytes) {
+			this.#uncommittedBytes = 0;
+			this.#listener.save();
+			this.#listener.progress(this.#committedBytes(), record.totalSize);
+		}
+		if (this.#heldCount === this.#blockCount) return this.#finish();
+		if (this.#windowComplete()) this.#nextWindow();
+	}
+
+	#write(start: number, length: number): void {
+		const slot = this.#slot, sectorSize = slot.sectorSize;
+		if (start + length > slot.byteLength) throw new Error("block past the slot");
+		for (let sector = Math.floor(start / sectorSize); sector * sectorSize < start + length; sector++) {
+			if (this.#has(this.#erased, sector)) continue;
+			slot.erase(sector);
+			this.#set(this.#erased, sector);
+		}
+		slot.write(start, length, this.#block.buffer);
+	}
+
+	/** Marks committed every block of each sector that `index` touches once all of that sector's blocks are held. */
+	#commitSectorsOf(index: number): void {
+		const record = this.#record, blocks = record.blocks!, sectorSize = this.#slot.sectorSize, blockSize = record.blockSize;
+		const start = index * blockSize, end = Math.min(start + blockSize, record.totalSize);
+		const first = Math.floor(Math.floor(start / sectorSize) * sectorSize / blockSize);
+		const last = Math.min(this.#blockCount, Math.ceil(Math.ceil(end / sectorSize) * sectorSize / blockSize));
+		for (let i = first; i < last; i++)
+			if (!this.#has(this.#held, i)) return;
+		for (let i = first; i < last; i++) {
+			if (this.#has(blocks, i)) continue;
+			this.#set(blocks, i);
+			this.#uncommittedBytes += Math.min(blockSize, record.totalSize - i * blockSize);
+		}
+	}
+
+	#rejected(payload: ArrayBuffer): void {
+		let code = "unknown";
+		try {
+			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength))) as { code?: unknown };
+			if (typeof message.code === "string") code = message.code;
+		}
+		catch {
+			// An unreadable rejection is still a rejection.
+		}
+		this.#log(`stream request rejected: ${code}`);
+		this.#fail(Result.invalidUri, `stream rejected the request: ${code}`);
+	}
+
+	#nextWindow(): void {
+		let first = this.#windowEnd < this.#blockCount ? this.#windowEnd : 0;
+		while (first < this.#blockCount && this.#has(this.#held, first)) first++;
+		if (first === this.#blockCount) {
+			first = 0;
+			while (first < this.#blockCount && this.#has(this.#held, first)) first++;
+		}
+		const perRequest = Math.max(1, Math.floor(this.#options.requestBytes / this.#record.blockSize));
+		this.#windowStart = first;
+		this.#windowEnd = Math.min(this.#blockCount, first + perRequest);
+		this.#request();
+	}
+
+	#windowComplete(): boolean {
+		for (let i = this.#windowStart; i < this.#windowEnd; i++)
+			if (!this.#has(this.#held, i)) return false;
+		return true;
+	}
+
+	#request(): void {
+		const record = this.#record;
+		const o = this.#windowStart, n = this.#windowEnd - o;
+		const wanted = new Uint8Array(Math.ceil(n / 8));
+		for (let i = 0; i < n; i++)
+			if (!this.#has(this.#held, o + i)) wanted[i >> 3] |= 1 << (i & 7);
+		const clientToken = `${this.#thing.slice(0, 48)}-${record.updateId}`;
+		const request = { c: clientToken, f: record.fileId, l: record.blockSize, o, n, b: wanted };
+		let payload: string | ArrayBuffer;
+		if (this.#options.format === "cbor") {
+			const bytes = new Uint8Array(new ArrayBuffer(cborSize(request)));
+			encodeCbor(request, bytes);
+			payload = bytes.buffer;
+		}
+		else payload = JSON.stringify({ ...request, b: hexEncode(wanted, 0, wanted.length) });
+		this.#link.publish(this.#requestTopic, payload);
+	}
+
+	#check(): void {
+		if (this.#finished) return;
+		if (this.#arrivedSinceCheck === 0) {
+			if (++this.#silent >= this.#options.maxSilentRequests)
+				return this.#fail(Result.connectionLost, `no blocks after ${this.#silent} requests`);
+			this.#log(`no blocks for ${this.#options.blockTimeoutMs} ms: asking again`);
+			this.#request();
+		}
+		else this.#silent = 0;
+		this.#arrivedSinceCheck = 0;
+		this.#timer = this.#clock.setTimeout(() => this.#check(), this.#options.blockTimeoutMs);
+	}
+
+	#finish(): void {
+		const record = this.#record;
+		this.stop();
+		record.committed = record.totalSize;
+		this.#listener.progress(record.totalSize, record.totalSize);
+		this.#listener.done({ ok: true });
+	}
+
+	#fail(result: 4 | 7, reason: string): void {
+		this.stop();
+		this.#listener.done({ ok: false, result, reason });
+	}
+
+	#committedBytes(): number {
+		const record = this.#record, blocks = record.blocks!;
+		let bytes = 0;
+		for (let i = 0; i < this.#blockCount; i++)
+			if (this.#has(blocks, i)) bytes += Math.min(record.blockSize, record.totalSize - i * record.blockSize);
+		return bytes;
+	}
+
+	#has(bits: Uint8Array, index: number): boolean {
+		return (bits[index >> 3] & (1 << (index & 7))) !== 0;
+	}
+
+	#set(bits: Uint8Array, index: number): void {
+		bits[index >> 3] |= 1 << (index & 7);
+	}
+}

@@ -1,0 +1,164 @@
+/*
+	AWS IoT jobs driving the agent: the same record, slot writer, verification, switch and LwM2M model as an
+	HTTP pull, with the job execution's status as the report.
+
+	next execution ─ document invalid ──────────────→ REJECTED {result, reason}
+	               ─ version not newer ──────────────→ REJECTED {result 8, reason}
+	               ─ MQTT ─→ agent.requestStream ─┐
+	               ─ HTTP ─→ agent.request ───────┴→ IN_PROGRESS {state, result, receive "got/total"} (bounded rate)
+	after the switch, on the new image          → IN_PROGRESS {self_test "active"} → self-test (connected again)
+	final result                                → SUCCEEDED {reason, updatedBy} or FAILED {result, reason},
+	                                              re-sent until held, then $next/get
+	Each job ends in exactly one terminal status: the agent reports a final result until it is acknowledged,
+	and the service refuses a second terminal status (which the jobs client reads as "already held").
+*/
+
+import type { Agent, AgentListener, SelfTest } from "../agent/agent";
+import { State, type ResultCode, type StateCode, Result, resultNames } from "../agent/firmware-object";
+import { parseJobDocument } from "../agent/job-document";
+import type { DownloadRecord } from "../agent/record";
+import type { DownloadListener } from "../agent/download";
+import type { BootControl, Clock, FlashSlot, Logger, MqttConnector } from "../platform/ports";
+import { JobsClient, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
+import { StreamDownload, type StreamOptions } from "./aws-stream";
+import { isNewerVersion } from "../agent/version";
+
+export interface AwsOptions {
+	jobs: JobsOptions;
+	stream: StreamOptions;
+	blockSize: number;
+	allowDowngrade: boolean;
+	progressIntervalMs: number;
+}
+
+export interface AwsPorts {
+	connector: MqttConnector;
+	clock: Clock;
+	log: Logger;
+	slot: FlashSlot;
+	boot: BootControl;
+}
+
+const terminal: { [status: string]: boolean } = { SUCCEEDED: true, FAILED: true, REJECTED: true };
+
+export class AwsUpdates implements JobsListener, AgentListener {
+	#ports: AwsPorts;
+	#options: AwsOptions;
+	#jobs: JobsClient;
+	#agent: Agent | undefined;
+	#stream: StreamDownload | undefined;
+	#lastProgress = -Infinity;
+	#whenConnected: (() => void) | undefined;
+
+	constructor(ports: AwsPorts, options: AwsOptions) {
+		this.#ports = ports;
+		this.#options = options;
+		this.#jobs = new JobsClient(ports.connector, ports.clock, ports.log, options.jobs, this);
+	}
+
+	/** The agent's stream port. */
+	readonly streams = {
+		open: (record: DownloadRecord, listener: DownloadListener) => {
+			const { slot, clock, log } = this.#ports;
+			const stream = new StreamDownload({ slot, clock, log }, this.#options.stream, record, this.#options.jobs.thing, this.#jobs, listener);
+			this.#jobs.subscribe(stream.dataTopic);
+			this.#jobs.subscribe(stream.rejectedTopic);
+			this.#stream = stream;
+			return stream;
+		},
+	};
+
+	/** The default self-test of an image updated by a job: the new firmware reaches the service again. */
+	readonly selfTest: SelfTest = (done) => {
+		if (this.#jobs.connected) return done(true);
+		this.#whenConnected = () => done(true);
+	};
+
+	start(agent: Agent): void {
+		this.#agent = agent;
+		this.#jobs.start();
+	}
+
+	// AgentListener: the agent's model, reported as the job execution's status.
+
+	status(state: StateCode, result: ResultCode): void {
+		const record = this.#agent?.record;
+		if (!record?.jobId || state === State.idle) return;
+		const details: StatusDetails = { state: String(state), result: String(result) };
+		if (state === State.updating) {
+			const onNewImage = this.#ports.boot.runningSlot() === record.targetSlot;
+			details.self_test = onNewImage ? "active" : "ready";
+			if (onNewImage) details.updatedBy = this.#ports.boot.runningVersion();
+		}
+		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", details);
+	}
+
+	progress(received: number, total: number): void {
+		const record = this.#agent?.record;
+		const now = this.#ports.clock.ticks();
+		if (!record?.jobId || (received < total && now - this.#lastProgress < this.#options.progressIntervalMs)) return;
+		this.#lastProgress = now;
+		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
+	}
+
+	result(_updateId: number, result: ResultCode, version: string): boolean {
+		const record = this.#agent?.record;
+		if (!record?.jobId) return true;
+		if (result === Result.success)
+			this.#jobs.updateStatus(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
+		else
+			this.#jobs.updateStatus(record.jobId, "FAILED", { state: "0", result: String(result), reason: resultNames[result] });
+		return false;
+	}
+
+	// JobsListener: what the service says.
+
+	connected(): void {
+		this.#stream?.connected();
+		const waiting = this.#whenConnected;
+		this.#whenConnected = undefined;
+		waiting?.();
+	}
+
+	next(execution: JobExecution | undefined): void {
+		const agent = this.#agent;
+		if (!agent || !execution) return;
+		const record = agent.record;
+		if (execution.jobId === record.jobId) {
+			// The service still waits for a result the record already holds: it was never confirmed.
+			if (record.state === State.idle && record.result !== Result.initial && !record.reportPending)
+				this.result(record.updateId, record.result, record.version);
+			return;
+		}
+		if (record.state !== State.idle) return;
+		const job = parseJobDocument(execution.document);
+		if ("error" in job) return this.#reject(execution.jobId, job.result, job.error);
+		// A version the document names is checked now; the image's own one after download (newerOnly).
+		if (job.version && !this.#options.allowDowngrade && !isNewerVersion(job.version, this.#ports.boot.runningVersion()))
+			return this.#reject(execution.jobId, Result.updateFailed, `version ${job.version} is not newer than ${this.#ports.boot.runningVersion()}`);
+		this.#ports.log(`job ${execution.jobId}: ${job.form} ${job.version} over ${job.protocol}`);
+		if (job.protocol === "HTTP")
+			return agent.request({ uri: job.url, automatic: true, jobId: execution.jobId, newerOnly: !this.#options.allowDowngrade });
+		agent.requestStream({
+			jobId: execution.jobId, streamId: job.streamId, fileId: job.fileId, fileSize: job.fileSize, blockSize: this.#options.blockSize,
+			version: job.version, md5: job.md5, signature: job.signature, newerOnly: !this.#options.allowDowngrade,
+		});
+	}
+
+	statusHeld(jobId: string, status: JobStatus): void {
+		const agent = this.#agent;
+		if (!terminal[status] || !agent) return;
+		if (agent.record.jobId === jobId) agent.acknowledgeResult(agent.record.updateId);
+		this.#stream = undefined;
+		this.#jobs.requestNext();
+	}
+
+	message(topic: string, payload: ArrayBuffer): boolean {
+		return this.#stream?.message(topic, payload) ?? false;
+	}
+
+	#reject(jobId: string, result: ResultCode, reason: string): void {
+		this.#ports.log(`job ${jobId} rejected: ${reason}`);
+		this.#jobs.updateStatus(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
+	}
+}
