@@ -99,6 +99,9 @@ async function device(flags: Flags): Promise<void> {
 	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new Error("--sha256 takes 64 hex digits");
 	const policy = text(flags, "policy", false) as PolicyName | undefined;
 	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new Error(`--policy is ${Object.keys(policyCodes).join(", ")}`);
+	const mqtt = text(flags, "mqtt", false), thing = text(flags, "thing", false);
+	if ((mqtt === undefined) !== (thing === undefined)) throw new Error("--mqtt and --thing go together");
+	if (mqtt !== undefined && !/^mqtt:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new Error("--mqtt takes mqtt://host:port");
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
 		else if (event.event === "log") console.log(`  ${event.message}`);
@@ -111,6 +114,8 @@ async function device(flags: Flags): Promise<void> {
 		sha256,
 		policy,
 		cutAfterOps: integer(flags, "cut-after-ops", false),
+		mqtt,
+		thing,
 		onEvent,
 	});
 }

@@ -34,6 +34,9 @@ export interface DeviceOptions {
 	/** Reboots allowed before the run is declared stuck. */
 	maxBoots?: number;
 	onEvent?: (event: DeviceReport) => void;
+	/** Follow AWS IoT jobs as `thing` on this broker (mqtt://host:port). */
+	mqtt?: string;
+	thing?: string;
 	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
 	layout?: BoardLayout;
 	/** XS heap slots after each delivered event (xs engine), interleaved with onEvent's reports. */
@@ -52,6 +55,8 @@ export interface DeviceOutcome {
 	bytesFetched: number;
 	/** MQTT message payload bytes the device received (jobs and stream messages, envelopes included). */
 	mqttBytesReceived: number;
+	/** AWS stream blocks delivered to the device. */
+	blocksFetched: number;
 	/** Persistent writes (flash erases and writes, preference writes and deletes) over all boots. */
 	ops: number;
 	wear: Wear;
@@ -69,7 +74,7 @@ function makeEngine(name: EngineName, heapAfterGc: boolean): Engine {
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
 	const emit = options.onEvent ?? (() => {});
-	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, ops = 0, previousSlot = 0;
+	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
 	const wear: Wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
 	const heapSlots: number[] = [];
@@ -83,7 +88,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			cutAfterOps: options.cutAfterOps === undefined ? undefined : options.cutAfterOps - ops,
 			seed: options.seed,
 			previousSlot,
-			config: { checkpointBytes: 16384, ...options.config },
+			config: { checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}), ...options.config },
 			report: (kind, args) => {
 				if (kind === "log") emit({ event: "log", message: String(args[0]) });
 				else if (kind === "report.status") {
@@ -141,13 +146,14 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		finally {
 			bytesFetched += board.network.bodyBytes;
 			mqttBytesReceived += board.mqtt.payloadBytes;
+			blocksFetched += board.mqtt.blocksDelivered;
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());
 			board.shutDown();
 			engine.dispose();
 		}
 		if (stop === "cut") {
-			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched });
+			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched: bytesFetched, ...(options.mqtt ? { blocksFetched } : {}) });
 			return finish("power-cut", board);
 		}
 		if (stop === "restart") {
@@ -162,8 +168,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, ops, wear, running, heapSlots, requestAcknowledged };
-		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived } : {}) });
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged };
+		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
 	}
 }

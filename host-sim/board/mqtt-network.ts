@@ -152,11 +152,15 @@ class Connection {
 	}
 }
 
+const streamData = /^\$aws\/things\/[^/]+\/streams\/[^/]+\/data\//;
+
 export class MqttNetwork {
 	/** Bytes received from sockets, MQTT framing included. */
 	bytesReceived = 0;
 	/** Message payload bytes delivered to the device. */
 	payloadBytes = 0;
+	/** Stream data messages (one block each) delivered to the device. */
+	blocksDelivered = 0;
 	quietMs: number;
 	#connections = new Map<number, Connection>();
 	#queue: { event: MqttEvent; data: Uint8Array | undefined }[] = [];
@@ -207,6 +211,7 @@ export class MqttNetwork {
 	take(): { event: MqttEvent; data: Uint8Array | undefined } | undefined {
 		const entry = this.#queue.shift();
 		if (entry?.data) this.payloadBytes += entry.data.length;
+		if (entry?.event.topic && streamData.test(entry.event.topic)) this.blocksDelivered++;
 		if (entry && this.pendingBytes() < receiveWindow / 2)
 			for (const connection of this.#connections.values()) connection.socket.resume();
 		return entry;

@@ -330,7 +330,13 @@ export class Agent {
 		const check = checkImage(slot, digest, this.#options.chipId, this.#scratch);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
-		const failure = this.#checkPackage();
+		let failure: string | undefined;
+		try {
+			failure = this.#checkPackage();
+		}
+		catch (error) {
+			failure = `package check failed: ${(error as Error).message}`;
+		}
 		if (failure) return this.#rejectImage(Result.integrityFailure, failure);
 		const running = this.#ports.boot.runningVersion();
 		if (record.newerOnly && !isNewerVersion(check.version, running))

@@ -117,11 +117,10 @@ export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: numb
 	return { ok: true, imageLength, version, projectName, sha256 };
 }
 
-/** Writes into `into` (32 bytes) the SHA-256 of the slot's first `length` bytes. */
+/** Writes into `into` the digest (SHA-256, MD5: whatever `digest` computes) of the slot's first `length` bytes. */
 export function slotDigest(slot: FlashSlot, length: number, digest: Digest, scratch: Uint8Array, into: Uint8Array): void {
 	requireScratch(scratch);
 	if (!(length >= 0 && length <= slot.byteLength)) throw new Error("length past slot end");
-	if (into.length < sha256Length) throw new Error("digest buffer too small");
 	digest.reset();
 	streamSlot(slot, length, digest, scratch, noSegments);
 	digest.finish(into);

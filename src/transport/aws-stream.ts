@@ -206,8 +206,10 @@ export class StreamDownload {
 	#rejected(payload: ArrayBuffer): void {
 		let code = "unknown";
 		try {
-			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength))) as { code?: unknown };
-			if (typeof message.code === "string") code = message.code;
+			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength))) as { o?: unknown; code?: unknown };
+			// AWS sends the code as "o"; older services as "code".
+			const found = typeof message.o === "string" ? message.o : message.code;
+			if (typeof found === "string") code = found;
 		}
 		catch {
 			// An unreadable rejection is still a rejection.
