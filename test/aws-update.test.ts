@@ -66,6 +66,26 @@ for (const engine of ["node", "xs"] as const) {
 	}
 }
 
+test("cuts in the switch, the first boot, the confirmation and the report still end SUCCEEDED exactly once", async () => {
+	const image = makeAppImage({ size: 64 * 1024, version: "2.0.0" });
+	const reference = `reference-${++things}`;
+	overAedes.createJob(reference, { image, form: "fota", version: "2.0.0" });
+	const total = (await device(overAedes, reference, { dir: tempDir("board") })).ops;
+	// Counted back from the end: report acknowledged, success record, mark-valid, bootloader rewrite, switch.
+	for (const fromEnd of [1, 3, 5, 7, 9]) {
+		const thing = `late-cut-${fromEnd}-${++things}`;
+		const job = overAedes.createJob(thing, { image, form: "fota", version: "2.0.0" });
+		const board = tempDir("board");
+		const cut = await device(overAedes, thing, { dir: board, cutAfterOps: total - fromEnd + 1 });
+		assert.is(cut.end, "power-cut", `cut ${fromEnd} from the end`);
+		const final = await device(overAedes, thing, { dir: board });
+		assertNewFirmware(final, sha256Hex(image), "2.0.0", `cut ${fromEnd} from the end`);
+		const { execution, accepted } = terminalUpdates(overAedes, thing, job.jobId);
+		assert.is(execution.status, "SUCCEEDED", `cut ${fromEnd} from the end`);
+		assert.is(accepted.length, 1, `cut ${fromEnd} from the end`);
+	}
+});
+
 test("a broker that drops 5% and duplicates 5% of messages still delivers the update", async () => {
 	const thing = `lossy-${++things}`;
 	const image = makeAppImage({ size: 256 * 1024, version: "2.0.0" });
