@@ -1,5 +1,5 @@
 /*
-	Power-cut torture: for one published image, cut the power at every persistent write of the whole update
+	Power-cut torture, over an HTTP pull or an AWS IoT job with an MQTT stream: for one published image, cut the power at every persistent write of the whole update
 	life cycle (download, checkpoints, verify, switch, first boot, self-test, confirm, report), power on again
 	until idle, and check the invariants after each run. A sample of runs gets a second cut during the
 	recovery from the first.
@@ -9,7 +9,8 @@
 	  image         the final running image is byte-identical to the published one
 	  boots         the update completes within maxBoots boots after the last cut
 	  reported      the final result reached the server at least once, always the same result, and more than
-	                once only when the cut fell after the acknowledgement and before the record's save
+	                once only when the cut fell after the acknowledgement and before the record's save (HTTP);
+	                exactly one terminal job status accepted by the jobs service (MQTT)
 	  refetch       bytes fetched beyond the image size ≤ one checkpoint interval plus the fragment in flight
 	                per cut (the worst case is a cut that tears the checkpoint's own save: the bytes since the
 	                previous checkpoint, and the rest of the fragment that crossed the boundary, come again)
@@ -18,13 +19,15 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { prepareFactoryBoard, runDevice, type DeviceReport, type EngineName } from "./device";
+import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName } from "./device";
+import { startAwsIot } from "./server/aws-iot";
 import { makeAppImage, sha256Hex } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { defaultFragmentBytes } from "./board/network";
 
 export interface TortureOptions {
 	engine: EngineName;
+	transport?: "http" | "mqtt";
 	/** Image size in bytes (K sectors of 4 KiB, plus a partial one to exercise the tail). */
 	imageBytes: number;
 	checkpointBytes: number;
@@ -47,7 +50,9 @@ export interface TortureRun {
 
 export interface TortureSummary {
 	engine: EngineName;
-	transport: "http";
+	transport: "http" | "mqtt";
+	/** What re-fetching is counted in: bytes over HTTP, blocks over an MQTT stream. */
+	unit: "B" | "blocks";
 	totalOps: number;
 	cutPointsTried: number;
 	doubleCuts: number;
@@ -58,6 +63,69 @@ export interface TortureSummary {
 	seconds: number;
 }
 
+/** How the update reaches a board, and how its costs and reports are counted. */
+interface Delivery {
+	transport: "http" | "mqtt";
+	/** What a fresh board needs to be told on its first power-on (`name` keeps boards apart). */
+	begin(name: string): Partial<DeviceOptions>;
+	/** What a later power-on needs, given the outcome of the one before. */
+	again(name: string, previous: DeviceOutcome, before: Partial<DeviceOptions>): Partial<DeviceOptions>;
+	fetched(outcome: DeviceOutcome): number;
+	/** Bytes (HTTP) or blocks (MQTT) a whole download costs, and what one cut may add. */
+	size: number;
+	perCut: number;
+	/** Final results the server holds for `name`: how many times, and how many different ones. */
+	reports(name: string, events: DeviceReport[]): { count: number; distinct: number };
+	/** Whether a second cut may be placed from a probe on a copy of the board (not with server-side jobs). */
+	probes: boolean;
+	close(): Promise<void>;
+}
+
+async function httpDelivery(image: Uint8Array, www: string, options: TortureOptions): Promise<Delivery> {
+	fs.writeFileSync(path.join(www, "app.bin"), image);
+	const server = await startUpdateServer({ dir: www, port: 0 });
+	const url = `${server.url}/app.bin`;
+	return {
+		transport: "http",
+		begin: () => ({ url }),
+		// Like an LwM2M server whose write was never acknowledged, write the Package URI again.
+		again: (_name, previous, before) => (before.url && !previous.requestAcknowledged ? { url } : {}),
+		fetched: (outcome) => outcome.bytesFetched,
+		size: image.length,
+		perCut: options.checkpointBytes + defaultFragmentBytes,
+		reports: (_name, events) => {
+			const results = events.filter((event) => event.event === "result");
+			return { count: results.length, distinct: new Set(results.map((event) => `${event.updateId}:${event.result}`)).size };
+		},
+		probes: true,
+		close: () => server.close(),
+	};
+}
+
+async function mqttDelivery(image: Uint8Array, options: TortureOptions): Promise<Delivery> {
+	const aws = await startAwsIot({});
+	const blockSize = 4096;
+	const jobs = new Map<string, string>();
+	return {
+		transport: "mqtt",
+		begin: (name) => {
+			jobs.set(name, aws.createJob(name, { image, form: "fota", version: "7.7.7" }).jobId);
+			return { mqtt: aws.url, thing: name };
+		},
+		again: (name) => ({ mqtt: aws.url, thing: name }),
+		fetched: (outcome) => outcome.blocksFetched,
+		size: Math.ceil(image.length / blockSize),
+		perCut: options.checkpointBytes / blockSize + 1,
+		reports: (name) => {
+			const execution = aws.executions(name).find((e) => e.jobId === jobs.get(name));
+			const terminal = (execution?.updates ?? []).filter((u) => u.outcome === "accepted" && ["SUCCEEDED", "FAILED", "REJECTED"].includes(String(u.status)));
+			return { count: terminal.length, distinct: new Set(terminal.map((u) => String(u.status))).size };
+		},
+		probes: false,
+		close: () => aws.close(),
+	};
+}
+
 export async function torture(options: TortureOptions): Promise<TortureSummary> {
 	const started = performance.now();
 	const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-torture-"));
@@ -65,56 +133,58 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 	fs.mkdirSync(www);
 	const image = makeAppImage({ size: options.imageBytes, version: "7.7.7" });
 	const published = sha256Hex(image);
-	fs.writeFileSync(path.join(www, "app.bin"), image);
-	const server = await startUpdateServer({ dir: www, port: 0 });
-	const url = `${server.url}/app.bin`;
-	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100 };
+	const delivery = options.transport === "mqtt" ? await mqttDelivery(image, options) : await httpDelivery(image, www, options);
+	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 	const pristine = path.join(work, "pristine");
 	prepareFactoryBoard(pristine);
 	let random = options.seed >>> 0;
 	const next = () => (random = (Math.imul(random, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+	const device = (dir: string, extra: Partial<DeviceOptions>) => runDevice({ dir, engine: options.engine, config, ...extra });
 	try {
-		const whole = await runDevice({ dir: copyBoard(pristine, work, "whole"), engine: options.engine, url, config });
+		const whole = await device(copyBoard(pristine, work, "whole"), delivery.begin("whole"));
 		if (whole.result !== 1) throw new Error(`the uncut update failed with ${whole.result}`);
 		const totalOps = whole.ops;
 		const runs: TortureRun[] = [];
 		let doubleCuts = 0;
 		for (let cut = 1; cut <= totalOps; cut += options.stride) {
-			const board = copyBoard(pristine, work, `cut-${cut}`);
-			const reports: DeviceReport[] = [];
-			const onEvent = (event: DeviceReport) => { if (event.event === "result" || event.event === "boot") reports.push(event); };
+			const name = `cut-${cut}`;
+			const board = copyBoard(pristine, work, name);
+			const events: DeviceReport[] = [];
+			const onEvent = (event: DeviceReport) => { if (event.event === "result" || event.event === "boot") events.push(event); };
 			const cuts = [cut];
-			let fetched = 0;
-			const first = await runDevice({ dir: board, engine: options.engine, url, config, cutAfterOps: cut, onEvent });
-			fetched += first.bytesFetched;
+			const begin = delivery.begin(name);
+			const first = await device(board, { ...begin, cutAfterOps: cut, onEvent });
+			let fetched = delivery.fetched(first);
 			const violations: string[] = [];
 			if (first.end !== "power-cut") violations.push(`cut ${cut} did not land`);
-			// Like an LwM2M server whose write was never acknowledged, write the Package URI again.
-			let request = first.requestAcknowledged ? undefined : url;
-			if (options.doubleCutEvery && (cuts[0] % options.doubleCutEvery === 0)) {
-				const left = (await runDevice({ dir: copyBoard(board, work, `probe-${cut}`), engine: options.engine, url: request, config })).ops;
+			let told = delivery.again(name, first, begin);
+			if (options.doubleCutEvery && cut % options.doubleCutEvery === 0) {
+				const left = delivery.probes ? (await device(copyBoard(board, work, `probe-${cut}`), told)).ops : 40;
 				if (left > 0) {
 					const second = 1 + Math.floor(next() * left);
-					const recovery = await runDevice({ dir: board, engine: options.engine, url: request, config, cutAfterOps: second, onEvent });
-					fetched += recovery.bytesFetched;
-					if (recovery.requestAcknowledged) request = undefined;
-					cuts.push(second);
-					doubleCuts++;
+					const recovery = await device(board, { ...told, cutAfterOps: second, onEvent });
+					fetched += delivery.fetched(recovery);
+					told = delivery.again(name, recovery, told);
+					if (recovery.end === "power-cut") {
+						cuts.push(second);
+						doubleCuts++;
+					}
 				}
 			}
-			const final = await runDevice({ dir: board, engine: options.engine, url: request, config, onEvent, maxBoots: options.maxBoots });
-			fetched += final.bytesFetched;
-			for (const boot of reports.filter((event) => event.event === "boot"))
+			const final = await device(board, { ...told, onEvent, maxBoots: options.maxBoots });
+			fetched += delivery.fetched(final);
+			for (const boot of events.filter((event) => event.event === "boot"))
 				if (!boot.version) violations.push(`booted slot ${boot.slot} without a valid image`);
 			if (final.running.sha256 !== published) violations.push(`running ${final.running.version}, not the published image`);
 			if (final.result !== 1) violations.push(`final result ${final.result}`);
 			if (final.boots > options.maxBoots) violations.push(`${final.boots} boots to complete`);
-			const results = reports.filter((event) => event.event === "result");
-			if (results.length === 0) violations.push("final result never reported");
-			if (new Set(results.map((event) => `${event.updateId}:${event.result}`)).size > 1) violations.push("conflicting results reported");
-			const refetched = fetched - image.length;
-			if (refetched > cuts.length * (options.checkpointBytes + defaultFragmentBytes)) violations.push(`re-fetched ${refetched} bytes for ${cuts.length} cut(s)`);
-			const run = { cuts, violations, refetched, bootsToCompletion: final.boots, resultReports: results.length };
+			const reports = delivery.reports(name, events);
+			if (reports.count === 0) violations.push("final result never reported");
+			if (reports.distinct > 1) violations.push("conflicting results reported");
+			if (delivery.transport === "mqtt" && reports.count > 1) violations.push(`${reports.count} terminal statuses accepted`);
+			const refetched = fetched - delivery.size;
+			if (refetched > cuts.length * delivery.perCut) violations.push(`re-fetched ${refetched} for ${cuts.length} cut(s)`);
+			const run = { cuts, violations, refetched, bootsToCompletion: final.boots, resultReports: reports.count };
 			runs.push(run);
 			options.onRun?.(run);
 			fs.rmSync(board, { recursive: true, force: true });
@@ -123,19 +193,20 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 		const boots = runs.map((run) => run.bootsToCompletion);
 		return {
 			engine: options.engine,
-			transport: "http",
+			transport: delivery.transport,
+			unit: delivery.transport === "mqtt" ? "blocks" : "B",
 			totalOps,
 			cutPointsTried: runs.length,
 			doubleCuts,
 			violations: runs.flatMap((run) => run.violations.map((v) => `cut ${run.cuts.join("+")}: ${v}`)),
-			refetchPerCut: { mean: Math.round(mean(perCut)), max: Math.max(...perCut) },
+			refetchPerCut: { mean: Number(mean(perCut).toFixed(1)), max: Math.max(...perCut) },
 			bootsToCompletion: { mean: Number(mean(boots).toFixed(2)), max: Math.max(...boots) },
 			duplicateReports: runs.filter((run) => run.resultReports > 1).length,
 			seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
 		};
 	}
 	finally {
-		await server.close();
+		await delivery.close();
 		fs.rmSync(work, { recursive: true, force: true });
 	}
 }
@@ -157,6 +228,6 @@ export function tortureTable(summaries: TortureSummary[]): string {
 		"|---|---|---|---|---|---|---|---|---|---|",
 	];
 	for (const s of summaries)
-		lines.push(`| ${s.transport} | ${s.engine} | ${s.totalOps} | ${s.cutPointsTried} | ${s.doubleCuts} | ${s.violations.length} | ${s.refetchPerCut.mean} / ${s.refetchPerCut.max} B | ${s.bootsToCompletion.mean} / ${s.bootsToCompletion.max} | ${s.duplicateReports} | ${s.seconds} |`);
+		lines.push(`| ${s.transport} | ${s.engine} | ${s.totalOps} | ${s.cutPointsTried} | ${s.doubleCuts} | ${s.violations.length} | ${s.refetchPerCut.mean} / ${s.refetchPerCut.max} ${s.unit} | ${s.bootsToCompletion.mean} / ${s.bootsToCompletion.max} | ${s.duplicateReports} | ${s.seconds} |`);
 	return lines.join("\n");
 }
