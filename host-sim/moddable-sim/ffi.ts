@@ -207,7 +207,7 @@ export default class FFI {
 		throw new Error("restart");
 	}
 	// The desktop simulator has no mbedTLS binding: signed jobs are refused there rather than trusted.
-	xs_ota_verify_p256(): number {
+	xs_ota_verify_p256(_sha256: ArrayBuffer, _signature: ArrayBuffer, _signatureLength: number, _publicKey: ArrayBuffer): number {
 		trace("xs-ota sim: no signature verification on lin\n");
 		return 0;
 	}
