@@ -1,9 +1,10 @@
 /*
-	npm run bench: one run of the host-simulator benchmarks, side by side.
+	npm run bench: one run of the host-simulator benchmarks, side by side, over both transports: an HTTP pull
+	and an AWS IoT job with an MQTT stream (in-process aedes emulator, 4 KiB blocks, JSON and CBOR).
 	  1. update throughput on loopback, node and xs engines, against a plain Node download of the same bytes
-	  2. bytes re-fetched per power cut, for three checkpoint intervals
-	  3. persistent writes per MiB, for the same intervals
-	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection
+	  2. bytes (HTTP) or blocks (MQTT) re-fetched per power cut; HTTP for three checkpoint intervals
+	  3. persistent writes per MiB, for the same runs
+	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection (MQTT: after)
 	  5. time on a real board projected from the W25Q32JV datasheet and the measured flash operations
 	Writes bench/results.json, bench/results.md and bench/heap.svg, and prints the markdown.
 */
@@ -12,11 +13,14 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Wear } from "../host-sim/board/board-files";
+import { BoardStorage, type Wear } from "../host-sim/board/board-files";
 import type { BoardLayout } from "../host-sim/board/partition-table";
+import { PowerSupply } from "../host-sim/board/power";
 import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type EngineName } from "../host-sim/device";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
+import { startAwsIot } from "../host-sim/server/aws-iot";
 import { startUpdateServer } from "../host-sim/server/http-server";
+import { RecordStore } from "../src/agent/record";
 import { seeded } from "../test/support/sim";
 
 const KiB = 1024, MiB = 1024 * KiB;
@@ -27,9 +31,18 @@ const defaultInterval = 16 * KiB;
 const engines = ["node", "xs"] as const;
 const heapKinds = ["metered", "live"] as const;
 const heapSizes = ["1MiB", "4MiB"] as const;
+const formats = ["json", "cbor"] as const;
+const blockSize = 4096;
+/** Power-ons cut in a row on one board, each after 1 to maxCutOps persistent writes (as test/aws-update.test.ts). */
+const mqttCuts = 10, maxCutOps = 80;
+/** As the AWS tests: fast re-requests and retries, so a lost message costs little real time. */
+const quickMqtt = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 
-type Published = { url: string; sha256: string; length: number };
-type UpdateTiming = { downloadVerifyMs: number; downloadMs: number; downloadMiBps: number; wholeMs: number };
+type Format = (typeof formats)[number];
+type Published = { url: string; sha256: string; length: number; bytes: Uint8Array };
+/** How one update reaches a board: the HTTP URL, or a fresh thing with its own job. */
+type Delivery = { transport: "http" } | { transport: "mqtt"; format: Format };
+type UpdateTiming = { downloadVerifyMs: number; downloadMs: number; downloadMiBps: number; wholeMs: number; receivedPerByte: number };
 type CutRun = { cutAt: number; kind: string; refetched: number };
 type IntervalResult = {
 	checkpointBytes: number;
@@ -43,6 +56,21 @@ type IntervalResult = {
 type HeapSample = { received: number; slots: number };
 type HeapRun = { peak: number; steady: number; samples: HeapSample[] };
 type HeapResults = Record<(typeof heapKinds)[number], Record<(typeof heapSizes)[number], HeapRun>>;
+/** Live XS heap over MQTT, per stream format. */
+type MqttHeapResults = Record<Format, Record<(typeof heapSizes)[number], HeapRun>>;
+type MqttCut = { cutAt: number; kind: string; fetched: number; kept: number; refetched: number };
+type MqttCutResult = {
+	format: Format;
+	checkpointBytes: number;
+	blocks: number;
+	ops: number;
+	wear: Wear;
+	cuts: MqttCut[];
+	/** Blocks the final, uncut power-on fetched beyond what was still missing. */
+	finalRefetched: number;
+	refetched: { mean: number; max: number };
+};
+type Timings = Record<(typeof engines)[number], UpdateTiming & { runs: UpdateTiming[] }>;
 
 const median = (values: number[]) => {
 	const sorted = [...values].sort((a, b) => a - b), middle = sorted.length >> 1;
@@ -56,23 +84,33 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-bench-"));
 const www = path.join(work, "www");
 fs.mkdirSync(www);
 const server = await startUpdateServer({ dir: www, port: 0 });
+const aws = await startAwsIot({});
 const pristine: Record<BoardLayout, string> = { "4MB": path.join(work, "pristine-4mb"), "16MB": path.join(work, "pristine-16mb") };
-let boards = 0;
+let boards = 0, things = 0;
 
 try {
 	const image = publish(MiB), largeImage = publish(4 * MiB);
 	for (const layout of ["4MB", "16MB"] as const) prepareFactoryBoard(pristine[layout], layout);
 
-	const throughput = {} as Record<(typeof engines)[number], UpdateTiming & { runs: UpdateTiming[] }>;
-	for (const engine of engines) {
-		note(`throughput, ${engine} engine`);
-		// Untimed first run: builds the device bundle, warms the JIT and the server's ETag cache.
-		await timedUpdate(image, engine);
-		const runs: UpdateTiming[] = [];
-		for (let i = 0; i < repeats; i++) runs.push(await timedUpdate(image, engine));
-		const middle = (key: keyof UpdateTiming) => median(runs.map((run) => run[key]));
-		throughput[engine] = { downloadVerifyMs: middle("downloadVerifyMs"), downloadMs: middle("downloadMs"), downloadMiBps: middle("downloadMiBps"), wholeMs: middle("wholeMs"), runs };
-	}
+	const throughputOf = async (delivery: Delivery) => {
+		const timings = {} as Timings;
+		for (const engine of engines) {
+			note(`throughput, ${describe(delivery)}, ${engine} engine`);
+			// Untimed first run: builds the device bundle, warms the JIT and the server's ETag cache.
+			await timedUpdate(image, engine, delivery);
+			const runs: UpdateTiming[] = [];
+			for (let i = 0; i < repeats; i++) runs.push(await timedUpdate(image, engine, delivery));
+			const middle = (key: keyof UpdateTiming) => median(runs.map((run) => run[key]));
+			timings[engine] = {
+				downloadVerifyMs: middle("downloadVerifyMs"), downloadMs: middle("downloadMs"), downloadMiBps: middle("downloadMiBps"),
+				wholeMs: middle("wholeMs"), receivedPerByte: middle("receivedPerByte"), runs,
+			};
+		}
+		return timings;
+	};
+	const throughput = await throughputOf({ transport: "http" });
+	const mqttThroughput = {} as Record<Format, Timings>;
+	for (const format of formats) mqttThroughput[format] = await throughputOf({ transport: "mqtt", format });
 	await plainDownload(image);
 	const plainRuns: number[] = [];
 	for (let i = 0; i < repeats; i++) plainRuns.push(await plainDownload(image));
@@ -84,13 +122,26 @@ try {
 		note(`power cuts, ${checkpointBytes / KiB} KiB checkpoints`);
 		cuts.push(await cutRuns(image, checkpointBytes));
 	}
+	const mqttCutResults = {} as Record<Format, MqttCutResult>;
+	for (const format of formats) {
+		note(`power cuts, MQTT ${format}`);
+		mqttCutResults[format] = await mqttCutRuns(image, format);
+	}
 
 	const heap = {} as HeapResults;
 	for (const kind of heapKinds) {
 		heap[kind] = {} as HeapResults[typeof kind];
 		for (const size of heapSizes) {
 			note(`xs heap, ${size}, ${kind}`);
-			heap[kind][size] = await heapRun(size === "1MiB" ? image : largeImage, kind === "live");
+			heap[kind][size] = await heapRun(size === "1MiB" ? image : largeImage, kind === "live", { transport: "http" });
+		}
+	}
+	const mqttHeap = {} as MqttHeapResults;
+	for (const format of formats) {
+		mqttHeap[format] = {} as MqttHeapResults[Format];
+		for (const size of heapSizes) {
+			note(`xs heap, ${size}, live, MQTT ${format}`);
+			mqttHeap[format][size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "mqtt", format });
 		}
 	}
 
@@ -109,15 +160,26 @@ try {
 			return [size, { peak: run.peak, steady: run.steady, downloadSamples: run.samples.length }];
 		}))])),
 		projection,
+		mqtt: {
+			blockSize,
+			checkpointBytes: defaultInterval,
+			throughput: mqttThroughput,
+			cuts: mqttCutResults,
+			heapLive: Object.fromEntries(formats.map((format) => [format, Object.fromEntries(heapSizes.map((size) => {
+				const run = mqttHeap[format][size];
+				return [size, { peak: run.peak, steady: run.steady, downloadSamples: run.samples.length }];
+			}))])),
+		},
 	};
-	const markdown = renderMarkdown(results, heap);
+	const markdown = renderMarkdown(results, heap, mqttHeap);
 	fs.writeFileSync(new URL("./results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
 	fs.writeFileSync(new URL("./results.md", import.meta.url), markdown);
-	fs.writeFileSync(new URL("./heap.svg", import.meta.url), renderHeapSvg(heap));
+	fs.writeFileSync(new URL("./heap.svg", import.meta.url), renderHeapSvg(heap, mqttHeap));
 	console.log(markdown);
 	note(`done in ${results.seconds.toFixed(1)} s`);
 }
 finally {
+	await aws.close();
 	await server.close();
 	fs.rmSync(work, { recursive: true, force: true });
 }
@@ -126,7 +188,28 @@ function publish(size: number): Published {
 	const bytes = makeAppImage({ size, version: "2.0.0" });
 	const name = `app-${size / MiB}m.bin`;
 	fs.writeFileSync(path.join(www, name), bytes);
-	return { url: `${server.url}/${name}`, sha256: sha256Hex(bytes), length: bytes.length };
+	return { url: `${server.url}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
+}
+
+function describe(delivery: Delivery): string {
+	return delivery.transport === "http" ? "HTTP" : `MQTT ${delivery.format.toUpperCase()}`;
+}
+
+/** Device options for one update: the URL, or a fresh thing with a new job for `target`. */
+function deliver(target: Published, delivery: Delivery): { options: Partial<DeviceOptions>; thing?: string; jobId?: string } {
+	if (delivery.transport === "http") return { options: { url: target.url } };
+	const thing = `bench-${delivery.format}-${++things}`;
+	const { jobId } = aws.createJob(thing, { image: target.bytes, form: "fota", version: "2.0.0", streamFormat: delivery.format });
+	const config = { ...quickMqtt, blockSize, streamFormat: delivery.format };
+	return { options: { mqtt: aws.url, thing, config }, thing, jobId };
+}
+
+/** When the jobs service accepted the SUCCEEDED status of `jobId` (Date.now() time), or throws. */
+function succeededAt(thing: string, jobId: string): number {
+	const execution = aws.executions(thing).find((e) => e.jobId === jobId);
+	const accepted = execution?.updates.filter((u) => u.outcome === "accepted" && u.status === "SUCCEEDED") ?? [];
+	if (execution?.status !== "SUCCEEDED" || accepted.length !== 1) throw new Error(`${thing}: job ${jobId} is ${execution?.status}, SUCCEEDED accepted ${accepted.length} times`);
+	return accepted[0].at;
 }
 
 /** A factory-fresh board: a copy, so creating its flash files stays out of every timing. */
@@ -142,7 +225,7 @@ function assertUpdated(outcome: DeviceOutcome, target: Published, what: string):
 }
 
 // 1. Throughput: the phases are timed from the device's own reports.
-async function timedUpdate(target: Published, engine: EngineName): Promise<UpdateTiming> {
+async function timedUpdate(target: Published, engine: EngineName, delivery: Delivery): Promise<UpdateTiming> {
 	let state1 = 0, state2 = 0;
 	let first: [number, number] | undefined, last: [number, number] | undefined;
 	const onEvent: DeviceOptions["onEvent"] = (event) => {
@@ -155,14 +238,19 @@ async function timedUpdate(target: Published, engine: EngineName): Promise<Updat
 		}
 	};
 	const dir = freshBoard();
-	const begin = performance.now();
-	const outcome = await runDevice({ dir, engine, url: target.url, onEvent });
-	const wholeMs = performance.now() - begin;
-	assertUpdated(outcome, target, `${engine} update`);
-	if (!first || !last || !state2) throw new Error(`${engine} update: no progress reports`);
+	const { options, thing, jobId } = deliver(target, delivery);
+	const [begin, wallBegin] = [performance.now(), Date.now()];
+	const outcome = await runDevice({ dir, engine, ...options, onEvent });
+	// MQTT: to the jobs service's acceptance of SUCCEEDED. The simulator then idles out the status retry timer
+	// the agent leaves armed (statusRetryMs), which is no part of the update.
+	const wholeMs = thing ? succeededAt(thing, jobId!) - wallBegin : performance.now() - begin;
+	const what = `${describe(delivery)} ${engine} update`;
+	assertUpdated(outcome, target, what);
+	if (!first || !last || !state2) throw new Error(`${what}: no progress reports`);
 	// Progress is reported at checkpoints, so first → last spans all but the first interval.
 	const downloadMs = last[0] - first[0];
-	return { downloadVerifyMs: state2 - state1, downloadMs, downloadMiBps: (last[1] - first[1]) / MiB / (downloadMs / 1000), wholeMs };
+	const received = thing ? outcome.mqttBytesReceived : outcome.bytesFetched;
+	return { downloadVerifyMs: state2 - state1, downloadMs, downloadMiBps: (last[1] - first[1]) / MiB / (downloadMs / 1000), wholeMs, receivedPerByte: received / target.length };
 }
 
 async function plainDownload(target: Published): Promise<number> {
@@ -214,6 +302,55 @@ async function cutRuns(target: Published, checkpointBytes: number): Promise<Inte
 	return { checkpointBytes, ops: whole.ops, downloadOps: [firstOp, lastOp], wear: whole.wear, cuts, refetched: { mean: mean(refetched), max: Math.max(...refetched) } };
 }
 
+/*
+	2 and 3 over MQTT, as test/aws-update.test.ts cuts: one board, one thing and job, mqttCuts power-ons in a row
+	each cut after 1 to maxCutOps persistent writes, then one uncut. A cut's re-fetched blocks: those its
+	power-on fetched less those it left committed in the record (the rest come again after the cut).
+*/
+async function mqttCutRuns(target: Published, format: Format): Promise<MqttCutResult> {
+	const delivery: Delivery = { transport: "mqtt", format };
+	const blocks = Math.ceil(target.length / blockSize);
+	const first = deliver(target, delivery);
+	const whole = await runDevice({ dir: freshBoard(), ...first.options });
+	assertUpdated(whole, target, `uncut MQTT ${format} update`);
+	succeededAt(first.thing!, first.jobId!);
+	const { options, thing, jobId } = deliver(target, delivery);
+	const dir = freshBoard();
+	const random = seeded(format === "cbor" ? 17 : 13);
+	const cuts: MqttCut[] = [];
+	let kept = 0;
+	for (let i = 0; i < mqttCuts; i++) {
+		const cutAt = 1 + Math.floor(random() * maxCutOps);
+		let kind = "";
+		const cut = await runDevice({ dir, ...options, cutAfterOps: cutAt, onEvent: (event) => {
+			if (event.event === "power-cut") kind = event.kind as string;
+		} });
+		if (cut.end !== "power-cut") throw new Error(`MQTT ${format}: no cut at write ${cutAt} of power-on ${i + 1}`);
+		const now = committedBlocks(dir, blocks);
+		cuts.push({ cutAt, kind, fetched: cut.blocksFetched, kept: now - kept, refetched: cut.blocksFetched - (now - kept) });
+		kept = now;
+	}
+	const final = await runDevice({ dir, ...options });
+	assertUpdated(final, target, `MQTT ${format}: the update after ${mqttCuts} cuts`);
+	succeededAt(thing!, jobId!);
+	const refetched = cuts.map((cut) => cut.refetched);
+	return {
+		format, checkpointBytes: defaultInterval, blocks, ops: whole.ops, wear: whole.wear, cuts,
+		finalRefetched: final.blocksFetched - (blocks - kept), refetched: { mean: mean(refetched), max: Math.max(...refetched) },
+	};
+}
+
+/** Blocks the board's record holds as committed: what a power-on would not fetch again. */
+function committedBlocks(dir: string, blocks: number): number {
+	const nvs = BoardStorage.open(dir, new PowerSupply()).nvs;
+	const record = new RecordStore({ get: (key) => nvs.get("xs-ota", key), set() {}, delete() {} }, () => {}).load();
+	if (!record?.jobId) return 0;
+	if (record.totalSize && record.committed === record.totalSize) return blocks;
+	let count = 0;
+	for (const byte of record.blocks ?? []) for (let bits = byte; bits; bits &= bits - 1) count++;
+	return count;
+}
+
 /** Smallest n in [low, high] for which `holds` is true; it is false, then true, as n grows. */
 async function firstWhere(low: number, high: number, holds: (n: number) => Promise<boolean>): Promise<number> {
 	while (low < high) {
@@ -225,18 +362,20 @@ async function firstWhere(low: number, high: number, holds: (n: number) => Promi
 }
 
 // 4. XS heap, on the 16 MB board: a 4 MiB image does not fit the default 1.875 MiB slot.
-async function heapRun(target: Published, heapAfterGc: boolean): Promise<HeapRun> {
+async function heapRun(target: Published, heapAfterGc: boolean, delivery: Delivery): Promise<HeapRun> {
 	let state = 0, received = 0;
 	const samples: HeapSample[] = [];
+	const { options, thing, jobId } = deliver(target, delivery);
 	const outcome = await runDevice({
-		dir: freshBoard("16MB"), engine: "xs", layout: "16MB", url: target.url, heapAfterGc,
+		dir: freshBoard("16MB"), engine: "xs", layout: "16MB", ...options, heapAfterGc,
 		onEvent: (event) => {
 			if (event.event === "state") state = event.state as number;
 			else if (event.event === "progress") received = event.received as number;
 		},
 		onHeap: (slots) => { if (state === 1) samples.push({ received, slots }); },
 	});
-	assertUpdated(outcome, target, `xs heap run, ${target.length} bytes`);
+	assertUpdated(outcome, target, `xs heap run, ${describe(delivery)}, ${target.length} bytes`);
+	if (thing) succeededAt(thing, jobId!);
 	const secondHalf = samples.slice(samples.length >> 1).map((sample) => sample.slots);
 	return { peak: Math.max(...outcome.heapSlots), steady: median(secondHalf), samples };
 }
@@ -285,9 +424,10 @@ type Results = {
 	plainDownload: { ms: number; MiBps: number };
 	intervals: IntervalResult[];
 	projection: ReturnType<typeof project>;
+	mqtt: { throughput: Record<Format, Record<(typeof engines)[number], UpdateTiming>>; cuts: Record<Format, MqttCutResult> };
 };
 
-function renderMarkdown(results: Results, heap: HeapResults): string {
+function renderMarkdown(results: Results, heap: HeapResults, mqttHeap: MqttHeapResults): string {
 	const fixed = (n: number, digits = 1) => n.toFixed(digits);
 	const int = (n: number) => Math.round(n).toLocaleString("en-US");
 	const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
@@ -295,40 +435,53 @@ function renderMarkdown(results: Results, heap: HeapResults): string {
 	const table = (header: string[], rows: string[][]) =>
 		[`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
 	const mib = results.imageBytes / MiB;
-	const { plainDownload: plain, projection } = results;
+	const { plainDownload: plain, projection, mqtt } = results;
+	const speedRow = (label: string, t: UpdateTiming) =>
+		[label, fixed(t.downloadMiBps), `${fixed(plain.MiBps / t.downloadMiBps)}×`, int(t.downloadVerifyMs), int(t.wholeMs), fixed(t.receivedPerByte, 2)];
+	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
+	const blocks = (n: number) => `${int(n * blockSize)} (${fixed(n)} blocks)`;
+	const heapRow = (label: string, one: HeapRun, four: HeapRun) =>
+		[label, int(one.peak), int(one.steady), int(four.peak), int(four.steady), fixed(four.peak / one.peak, 2), fixed(four.steady / one.steady, 2)];
+	const mqttCaption = `MQTT: an AWS IoT job with a stream of ${blockSize / KiB} KiB blocks on the in-process aedes emulator, `
+		+ "a fresh thing and job for each run";
 	return [
 		`Run of ${results.date.slice(0, 10)}: ${results.host}, Node ${results.node}, ${fixed(results.seconds, 0)} s in all.`,
 		"",
 		`**Update throughput**: ${mib} MiB image, loopback, median of ${repeats} runs. Download: first to last checkpoint. `
-			+ "Download + verify: State 1 to State 2. Whole update: power-on to confirmed, over two boots.",
+			+ "Download + verify: State 1 to State 2. Whole update: power-on to confirmed, over two boots; over MQTT, to the "
+			+ `jobs service accepting SUCCEEDED. ${mqttCaption}. Received ÷ image: HTTP body bytes, or MQTT payload bytes `
+			+ "(job and stream messages) the device received, per image byte.",
 		"",
-		table(["", "download MiB/s", "plain Node is faster by", "download + verify ms", "whole update ms"], [
-			...engines.map((engine) => {
-				const t = results.throughput[engine];
-				return [`simulator, ${engine} engine`, fixed(t.downloadMiBps), `${fixed(plain.MiBps / t.downloadMiBps)}×`, int(t.downloadVerifyMs), int(t.wholeMs)];
-			}),
-			["plain Node: http.get → file (no verify)", fixed(plain.MiBps), "–", int(plain.ms), "–"],
+		table(["", "download MiB/s", "plain Node is faster by", "download + verify ms", "whole update ms", "received ÷ image"], [
+			...engines.map((engine) => speedRow(`HTTP, ${engine} engine`, results.throughput[engine])),
+			...formats.flatMap((format) => engines.map((engine) => speedRow(`MQTT ${format.toUpperCase()}, ${engine} engine`, mqtt.throughput[format][engine]))),
+			["plain Node: http.get → file (no verify)", fixed(plain.MiBps), "–", int(plain.ms), "–", "1.00"],
 		]),
 		"",
 		`**Power cuts and wear** (node engine): ${mib} MiB image, ${cutsPerInterval} seeded cuts per interval at random persistent writes `
 			+ "of the download. Re-fetched = bytes fetched by the cut run and the resumed run − image size; the bound is one interval plus "
 			+ "the fragment that crossed the last checkpoint, as the checkpoint is saved after that whole fragment is written. "
-			+ "Writes per MiB, over the whole update.",
+			+ `Over MQTT the cuts follow test/aws-update.test.ts: one board takes ${mqttCuts} power-ons in a row, `
+			+ `each cut after 1 to ${maxCutOps} persistent writes (seeded), then one uncut; a cut's re-fetched blocks are those its `
+			+ "power-on fetched less those its record kept. Writes per MiB, over the whole uncut update.",
 		"",
-		table(["checkpoint", "re-fetched per cut: mean", "max", "preference sets", "preference bytes", "flash erases", "flash writes", "flash bytes"],
-			results.intervals.map((r) => [
-				`${r.checkpointBytes / KiB} KiB`, int(r.refetched.mean), int(r.refetched.max), int(r.wear.preferenceSets / mib),
-				int(r.wear.preferenceBytes / mib), int(r.wear.flashErases / mib), int(r.wear.flashWrites / mib), int(r.wear.flashBytes / mib),
-			])),
+		table(["transport, checkpoint", "re-fetched per cut, bytes: mean", "max", "preference sets", "preference bytes", "flash erases", "flash writes", "flash bytes"], [
+			...results.intervals.map((r) => [`HTTP, ${r.checkpointBytes / KiB} KiB`, int(r.refetched.mean), int(r.refetched.max), ...wearCells(r.wear)]),
+			...formats.map((format) => {
+				const r = mqtt.cuts[format];
+				return [`MQTT ${format.toUpperCase()}, ${r.checkpointBytes / KiB} KiB`, blocks(r.refetched.mean), blocks(r.refetched.max), ...wearCells(r.wear)];
+			}),
+		]),
 		"",
 		"**XS heap slots** (xsnap `currentHeapCount`; a slot is 32 B on x86-64, 16 B on ESP32) after each delivered event. Steady: "
 			+ "median over the second half of the download. Metered: as XS reports it, garbage included, as XS collects only when its "
-			+ "256 K-slot heap is full. Live: with `gc()` before each reading (a bench-only engine option).",
+			+ "256 K-slot heap is full. Live: with `gc()` before each reading (a bench-only engine option). Peak: over the whole "
+			+ "update, both boots.",
 		"",
-		table(["", "1 MiB: peak", "steady", "4 MiB: peak", "steady", "4 MiB ÷ 1 MiB: peak", "steady"], heapKinds.map((kind) => {
-			const one = heap[kind]["1MiB"], four = heap[kind]["4MiB"];
-			return [kind, int(one.peak), int(one.steady), int(four.peak), int(four.steady), fixed(four.peak / one.peak, 2), fixed(four.steady / one.steady, 2)];
-		})),
+		table(["", "1 MiB: peak", "steady", "4 MiB: peak", "steady", "4 MiB ÷ 1 MiB: peak", "steady"], [
+			...heapKinds.map((kind) => heapRow(`HTTP, ${kind}`, heap[kind]["1MiB"], heap[kind]["4MiB"])),
+			...formats.map((format) => heapRow(`MQTT ${format.toUpperCase()}, live`, mqttHeap[format]["1MiB"], mqttHeap[format]["4MiB"])),
+		]),
 		"",
 		`**Projected on a real board**: ${mib} MiB, W25Q32JV typical / max (4 KiB sector erase ${ms(projection.datasheet.sectorErase)} ms, `
 			+ `64 KiB block erase ${ms(projection.datasheet.blockErase)} ms, 256 B page program ${ms(projection.datasheet.pageProgram)} ms). `
@@ -348,17 +501,20 @@ function renderMarkdown(results: Results, heap: HeapResults): string {
 }
 
 /** Heap slots against MiB downloaded, metered and live, for both image sizes; plain SVG, no dependencies. */
-function renderHeapSvg(heap: HeapResults): string {
+function renderHeapSvg(heap: HeapResults, mqttHeap: MqttHeapResults): string {
 	const width = 640, height = 320, left = 56, right = 16, top = 28, bottom = 40;
 	const plotWidth = width - left - right, plotHeight = height - top - bottom;
-	const highest = Math.max(...heapKinds.flatMap((kind) => heapSizes.map((size) => heap[kind][size].peak)));
+	// The legend goes under the plot, HTTP in the left column and MQTT in the right: inside, it hid the sawtooth.
+	const legendRows = heapKinds.length * heapSizes.length, svgHeight = height + 8 + 14 * legendRows;
+	const highest = Math.max(...heapKinds.flatMap((kind) => heapSizes.map((size) => heap[kind][size].peak)),
+		...formats.flatMap((format) => heapSizes.map((size) => mqttHeap[format][size].peak)));
 	const yStep = 50000, yMax = Math.ceil(highest / yStep) * yStep, xMax = 4;
 	const x = (mib: number) => left + (mib / xMax) * plotWidth;
 	const y = (slots: number) => top + plotHeight - (slots / yMax) * plotHeight;
 	const colours = { "1MiB": "#1f77b4", "4MiB": "#ff7f0e" };
 	const parts = [
-		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-		`<rect width="${width}" height="${height}" fill="white"/>`,
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${svgHeight}" viewBox="0 0 ${width} ${svgHeight}" font-family="sans-serif" font-size="11">`,
+		`<rect width="${width}" height="${svgHeight}" fill="white"/>`,
 		`<text x="${left}" y="16" font-size="13">XS heap slots during the download (xs engine, after each event)</text>`,
 	];
 	for (let slots = 0; slots <= yMax; slots += yStep) {
@@ -368,26 +524,39 @@ function renderHeapSvg(heap: HeapResults): string {
 	for (let mib = 0; mib <= xMax; mib++) parts.push(`<text x="${x(mib)}" y="${top + plotHeight + 16}" text-anchor="middle">${mib}</text>`);
 	parts.push(`<text x="${left + plotWidth / 2}" y="${height - 6}" text-anchor="middle">MiB downloaded</text>`);
 	parts.push(`<polyline fill="none" stroke="#333" points="${left},${top} ${left},${top + plotHeight} ${width - right},${top + plotHeight}"/>`);
-	const legendX = left + 8;
-	const legend = [`<rect x="${legendX}" y="${top}" width="256" height="62" fill="white" fill-opacity="0.85"/>`];
+	const legend: string[] = [];
 	let entries = 0;
+	// One min-to-max stroke per pixel column keeps the file small and the sawtooth visible.
+	const line = (samples: HeapSample[], stroke: string) => {
+		const columns = new Map<number, [number, number]>();
+		for (const { received, slots } of samples) {
+			const column = Math.round(x(received / MiB));
+			const range = columns.get(column);
+			columns.set(column, range ? [Math.min(range[0], slots), Math.max(range[1], slots)] : [slots, slots]);
+		}
+		const points = [...columns].flatMap(([column, [low, high]]) => [`${column},${y(low).toFixed(1)}`, `${column},${y(high).toFixed(1)}`]);
+		parts.push(`<polyline fill="none" ${stroke} points="${points.join(" ")}"/>`);
+	};
+	const entry = (stroke: string, text: string) => {
+		const legendX = entries < legendRows ? left - 40 : 320, ly = height + 4 + 14 * (entries++ % legendRows);
+		legend.push(`<line x1="${legendX + 4}" x2="${legendX + 28}" y1="${ly}" y2="${ly}" ${stroke}/>`);
+		legend.push(`<text x="${legendX + 34}" y="${ly + 4}">${text}</text>`);
+	};
 	for (const kind of heapKinds) {
 		// The 1 MiB line on top: the two overlap wherever both exist.
 		for (const size of ["4MiB", "1MiB"] as const) {
-			// One min-to-max stroke per pixel column keeps the file small and the sawtooth visible.
-			const columns = new Map<number, [number, number]>();
-			for (const { received, slots } of heap[kind][size].samples) {
-				const column = Math.round(x(received / MiB));
-				const range = columns.get(column);
-				columns.set(column, range ? [Math.min(range[0], slots), Math.max(range[1], slots)] : [slots, slots]);
-			}
-			const points = [...columns].flatMap(([column, [low, high]]) => [`${column},${y(low).toFixed(1)}`, `${column},${y(high).toFixed(1)}`]);
 			const stroke = `stroke="${colours[size]}" stroke-width="${kind === "live" ? 2.5 : 1}"${kind === "live" ? "" : ` stroke-dasharray="4 2"`}`;
-			parts.push(`<polyline fill="none" ${stroke} points="${points.join(" ")}"/>`);
-			const ly = top + 10 + 14 * entries++;
-			legend.push(`<line x1="${legendX + 4}" x2="${legendX + 28}" y1="${ly}" y2="${ly}" ${stroke}/>`);
-			legend.push(`<text x="${legendX + 34}" y="${ly + 4}">${size.replace("MiB", " MiB")} image, ${kind}: steady ${heap[kind][size].steady.toLocaleString("en-US")}</text>`);
+			line(heap[kind][size].samples, stroke);
+			entry(stroke, `HTTP, ${size.replace("MiB", " MiB")} image, ${kind}: steady ${heap[kind][size].steady.toLocaleString("en-US")}`);
 		}
+	}
+	// MQTT, live only: one colour per stream format, both image sizes (they overlap).
+	const mqttColours = { json: "#2ca02c", cbor: "#9467bd" };
+	for (const format of formats) {
+		const stroke = `stroke="${mqttColours[format]}" stroke-width="2" stroke-dasharray="2 3"`;
+		for (const size of ["4MiB", "1MiB"] as const) line(mqttHeap[format][size].samples, stroke);
+		const steady = heapSizes.map((size) => mqttHeap[format][size].steady.toLocaleString("en-US")).join(" / ");
+		entry(stroke, `MQTT ${format.toUpperCase()}, live, 1 / 4 MiB: steady ${steady}`);
 	}
 	parts.push(...legend, "</svg>");
 	return parts.join("\n") + "\n";

@@ -207,6 +207,7 @@ export class JobsClient implements MqttHandler {
 		if (typeof version === "number") this.#versions[jobId] = version;
 		if (!pending || body.clientToken !== pending.token) return;
 		delete this.#pending[jobId];
+		this.#disarmRetryWhenIdle();
 		if (typeof version !== "number" && this.#versions[jobId] !== undefined) this.#versions[jobId]++;
 		this.#listener.statusHeld(jobId, pending.status);
 	}
@@ -222,6 +223,7 @@ export class JobsClient implements MqttHandler {
 			return this.#send(jobId);
 		}
 		delete this.#pending[jobId];
+		this.#disarmRetryWhenIdle();
 		// Already terminal (an earlier send was accepted before a cut or a lost answer): what we wanted is held.
 		if (body.code === "InvalidStateTransition" && terminal[pending.status] && terminal[state?.status])
 			this.#listener.statusHeld(jobId, state.status);
@@ -247,6 +249,13 @@ export class JobsClient implements MqttHandler {
 			}
 			if (any) this.#armRetry();
 		}, this.#options.retryMs);
+	}
+
+	/** Nothing left to confirm: no reason to wake up again. */
+	#disarmRetryWhenIdle(): void {
+		for (const _ in this.#pending) return;
+		if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+		this.#retryTimer = undefined;
 	}
 
 	#token(): string {
