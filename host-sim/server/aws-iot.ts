@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { readAppDescription } from "../image";
 import { JobsService, type JobExecution } from "./aws-jobs";
-import { checkStreamIds, StreamsService, type StreamFormat, type StreamStats } from "./aws-streams";
+import { checkStreamIds, StreamsService, type StreamFaults, type StreamFormat, type StreamStats } from "./aws-streams";
 import { externalLink, startAedes, type AedesBroker, type BrokerLink } from "./mqtt-broker";
 import { MqttLink } from "./mqtt-link";
 
@@ -53,7 +53,7 @@ export interface AwsIotOptions {
 	broker?: "aedes" | { url: string };
 	/** Port for the aedes listener; default: any free one. */
 	port?: number;
-	faults?: MqttFaults;
+	faults?: MqttFaults & StreamFaults;
 	/** Stream errors as {o, m, c} (default, as documented) or the older {code, message, clientToken}. */
 	streamErrorFields?: "short" | "long";
 }
@@ -98,7 +98,7 @@ export interface AwsIot {
 	streams: StreamsService;
 	executions(thing: string): JobExecution[];
 	stats: AwsIotStats;
-	faults: MqttFaults & { restartBroker(): Promise<void> };
+	faults: MqttFaults & StreamFaults & { restartBroker(): Promise<void> };
 	/** aedes only: drops every client by closing and reopening the listener on the same port. */
 	restartBroker(): Promise<void>;
 	/** Resolves once every message the service has queued so far is with the broker. */
@@ -135,7 +135,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 	const faults = Object.assign(options.faults ?? {}, { restartBroker });
 	const outbox = new Outbox(link, faults);
 	const jobs = new JobsService((topic, body) => outbox.send(topic, Buffer.from(JSON.stringify(body))));
-	const streams = new StreamsService((topic, payload) => outbox.send(topic, payload));
+	const streams = new StreamsService((topic, payload) => outbox.send(topic, payload), faults);
 	streams.errorFields = options.streamErrorFields ?? "short";
 	const stats = Object.assign(streams.stats, outbox.stats) as AwsIotStats;
 	outbox.stats = stats;

@@ -37,6 +37,25 @@ const maxOffset = 98304;
 const maxBitmapBytes = 12288;
 const maxClientTokenBytes = 64;
 
+/** A data message the service is about to publish: one block of one file, answering a GetStream request. */
+export interface BlockMessage {
+	topic: string;
+	format: StreamFormat;
+	streamId: string;
+	fileId: number;
+	index: number;
+	/** The block's bytes: a view into the stream's file, so copy before changing. */
+	bytes: Uint8Array;
+	/** The message as it would be published. */
+	message: Uint8Array;
+}
+
+/** Faults on the blocks themselves, read afresh for each block. */
+export interface StreamFaults {
+	/** Tests only: the messages to publish in place of a block's, in order ([] sends none); undefined keeps it. */
+	corruptBlocks?: (block: BlockMessage) => Uint8Array[] | undefined;
+}
+
 type Request = { [key: string]: CborValue };
 class Refusal extends Error {
 	constructor(readonly code: string, message: string, readonly echoToken = true) {
@@ -50,9 +69,11 @@ export class StreamsService {
 	/** "short" sends {o, m, c} as documented; "long" the older {code, message, clientToken}. */
 	errorFields: "short" | "long" = "short";
 	#send: (topic: string, payload: Uint8Array) => void;
+	#faults: StreamFaults;
 
-	constructor(send: (topic: string, payload: Uint8Array) => void) {
+	constructor(send: (topic: string, payload: Uint8Array) => void, faults: StreamFaults = {}) {
 		this.#send = send;
+		this.#faults = faults;
 	}
 
 	/** Creates a stream or replaces its files; each replacement raises its version. */
@@ -135,7 +156,9 @@ export class StreamsService {
 			};
 			this.stats.blocksServed++;
 			this.stats.bytesServed += payload.length;
-			this.#send(`${base}/data/${format}`, encode(body, format));
+			const topic = `${base}/data/${format}`, message = encode(body, format);
+			const sent = this.#faults.corruptBlocks?.({ topic, format, streamId: stream.streamId, fileId, index: block, bytes: payload, message }) ?? [message];
+			for (const each of sent) this.#send(topic, each);
 		}
 	}
 }

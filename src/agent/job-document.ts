@@ -23,6 +23,7 @@
 */
 
 import { decodeBase64, decodedBase64Length, hexDecode } from "../lib/base64";
+import { nestedWithin } from "../lib/json";
 import { utf8Length } from "../lib/utf8";
 import { Result, type ResultCode } from "./firmware-object";
 import { maxUriBytes } from "./record";
@@ -85,24 +86,6 @@ function isRecord(value: unknown): value is object {
 
 function isInteger(value: unknown, min: number, max: number): value is number {
 	return typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max;
-}
-
-// XS parses JSON recursively on the native stack: deep nesting is refused before JSON.parse sees it.
-function shallow(text: string): boolean {
-	let depth = 0, quoted = false;
-	for (let i = 0; i < text.length; i++) {
-		const c = text.charCodeAt(i);
-		if (quoted) {
-			if (c === 0x5c) i++;
-			else if (c === 0x22) quoted = false;
-		}
-		else if (c === 0x22) quoted = true;
-		else if (c === 0x5b || c === 0x7b) {
-			if (++depth > maxDepth) return false;
-		}
-		else if (c === 0x5d || c === 0x7d) depth--;
-	}
-	return true;
 }
 
 // The DER signature from base64, or undefined when it is not one.
@@ -187,7 +170,7 @@ function parseFota(document: object): UpdateJob | JobDocumentError {
 export function parseJobDocument(document: unknown, options: JobDocumentOptions = {}): UpdateJob | JobDocumentError {
 	if (typeof document === "string") {
 		if (document.length > maxDocumentBytes || utf8Length(document) > maxDocumentBytes) return reject(Result.unsupportedPackage, "document too large");
-		if (!shallow(document)) return reject(Result.unsupportedPackage, "document too deep");
+		if (!nestedWithin(document, maxDepth)) return reject(Result.unsupportedPackage, "document too deep");
 		try {
 			document = JSON.parse(document);
 		}

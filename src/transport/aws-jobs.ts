@@ -11,6 +11,7 @@
 */
 
 import type { Clock, Logger, MqttConnection, MqttConnector, MqttHandler } from "../platform/ports";
+import { nestedWithin } from "../lib/json";
 import { utf8Read } from "../lib/utf8";
 
 export interface JobsOptions {
@@ -54,6 +55,9 @@ interface PendingUpdate {
 	details: StatusDetails;
 	token: string;
 }
+
+/** A job document may nest 16 deep (job-document.ts); the execution and message wrap it in 3 more. */
+const maxMessageDepth = 20;
 
 const terminal: { [status: string]: boolean } = { SUCCEEDED: true, FAILED: true, REJECTED: true, TIMED_OUT: true, CANCELED: true, REMOVED: true };
 
@@ -168,7 +172,11 @@ export class JobsClient implements MqttHandler {
 		}
 		let body: any;
 		try {
-			body = JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength));
+			const text = utf8Read(new Uint8Array(payload), 0, payload.byteLength);
+			// A job document nested deeper than any valid one would overflow XS's recursive parser. It cannot be
+			// rejected (its job id is inside it): it is dropped, and the job stays queued at the service.
+			if (!nestedWithin(text, maxMessageDepth)) return this.#log(`message on ${topic} nested too deep: dropped`);
+			body = JSON.parse(text);
 		}
 		catch {
 			return this.#log(`unreadable message on ${topic}`);

@@ -19,6 +19,7 @@ import type { DownloadListener } from "../agent/download";
 import type { DownloadRecord } from "../agent/record";
 import { decodeBase64, hexEncode } from "../lib/base64";
 import { cborSize, decodeCbor, encodeCbor } from "../lib/cbor";
+import { nestedWithin } from "../lib/json";
 import { utf8Read } from "../lib/utf8";
 
 export interface StreamOptions {
@@ -143,7 +144,7 @@ export class StreamDownload {
 				length = bytes.length;
 			}
 			else {
-				const message = JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength)) as { f?: unknown; i?: unknown; p?: unknown };
+				const message = parseJson(payload) as { f?: unknown; i?: unknown; p?: unknown };
 				fileId = message.f;
 				index = message.i;
 				if (typeof message.p !== "string" || message.p.length > ((block.length + 2) / 3) * 4 + 4) throw new Error("bad block");
@@ -206,7 +207,7 @@ export class StreamDownload {
 	#rejected(payload: ArrayBuffer): void {
 		let code = "unknown";
 		try {
-			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : JSON.parse(utf8Read(new Uint8Array(payload), 0, payload.byteLength))) as { o?: unknown; code?: unknown };
+			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : parseJson(payload)) as { o?: unknown; code?: unknown };
 			// AWS sends the code as "o"; older services as "code".
 			const found = typeof message.o === "string" ? message.o : message.code;
 			if (typeof found === "string") code = found;
@@ -296,4 +297,11 @@ export class StreamDownload {
 	#set(bits: Uint8Array, index: number): void {
 		bits[index >> 3] |= 1 << (index & 7);
 	}
+}
+
+// Stream messages are flat maps: anything nested deeper is refused before XS's recursive JSON.parse meets it.
+function parseJson(payload: ArrayBuffer): unknown {
+	const text = utf8Read(new Uint8Array(payload), 0, payload.byteLength);
+	if (!nestedWithin(text, 4)) throw new Error("json nested too deep");
+	return JSON.parse(text);
 }
