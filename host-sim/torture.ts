@@ -21,6 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName } from "./device";
 import { startAwsIot } from "./server/aws-iot";
+import { seeded } from "./random";
 import { makeAppImage, sha256Hex } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { defaultFragmentBytes } from "./board/network";
@@ -137,8 +138,7 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 	const pristine = path.join(work, "pristine");
 	prepareFactoryBoard(pristine);
-	let random = options.seed >>> 0;
-	const next = () => (random = (Math.imul(random, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+	const next = seeded(options.seed);
 	const device = (dir: string, extra: Partial<DeviceOptions>) => runDevice({ dir, engine: options.engine, config, ...extra });
 	try {
 		const whole = await device(copyBoard(pristine, work, "whole"), delivery.begin("whole"));

@@ -12,6 +12,7 @@
 
 import * as net from "node:net";
 import { generate, parser, type Packet } from "mqtt-packet";
+import { EventQueue } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
 export interface MqttEvent {
@@ -71,7 +72,7 @@ class Connection {
 		this.#lastRead = this.lastTraffic = Date.now();
 		this.#parser.parse(data);
 		// Back-pressure, like a TCP receive window: the host holds little more than the device has taken.
-		if (this.network.pendingBytes() > receiveWindow) this.socket.pause();
+		if (this.network.backedUp) this.socket.pause();
 	}
 
 	packet(packet: Packet): void {
@@ -163,11 +164,12 @@ export class MqttNetwork {
 	blocksDelivered = 0;
 	quietMs: number;
 	#connections = new Map<number, Connection>();
-	#queue: { event: MqttEvent; data: Uint8Array | undefined }[] = [];
-	readonly #signal: NetworkSignal;
+	#queue: EventQueue<MqttEvent>;
 
 	constructor(signal = new NetworkSignal(), quietMs = defaultQuietMs) {
-		this.#signal = signal;
+		this.#queue = new EventQueue<MqttEvent>(signal, receiveWindow, () => {
+			for (const connection of this.#connections.values()) connection.socket.resume();
+		});
 		this.quietMs = quietMs;
 	}
 
@@ -190,7 +192,7 @@ export class MqttNetwork {
 
 	close(id: number): void {
 		this.#connections.get(id)?.close();
-		this.#queue = this.#queue.filter((entry) => entry.event.id !== id);
+		this.#queue.drop(id);
 	}
 
 	forget(id: number): void {
@@ -198,22 +200,18 @@ export class MqttNetwork {
 	}
 
 	queue(event: MqttEvent, data?: Uint8Array): void {
-		this.#queue.push({ event, data });
-		this.#signal.notify();
+		this.#queue.push(event, data);
 	}
 
-	pendingBytes(): number {
-		let total = 0;
-		for (const entry of this.#queue) total += entry.data?.length ?? 0;
-		return total;
+	/** Whether a socket that just received data should pause (the device is behind). */
+	get backedUp(): boolean {
+		return this.#queue.full;
 	}
 
 	take(): { event: MqttEvent; data: Uint8Array | undefined } | undefined {
-		const entry = this.#queue.shift();
+		const entry = this.#queue.take();
 		if (entry?.data) this.payloadBytes += entry.data.length;
 		if (entry?.event.topic && streamData.test(entry.event.topic)) this.blocksDelivered++;
-		if (entry && this.pendingBytes() < receiveWindow / 2)
-			for (const connection of this.#connections.values()) connection.socket.resume();
 		return entry;
 	}
 
@@ -250,7 +248,7 @@ export class MqttNetwork {
 	/** Power off: every connection vanishes without a word, queued events are lost. */
 	closeAll(): void {
 		for (const connection of [...this.#connections.values()]) connection.drop();
-		this.#queue = [];
+		this.#queue.clear();
 	}
 
 	#ready(id: number): Connection {

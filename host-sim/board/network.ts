@@ -6,6 +6,7 @@
 */
 
 import * as net from "node:net";
+import { EventQueue } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
 export interface HttpEvent {
@@ -64,7 +65,7 @@ class Exchange {
 		this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
 		this.parse();
 		// Back-pressure, like a TCP receive window: the host holds little more than the device has taken.
-		if (this.network.pendingBytes() > receiveWindow) this.socket.pause();
+		if (this.network.backedUp) this.socket.pause();
 	}
 
 	parse(): void {
@@ -170,12 +171,15 @@ export class HttpNetwork {
 	/** HTTP body bytes delivered to the device. */
 	bodyBytes = 0;
 	#exchanges = new Map<number, Exchange>();
-	#queue: { event: HttpEvent; data: Uint8Array | undefined }[] = [];
+	#queue: EventQueue<HttpEvent>;
 	readonly #signal: NetworkSignal;
 
 	constructor(fragmentBytes = defaultFragmentBytes, signal = new NetworkSignal()) {
 		this.fragmentBytes = fragmentBytes;
 		this.#signal = signal;
+		this.#queue = new EventQueue<HttpEvent>(signal, receiveWindow, () => {
+			for (const exchange of this.#exchanges.values()) exchange.socket.resume();
+		});
 	}
 
 	open(id: number, spec: RequestSpec): void {
@@ -185,7 +189,7 @@ export class HttpNetwork {
 
 	close(id: number): void {
 		this.#exchanges.get(id)?.close();
-		this.#queue = this.#queue.filter((entry) => entry.event.id !== id);
+		this.#queue.drop(id);
 	}
 
 	forget(id: number): void {
@@ -193,21 +197,17 @@ export class HttpNetwork {
 	}
 
 	queue(event: HttpEvent, data?: Uint8Array): void {
-		this.#queue.push({ event, data });
-		this.#signal.notify();
+		this.#queue.push(event, data);
 	}
 
-	pendingBytes(): number {
-		let total = 0;
-		for (const entry of this.#queue) total += entry.data?.length ?? 0;
-		return total;
+	/** Whether a socket that just received data should pause (the device is behind). */
+	get backedUp(): boolean {
+		return this.#queue.full;
 	}
 
 	take(): { event: HttpEvent; data: Uint8Array | undefined } | undefined {
-		const entry = this.#queue.shift();
+		const entry = this.#queue.take();
 		if (entry?.data) this.bodyBytes += entry.data.length;
-		if (entry && this.pendingBytes() < receiveWindow / 2)
-			for (const exchange of this.#exchanges.values()) exchange.socket.resume();
 		return entry;
 	}
 
@@ -227,6 +227,6 @@ export class HttpNetwork {
 
 	closeAll(): void {
 		for (const exchange of [...this.#exchanges.values()]) exchange.close();
-		this.#queue = [];
+		this.#queue.clear();
 	}
 }

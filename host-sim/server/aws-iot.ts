@@ -17,6 +17,7 @@ import { JobsService, type JobExecution } from "./aws-jobs";
 import { checkStreamIds, StreamsService, type StreamFaults, type StreamFormat, type StreamStats } from "./aws-streams";
 import { externalLink, startAedes, type AedesBroker, type BrokerLink } from "./mqtt-broker";
 import { MqttLink } from "./mqtt-link";
+import { seeded } from "../random";
 
 export const controlTopics = {
 	create: "xs-ota/emulator/jobs/create",
@@ -254,7 +255,7 @@ class Outbox {
 		const seed = faults.seed ?? 1;
 		if (seed !== this.#seed) {
 			this.#seed = seed;
-			this.#random = mulberry32(seed);
+			this.#random = seeded(seed);
 		}
 		// Always three draws, so one fault's setting never shifts another's sequence.
 		const drop = this.#random(), duplicate = this.#random(), reorder = this.#random();
@@ -308,17 +309,6 @@ class Outbox {
 	}
 }
 
-/** Mulberry32: a small seeded generator, so a fault pattern repeats exactly. */
-function mulberry32(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 export type JobRequest = Omit<CreateJobOptions, "image"> & { thing: string; image?: Uint8Array; imagePath?: string };
 

@@ -24,17 +24,7 @@ export async function run(options: DeviceOptions): Promise<DeviceOutcome> {
 	return runDevice({ ...options, config: { ...quickConfig, ...options.config } });
 }
 
-/** Mulberry32: a seeded generator so every "random" cut point is reproducible. */
-export function seeded(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+export { seeded } from "../../host-sim/random";
 
 /** Persistent writes the board would still make from its current state, measured on a copy. */
 export async function remainingOps(board: string, engine: "node" | "xs"): Promise<number> {
