@@ -18,17 +18,28 @@ function makeValues(): Int8Array {
 }
 
 // The characters before the padding. Padding is optional, but when present it completes a group of four.
-function dataLength(text: string): number {
-	let length = text.length;
-	if (length % 4 === 0 && text.charCodeAt(length - 1) === 0x3d)
-		length -= text.charCodeAt(length - 2) === 0x3d ? 2 : 1;
+function dataLength(source: Uint8Array, start: number, end: number): number {
+	let length = end - start;
+	if (length % 4 === 0 && source[end - 1] === 0x3d)
+		length -= source[end - 2] === 0x3d ? 2 : 1;
 	if (length % 4 === 1) throw new Error("bad base64");
 	return length;
 }
 
+// XS indexes strings by scanning them, so text is decoded through its bytes: one pass, not one per character.
+function asciiBytes(text: string): Uint8Array {
+	const bytes = new Uint8Array(text.length);
+	for (let i = 0; i < text.length; i++) {
+		const c = text.charCodeAt(i);
+		bytes[i] = c < 128 ? c : 0xff;
+	}
+	return bytes;
+}
+
 /** The bytes `text` decodes to; throws "bad base64" when no base64 text has its length. */
 export function decodedBase64Length(text: string): number {
-	return Math.floor(dataLength(text) * 3 / 4);
+	const bytes = asciiBytes(text);
+	return Math.floor(dataLength(bytes, 0, bytes.length) * 3 / 4);
 }
 
 /**
@@ -36,13 +47,19 @@ export function decodedBase64Length(text: string): number {
  * the alphabet (whitespace included) or a misplaced "=", after writing the groups before it.
  */
 export function decodeBase64(text: string, into: Uint8Array, at: number): number {
-	const length = dataLength(text);
+	const bytes = asciiBytes(text);
+	return decodeBase64Bytes(bytes, 0, bytes.length, into, at);
+}
+
+/** decodeBase64 over the ASCII bytes source[start, end): a JSON payload decoded where it lies, no string. */
+export function decodeBase64Bytes(source: Uint8Array, start: number, end: number, into: Uint8Array, at: number): number {
+	const length = dataLength(source, start, end);
 	const bytes = Math.floor(length * 3 / 4);
 	if (at + bytes > into.length) throw new Error("base64 buffer too small");
 	const table = (values ??= makeValues());
 	let group = 0;
 	for (let i = 0; i < length; i++) {
-		const c = text.charCodeAt(i);
+		const c = source[start + i];
 		const value = c < 128 ? table[c] : -1;
 		if (value < 0) throw new Error("bad base64");
 		group = (group << 6) | value;

@@ -17,7 +17,7 @@ import type { Clock, FlashSlot, Logger } from "../platform/ports";
 import { Result } from "../agent/firmware-object";
 import type { DownloadListener } from "../agent/download";
 import type { DownloadRecord } from "../agent/record";
-import { decodeBase64, hexEncode } from "../lib/base64";
+import { decodeBase64Bytes, hexEncode } from "../lib/base64";
 import { cborSize, decodeCbor, encodeCbor } from "../lib/cbor";
 import { nestedWithin } from "../lib/json";
 import { utf8Read } from "../lib/utf8";
@@ -144,11 +144,16 @@ export class StreamDownload {
 				length = bytes.length;
 			}
 			else {
-				const message = parseJson(payload) as { f?: unknown; i?: unknown; p?: unknown };
+				// The base64 payload is decoded where it lies in the message; only the small rest becomes a string
+				// for JSON.parse (on XS, long strings cost time quadratic in their length).
+				const bytes = new Uint8Array(payload);
+				const p = findPayload(bytes);
+				if (!p || p.end - p.start > ((block.length + 2) / 3) * 4 + 4) throw new Error("bad block");
+				const message = parseJson(bytes, p) as { f?: unknown; i?: unknown; p?: unknown };
 				fileId = message.f;
 				index = message.i;
-				if (typeof message.p !== "string" || message.p.length > ((block.length + 2) / 3) * 4 + 4) throw new Error("bad block");
-				length = decodeBase64(message.p, block, 0);
+				if (message.p !== "") throw new Error("bad block");
+				length = decodeBase64Bytes(bytes, p.start, p.end, block, 0);
 			}
 		}
 		catch (error) {
@@ -207,7 +212,7 @@ export class StreamDownload {
 	#rejected(payload: ArrayBuffer): void {
 		let code = "unknown";
 		try {
-			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : parseJson(payload)) as { o?: unknown; code?: unknown };
+			const message = (this.#options.format === "cbor" ? decodeCbor(new Uint8Array(payload)) : parseJson(new Uint8Array(payload))) as { o?: unknown; code?: unknown };
 			// AWS sends the code as "o"; older services as "code".
 			const found = typeof message.o === "string" ? message.o : message.code;
 			if (typeof found === "string") code = found;
@@ -300,8 +305,33 @@ export class StreamDownload {
 }
 
 // Stream messages are flat maps: anything nested deeper is refused before XS's recursive JSON.parse meets it.
-function parseJson(payload: ArrayBuffer): unknown {
-	const text = utf8Read(new Uint8Array(payload), 0, payload.byteLength);
+/** Parses a stream message's JSON, leaving out the bytes [skip.start, skip.end) (the payload's text). */
+function parseJson(bytes: Uint8Array, skip = { start: bytes.length, end: bytes.length }): unknown {
+	const text = utf8Read(bytes, 0, skip.start) + utf8Read(bytes, skip.end, bytes.length);
 	if (!nestedWithin(text, 4)) throw new Error("json nested too deep");
 	return JSON.parse(text);
+}
+
+/** Where the text of the first "p" string sits in a JSON message's bytes; undefined when it is not plain base64. */
+function findPayload(bytes: Uint8Array): { start: number; end: number } | undefined {
+	const quote = 0x22, colon = 0x3a, backslash = 0x5c;
+	for (let i = 0; i + 2 < bytes.length; i++) {
+		if (bytes[i] !== quote || bytes[i + 1] !== 0x70 || bytes[i + 2] !== quote || (i > 0 && bytes[i - 1] === backslash)) continue;
+		let at = skipSpace(bytes, i + 3);
+		if (bytes[at] !== colon) continue;
+		at = skipSpace(bytes, at + 1);
+		if (bytes[at] !== quote) return undefined;
+		const start = at + 1;
+		for (let end = start; end < bytes.length; end++) {
+			if (bytes[end] === quote) return { start, end };
+			if (bytes[end] === backslash) return undefined;
+		}
+		return undefined;
+	}
+	return undefined;
+}
+
+function skipSpace(bytes: Uint8Array, at: number): number {
+	while (at < bytes.length && (bytes[at] === 0x20 || bytes[at] === 0x09 || bytes[at] === 0x0a || bytes[at] === 0x0d)) at++;
+	return at;
 }
