@@ -10,7 +10,7 @@ globalThis.trace = (...values: unknown[]) => call("log", values.join("").replace
 globalThis.deviceDeliver = dispatch;
 
 const { agent, start } = createUpdater({
-	status: (state, result) => call("report.status", state, result, agent?.packageVersion ?? ""),
+	status: (state, result) => call("report.status", state, result),
 	progress: (received, total) => call("report.progress", received, total),
 	result: (updateId, result, version) => call("report.result", updateId, result, version) === true,
 });

@@ -1,4 +1,4 @@
-// Placeholder for Moddable's SecureSocket: the simulated board's sockets carry TLS requests as plain TCP
-// to a local server (the request still says secure, so the board can refuse https when asked to).
+// Stand-in for Moddable's SecureSocket, so the device's https path compiles and runs to the board: the
+// simulated board has no TLS and refuses a secure request ("tls is not simulated"), ending in a retry.
 const SecureSocket = {};
 export default SecureSocket;

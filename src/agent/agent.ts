@@ -139,14 +139,6 @@ export class Agent {
 		return this.#record.uri;
 	}
 
-	get packageVersion(): string {
-		return this.#record.version;
-	}
-
-	/** Bytes received over HTTP by the running download. */
-	get received(): number {
-		return this.#download?.received ?? 0;
-	}
 
 	start(): void {
 		const record = this.#records.load();
@@ -498,5 +490,3 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 		if (a[i] !== b[i]) return false;
 	return true;
 }
-
-export { Policy };

@@ -67,8 +67,6 @@ export interface Transfer {
 	start(): void;
 	/** Stops without touching the record: what is committed stays committed. */
 	stop(): void;
-	/** Package bytes received in this power-on. */
-	readonly received: number;
 }
 
 export class Download implements HttpHandler, Transfer {
@@ -105,11 +103,6 @@ export class Download implements HttpHandler, Transfer {
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
 		this.#furthest = this.#known;
-	}
-
-	/** Bytes received in HTTP bodies since start(). */
-	get received(): number {
-		return this.#received;
 	}
 
 	start(): void {

@@ -63,7 +63,6 @@ export class StreamDownload {
 	#silent = 0;
 	#arrivedSinceCheck = 0;
 	#uncommittedBytes = 0;
-	#received = 0;
 	#heldCount = 0;
 	#timer: unknown;
 	#finished = false;
@@ -93,11 +92,6 @@ export class StreamDownload {
 		this.dataTopic = `${base}/data/${options.format}`;
 		this.rejectedTopic = `${base}/rejected/${options.format}`;
 		this.#requestTopic = `${base}/get/${options.format}`;
-	}
-
-	/** Payload bytes of blocks received in this power-on. */
-	get received(): number {
-		return this.#received;
 	}
 
 	start(): void {
@@ -171,7 +165,6 @@ export class StreamDownload {
 		this.#write(start, length);
 		this.#set(this.#held, index);
 		this.#heldCount++;
-		this.#received += length;
 		this.#arrivedSinceCheck++;
 		this.#commitSectorsOf(index);
 		if (this.#uncommittedBytes >= this.#options.checkpointBytes) {
