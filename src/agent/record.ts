@@ -32,6 +32,13 @@ import { type ResultCode, type StateCode, State, Result } from "./firmware-objec
 export const Policy = { savePoint: 0, restart: 1, abort: 2, none: 3 } as const;
 export type PolicyCode = (typeof Policy)[keyof typeof Policy];
 export const policyNames = ["save point", "restart", "abort", "none"];
+/** Policy names as job documents, URI parameters (?recovery=restart) and the command line spell them. */
+export const policyCodes = { "save-point": Policy.savePoint, restart: Policy.restart, abort: Policy.abort, none: Policy.none } as const;
+export type PolicyName = keyof typeof policyCodes;
+
+export function policyOf(name: string): PolicyCode | undefined {
+	return Object.prototype.hasOwnProperty.call(policyCodes, name) ? policyCodes[name as PolicyName] : undefined;
+}
 
 export interface DownloadRecord {
 	state: StateCode;
@@ -274,6 +281,6 @@ export class RecordStore {
 }
 
 /** Serial-number comparison, so the sequence may wrap after 2^32 saves. */
-function sequenceAfter(a: number, b: number): boolean {
+export function sequenceAfter(a: number, b: number): boolean {
 	return a !== b && ((a - b) >>> 0) < 0x80000000;
 }
