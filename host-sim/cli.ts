@@ -6,12 +6,15 @@
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
-	                [--cut-after-ops N] [--json]
+	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
+	                [--maintenance HH:MM --tz POSIX-TZ --window MINUTES --mode foreground|background
+	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]
+	                SIGINT/SIGTERM shut the device down in order (it persists, then the run ends)
 	  xs-ota demo   (what npm start runs)
 */
 
 import * as fs from "node:fs";
-import { policyCodes, runDevice, type DeviceReport, type EngineName, type PolicyName } from "./device";
+import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
@@ -91,6 +94,43 @@ async function job(flags: Flags, action: string | undefined): Promise<void> {
 	console.log(JSON.stringify(created));
 }
 
+const durationUnits: { [unit: string]: number } = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
+
+/** "400d", "36h", "1d12h30m", "90s", "250ms" → milliseconds. */
+export function parseDuration(text: string): number {
+	const parts = /^(?:\d+(?:ms|s|m|h|d))+$/.test(text) ? text.match(/\d+(?:ms|s|m|h|d)/g)! : undefined;
+	if (!parts) throw new Error(`bad duration ${text}: use e.g. 400d, 36h, 1d12h, 90s`);
+	return parts.reduce((sum, part) => {
+		const [, value, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(part)!;
+		return sum + Number(value) * durationUnits[unit];
+	}, 0);
+}
+
+function clockFlag(flags: Flags): number | undefined {
+	const text = optionalText(flags, "clock");
+	if (text === undefined) return undefined;
+	const time = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? Date.parse(text) : NaN;
+	if (Number.isNaN(time)) throw new Error("--clock takes an ISO time with its zone, e.g. 2026-03-28T12:00:00Z");
+	return time;
+}
+
+function optionalText(flags: Flags, name: string): string | undefined {
+	return text(flags, name, false);
+}
+
+/** The maintenance flags as the device's config keys. */
+function maintenanceConfig(flags: Flags): Record<string, unknown> {
+	const config: Record<string, unknown> = {};
+	const start = optionalText(flags, "maintenance"), tz = optionalText(flags, "tz"), mode = optionalText(flags, "mode"), optOut = optionalText(flags, "opt-out");
+	if (start !== undefined) config.maintenanceStart = start;
+	if (tz !== undefined) config.tz = tz;
+	const window = integer(flags, "window", false);
+	if (window !== undefined) config.maintenanceWindow = window;
+	if (mode !== undefined) config.maintenanceMode = mode.toUpperCase();
+	if (optOut !== undefined) config.optOut = optOut.toUpperCase().replace(/-/g, "_");
+	return config;
+}
+
 async function device(flags: Flags): Promise<void> {
 	const json = flags.json === true;
 	const engine = (text(flags, "engine", false) ?? "node") as EngineName;
@@ -107,7 +147,17 @@ async function device(flags: Flags): Promise<void> {
 		else if (event.event === "log") console.log(`  ${event.message}`);
 		else if (event.event !== "progress") console.log(JSON.stringify(event));
 	};
+	const runFor = optionalText(flags, "run-for");
+	const commands: DeviceCommand[] = [];
+	const shutdown = () => commands.push({ action: "shutdown" });
+	process.once("SIGINT", shutdown);
+	process.once("SIGTERM", shutdown);
 	await runDevice({
+		startTime: clockFlag(flags),
+		runFor: runFor === undefined ? undefined : parseDuration(runFor),
+		rebootWarning: optionalText(flags, "reboot-warning"),
+		config: maintenanceConfig(flags),
+		commands,
 		dir: text(flags, "dir")!,
 		engine,
 		url: text(flags, "url", false),

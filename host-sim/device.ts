@@ -12,13 +12,11 @@ import type { Engine, EngineStop } from "./engines/engine";
 import { NodeEngine } from "./engines/node";
 import { XsEngine } from "./engines/xs";
 import { makeAppImage, sha256Hex } from "./image";
-import { Policy } from "../src/agent/record";
+import { type PolicyName, policyCodes } from "../src/agent/record";
 
 export type EngineName = "node" | "xs";
 
-/** Recovery policy names, mapped to the record's Policy codes (src/agent/record.ts). */
-export const policyCodes = { "save-point": Policy.savePoint, restart: Policy.restart, abort: Policy.abort, none: Policy.none } as const;
-export type PolicyName = keyof typeof policyCodes;
+export { type PolicyName, policyCodes };
 
 export interface DeviceOptions {
 	dir: string;
@@ -43,12 +41,24 @@ export interface DeviceOptions {
 	onHeap?: (slots: number) => void;
 	/** Benchmarks only: collect garbage before each heap reading, so it counts live slots. */
 	heapAfterGc?: boolean;
+	/** Wall-clock time at the first power-on (ms since 1970); later boots carry the virtual wall clock on. */
+	startTime?: number;
+	/** Virtual milliseconds the board runs for (over all boots); the run then ends with "time-up". */
+	runFor?: number;
+	/** The reboot warning file the device watches (config.rebootWarningFile); default $XS_OTA_REBOOT_WARNING. */
+	rebootWarning?: string;
+	/** Whether the board has a network connection at a given wall-clock time (always, by default). */
+	online?: (wallTime: number) => boolean;
+	/** Commands for the device (as an LwM2M server or the app would give them), delivered between events; push at any time. */
+	commands?: DeviceCommand[];
 }
+
+export type DeviceCommand = { action: string; [key: string]: unknown };
 
 export type DeviceReport = { event: string; [key: string]: unknown };
 
 export interface DeviceOutcome {
-	end: "idle" | "power-cut";
+	end: "idle" | "power-cut" | "time-up";
 	boots: number;
 	state: number;
 	result: number;
@@ -64,6 +74,8 @@ export interface DeviceOutcome {
 	heapSlots: number[];
 	/** The update request was delivered and the agent returned from it (it persisted the request). */
 	requestAcknowledged: boolean;
+	/** Virtual wall-clock time when the run ended (ms since 1970). */
+	wallTime: number;
 }
 
 export const factoryVersion = "1.0.0";
@@ -80,22 +92,34 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const heapSlots: number[] = [];
 	let url = options.url;
 	let requestAcknowledged = false;
+	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
+	const commands = options.commands ?? [];
+	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
 	prepareFactoryBoard(options.dir, options.layout);
 	for (;;) {
 		const board = new Board({
 			dir: options.dir,
+			epoch: wallTime,
+			online: options.online,
 			// The count runs across reboots: a reboot is not a power cycle.
 			cutAfterOps: options.cutAfterOps === undefined ? undefined : options.cutAfterOps - ops,
 			seed: options.seed,
 			previousSlot,
-			config: { checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}), ...options.config },
+			config: {
+				checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}),
+				...(rebootWarning ? { rebootWarningFile: rebootWarning } : {}), ...options.config,
+			},
 			report: (kind, args) => {
 				if (kind === "log") emit({ event: "log", message: String(args[0]) });
 				else if (kind === "report.status") {
 					status = { state: args[0] as number, result: args[1] as number };
-					emit({ event: "state", state: status.state, result: status.result });
+					// op: persistent writes so far, over all boots (a cut at op + 1 lands right after this transition).
+					emit({ event: "state", state: status.state, result: status.result, op: ops + board.power.ops });
 				}
 				else if (kind === "report.result") emit({ event: "result", updateId: args[0], result: args[1], version: args[2] });
+				else if (kind === "report.maintenance")
+					emit({ event: "maintenance", status: args[0], kind: args[1], ...(args[2] !== undefined ? { nextStart: args[2] } : {}), at: board.clock.wallTime });
+				else if (kind === "report.shutdown") emit({ event: "shutdown", at: board.clock.wallTime });
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});
@@ -111,9 +135,9 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			return finish("power-cut", board);
 		}
 		previousSlot = board.runningSlot;
-		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack });
+		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack, at: board.clock.wallTime });
 		const engine = makeEngine(options.engine ?? "node", options.heapAfterGc ?? false);
-		let stop: EngineStop;
+		let stop: EngineStop | "time-up";
 		try {
 			stop = await engine.boot(board);
 			if (!stop && url) {
@@ -123,6 +147,11 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				url = undefined;
 			}
 			while (!stop) {
+				const command = commands.shift();
+				if (command) {
+					stop = await engine.deliver({ event: { id: 0, ...command }, data: undefined });
+					continue;
+				}
 				const next = board.nextEvent();
 				if (next) {
 					stop = await engine.deliver(next);
@@ -133,6 +162,11 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					continue;
 				}
 				const untilTimer = board.clock.untilNext();
+				if (untilTimer !== undefined && board.clock.now + untilTimer > timeLeft) {
+					board.clock.advance(timeLeft - board.clock.now);
+					stop = "time-up";
+					break;
+				}
 				const wait = board.networkWait(untilTimer);
 				if (wait !== undefined) {
 					const started = Date.now();
@@ -144,6 +178,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			}
 		}
 		finally {
+			wallTime = board.clock.wallTime;
+			timeLeft -= board.clock.now;
 			bytesFetched += board.network.bodyBytes;
 			mqttBytesReceived += board.mqtt.payloadBytes;
 			blocksFetched += board.mqtt.blocksDelivered;
@@ -156,6 +192,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			emit({ event: "power-cut", op: board.power.cutAt?.op, kind: board.power.cutAt?.kind, bytesFetched: bytesFetched, ...(options.mqtt ? { blocksFetched } : {}) });
 			return finish("power-cut", board);
 		}
+		if (stop === "time-up") return finish("time-up", board);
 		if (stop === "restart") {
 			if (boots >= (options.maxBoots ?? 20)) throw new Error("device keeps rebooting");
 			continue;
@@ -168,7 +205,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime };
 		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
 	}

@@ -1,9 +1,10 @@
 // Moddable entry: builds the agent from the board's ports and mc/config, starts it, and requests the
 // package named by config.update (mcconfig -m -p esp32 update=http://host/app.bin) when it is new. With
-// config.mqtt (mqtt://host:port) and config.thing it also follows that thing's AWS IoT jobs.
+// config.mqtt (mqtt://host:port) and config.thing it also follows that thing's AWS IoT jobs. Maintenance
+// (windows, opt-out) starts from the persisted settings, or from config the first time.
 
 import config from "mc/config";
-import { Agent, type AgentListener, defaultAgentOptions } from "./agent/agent";
+import { Agent, type AgentListener, type SelfTest, defaultAgentOptions } from "./agent/agent";
 import { resultNames, stateNames } from "./agent/firmware-object";
 import { chipIdOf } from "./agent/image";
 import { EspBootControl } from "./platform/boot-control";
@@ -19,6 +20,9 @@ import { validThingName } from "./agent/job-document";
 import { defaultJobsOptions } from "./transport/aws-jobs";
 import { defaultStreamOptions } from "./transport/aws-stream";
 import { AwsUpdates } from "./transport/aws-updates";
+import { Maintenance, type MaintenanceListener, type MaintenanceSettings, type MaintenanceTask, defaultMaintenanceOptions } from "./agent/maintenance";
+import { ModdableRebootWarning } from "./platform/reboot-warning";
+import { online } from "./platform/network-status";
 
 function log(message: string): void {
 	trace(`xs-ota: ${message}\n`);
@@ -31,16 +35,26 @@ function numberSetting(name: string, fallback: number): number {
 
 export interface Updater {
 	agent: Agent;
-	/** Connects to the jobs service (when configured), then restores and resumes. */
+	maintenance: Maintenance;
+	/** Connects to the jobs service (when configured), then restores and resumes, then runs on-boot maintenance. */
 	start(): void;
+	/** Orderly shutdown: the agent persists everything and disconnects; then the device restarts when asked. */
+	shutdown(restart: boolean): void;
 }
 
-export function createUpdater(listener: AgentListener): Updater {
-	const slot = new ModdableFlashSlot(), boot = new EspBootControl(), clock = new ModdableClock();
+export type UpdaterListener = AgentListener & MaintenanceListener;
+
+/** `appSelfTest` is the app's own check of a new image on its first boot, run after the transport's. */
+export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest): Updater {
+	const slot = new ModdableFlashSlot(), boot = new EspBootControl(), clock = new ModdableClock(), store = new Preferences();
 	const aws = createAwsUpdates(slot, boot, clock);
+	const maintenance = new Maintenance({ clock, store, log, online }, {
+		...defaultMaintenanceOptions,
+		networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs),
+	}, listener);
 	const ports = {
 		slot,
-		store: new Preferences(),
+		store,
 		boot,
 		clock,
 		http: new ModdableHttpClient(),
@@ -48,6 +62,9 @@ export function createUpdater(listener: AgentListener): Updater {
 		md5: new Md5(),
 		signature: typeof config.publicKey === "string" && config.publicKey ? new P256Verifier(config.publicKey) : undefined,
 		streams: aws?.streams,
+		jobServer: aws?.jobServer,
+		gate: maintenance,
+		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
 		log,
 	};
 	const download = {
@@ -56,8 +73,14 @@ export function createUpdater(listener: AgentListener): Updater {
 		stallMs: numberSetting("stallMs", defaultAgentOptions.download.stallMs),
 		backoffBaseMs: numberSetting("backoffBaseMs", defaultAgentOptions.download.backoffBaseMs),
 	};
-	const options = { ...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download, selfTest: aws?.selfTest };
-	const reporting: AgentListener = !aws ? listener : {
+	const options = {
+		...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download, selfTest: chainSelfTests(aws?.selfTest, appSelfTest),
+		rebootPersistence: config.rebootPersistence !== false && config.rebootPersistence !== "false",
+		warningPollMs: numberSetting("warningPollMs", defaultAgentOptions.warningPollMs),
+		maxDeferSeconds: numberSetting("maxDeferSeconds", defaultAgentOptions.maxDeferSeconds),
+	};
+	const shutDown = () => (aws?.stop(), listener.shutDown?.());
+	const reporting: AgentListener = !aws ? { ...listener, shutDown } : {
 		status: (state, result) => (listener.status(state, result), aws.status(state, result)),
 		progress: (received, total) => (listener.progress(received, total), aws.progress(received, total)),
 		// A job's result is held once the jobs service accepts it; other results as the app's listener says.
@@ -65,15 +88,61 @@ export function createUpdater(listener: AgentListener): Updater {
 			const acknowledged = listener.result(updateId, result, version);
 			return agent.record.jobId ? aws.result(updateId, result, version) : acknowledged;
 		},
+		shutDown,
 	};
 	const agent = new Agent(ports, options, reporting);
+	if (aws) aws.onRebootWarning = () => agent.shutdown();
+	maintenance.tasks = maintenanceTasks(agent, aws);
 	return {
 		agent,
+		maintenance,
 		start() {
+			maintenance.load();
+			const error = maintenance.configure(configuredMaintenance(maintenance.settings));
+			if (error) log(`maintenance settings in config ignored: ${error}`);
 			aws?.start(agent);
 			agent.start();
+			maintenance.startOnBoot();
+		},
+		shutdown(restart) {
+			maintenance.close();
+			agent.shutdown();
+			if (restart) boot.restart();
 		},
 	};
+}
+
+/** Check for updates (AWS jobs), then install what waits: the tasks maintenance runs, in order. */
+function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined): MaintenanceTask[] {
+	const install: MaintenanceTask = {
+		name: "install",
+		critical: () => agent.waitingSeverity === "critical",
+		run(done) {
+			if (!agent.isRebootPending) return done("done");
+			// The install reboots the device: the maintenance is complete before it starts.
+			if (agent.installWaiting() === "held") done("skipped");
+		},
+	};
+	if (!aws) return [install];
+	const check: MaintenanceTask = { name: "check", critical: () => true, run: (done) => done(aws.checkForJobs() ? "done" : "failed") };
+	return [check, install];
+}
+
+/** Settings mc/config gives (maintenanceStart, tz, maintenanceWindow, maintenanceMode, optOut) over the persisted ones. */
+function configuredMaintenance(current: Readonly<MaintenanceSettings>): Partial<MaintenanceSettings> {
+	const changes: Partial<MaintenanceSettings> = {};
+	if (typeof config.maintenanceStart === "string" && current.start === "") changes.start = config.maintenanceStart;
+	if (typeof config.tz === "string" && current.tz === "UTC0") changes.tz = config.tz;
+	if (config.maintenanceWindow !== undefined) changes.windowMinutes = Number(config.maintenanceWindow);
+	if (typeof config.maintenanceMode === "string") changes.mode = config.maintenanceMode as MaintenanceSettings["mode"];
+	if (typeof config.optOut === "string") changes.optOut = config.optOut as MaintenanceSettings["optOut"];
+	return changes;
+}
+
+/** The first self-test, then the second once the first has passed. */
+function chainSelfTests(first: SelfTest | undefined, second: SelfTest | undefined): SelfTest | undefined {
+	if (!first || !second) return first ?? second;
+	return (done) => first((passed, reason) => (passed ? second(done) : done(false, reason)));
 }
 
 function createAwsUpdates(slot: ModdableFlashSlot, boot: EspBootControl, clock: ModdableClock): AwsUpdates | undefined {
@@ -104,6 +173,8 @@ function createAwsUpdates(slot: ModdableFlashSlot, boot: EspBootControl, clock: 
 
 export default function main(): void {
 	const { agent, start } = createUpdater({
+		maintenance: (status, kind) => log(`${kind} maintenance ${status}`),
+		postponed: (next) => log(`scheduled maintenance postponed to ${next}`),
 		status: (state, result) => log(`State ${state} (${stateNames[state]}), Update Result ${result} (${resultNames[result]})`),
 		progress: (received, total) => log(`${received} of ${total} bytes`),
 		// No LwM2M client in this app: the log is the report, and it is always "acknowledged".

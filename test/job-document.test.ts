@@ -39,7 +39,7 @@ test("afr_ota over MQTT: normalized exactly, the signature decoded, extra fields
 	const document = afrOta({ extra: { nested: true }, files: [mqttFile(), { filepath: 5 }] });
 	const expected: UpdateJob = {
 		form: "afr_ota", protocol: "MQTT", streamId: "AFR_OTA-9ddfa5ab-c36e-4c58-a88c-0d5d16ae6c48", fileId: 0, fileSize: 181584,
-		version: "", url: "", md5: undefined, signature, filePath: "/device/ota/image.bin",
+		version: "", url: "", md5: undefined, signature, filePath: "/device/ota/image.bin", options: {},
 	};
 	assert.equal(parseJobDocument(document), expected);
 	assert.equal(parseJobDocument(JSON.stringify(document)), expected, "the same as JSON text");
@@ -50,9 +50,20 @@ test("afr_ota over MQTT: normalized exactly, the signature decoded, extra fields
 test("afr_ota over HTTP: the presigned URL kept verbatim", () => {
 	assert.equal(parseJobDocument(httpOta()), {
 		form: "afr_ota", protocol: "HTTP", streamId: "", fileId: 0, fileSize: 1048576, version: "",
-		url: "https://bucket.s3.amazonaws.com/image.bin?X-Amz-Signature=ab%2Fcd", md5: undefined, signature: undefined, filePath: "image.bin",
+		url: "https://bucket.s3.amazonaws.com/image.bin?X-Amz-Signature=ab%2Fcd", md5: undefined, signature: undefined, filePath: "image.bin", options: {},
 	});
 	assert.equal((parseJobDocument(httpOta({ update_data_url: "http://10.0.0.2:8080/a.bin" })) as UpdateJob).url, "http://10.0.0.2:8080/a.bin");
+});
+
+test("handling fields: recovery policy, severity and maximum defer period are read; a bad one is refused with 6", () => {
+	const handled = parseJobDocument({ ...fota(), recoveryPolicy: "abort", severity: "critical", maxDeferSeconds: 3600 }) as UpdateJob;
+	assert.equal(handled.options, { policy: 2, severity: "critical", maxDeferSeconds: 3600 });
+	assert.equal((parseJobDocument({ ...afrOta(), recoveryPolicy: "save-point" }) as UpdateJob).options, { policy: 0 });
+	for (const [field, value] of [["recoveryPolicy", "sometimes"], ["recoveryPolicy", 1], ["severity", "urgent"], ["maxDeferSeconds", -1], ["maxDeferSeconds", 1.5], ["maxDeferSeconds", 31536001]] as const)
+		assert.equal(parseJobDocument({ ...fota(), [field]: value }), { error: `bad ${field}`, result: 6 }, `${field} ${value}`);
+	const inherited = Object.create({ recoveryPolicy: "none" });
+	Object.assign(inherited, fota());
+	assert.equal((parseJobDocument(inherited) as UpdateJob).options, {}, "only the document's own fields count");
 });
 
 test("afr_ota with both protocols: MQTT when there is a stream name, else HTTP; HTTP can be turned off", () => {
@@ -72,7 +83,7 @@ test("afr_ota with both protocols: MQTT when there is a stream name, else HTTP; 
 
 test("fota: normalized exactly, the MD5 decoded, bounds accepted", () => {
 	const md5 = new Uint8Array([0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e]);
-	const expected: UpdateJob = { form: "fota", protocol: "MQTT", streamId: "fw_stream-1", fileId: 1, fileSize: 1048576, version: "2.0.0", url: "", md5, signature: undefined, filePath: "" };
+	const expected: UpdateJob = { form: "fota", protocol: "MQTT", streamId: "fw_stream-1", fileId: 1, fileSize: 1048576, version: "2.0.0", url: "", md5, signature: undefined, filePath: "", options: {} };
 	assert.equal(parseJobDocument(fota({ unknown: [1, 2] })), expected);
 	assert.equal(parseJobDocument(JSON.stringify(fota())), expected);
 	const edges = parseJobDocument(fota({ streamId: "x".repeat(128), fileId: 255, fileSize: 2 ** 31, imageVer: "v 1.0~rc1 (2026-11-22) build#77", md5sum: "d41d8cd98f00b204e9800998ecf8427e" })) as UpdateJob;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { type DeviceOptions, type DeviceOutcome, type DeviceReport } from "../host-sim/device";
 import { PreferenceStore } from "../host-sim/board/nvs";
+import { decodeRecord, type DownloadRecord } from "../src/agent/record";
 import { PowerSupply } from "../host-sim/board/power";
 import { main as cli } from "../host-sim/cli";
 import { assertNewFirmware as assertImage, assertOldFirmware, publish, run, tempDir } from "./support/sim";
@@ -106,13 +107,17 @@ for (const engine of engines) {
 		assert.is(third.bytesFetched, 0);
 	});
 
-	test(`${engine}: none forgets the download silently: idle, result 0, no record left`, async () => {
+	test(`${engine}: none forgets the download silently: idle, result 0, no download left in the record`, async () => {
 		const { board } = await cutDuringDownload(engine, "none");
 		const second = await run({ dir: board, engine });
 		assertOldFirmware(second, 0, "none");
 		assert.is(second.boots, 1);
 		assert.is(second.bytesFetched, 0);
-		assert.equal(record(board), { a: undefined, b: undefined });
+		// The record stays only to keep counting update ids (the server's key for result reports).
+		const copies = Object.values(record(board)).filter((value): value is ArrayBuffer => value instanceof ArrayBuffer)
+			.map((value) => decodeRecord(new Uint8Array(value))).filter((value): value is DownloadRecord => typeof value !== "string");
+		const newest = copies.sort((x, y) => y.sequence - x.sequence)[0];
+		assert.equal([newest.state, newest.result, newest.committed, newest.etag, newest.updateId], [0, 0, 0, "", 1]);
 		// Nothing left to pick up on the next power-on either.
 		const third = await run({ dir: board, engine });
 		assertOldFirmware(third, 0, "after none");
@@ -170,32 +175,34 @@ test("cli: device --policy restart is kept across a cut; a bad policy name is re
 
 // --- the new image's first boot ---
 
-/** Persistent writes of a whole update on a fresh board, measured on a throwaway board. */
-async function opsOfWholeUpdate(engine: (typeof engines)[number], from: string): Promise<number> {
+/** The persistent writes of an update up to its entering Updating, measured on a throwaway board. */
+async function opsUntilUpdating(engine: (typeof engines)[number], from: string): Promise<number> {
 	const probe = tempDir("probe");
 	try {
-		const outcome = await run({ dir: probe, engine, url: from });
+		let op: number | undefined;
+		const outcome = await run({ dir: probe, engine, url: from, onEvent: (event) => {
+			if (event.event === "state" && event.state === 3 && op === undefined) op = event.op as number;
+		} });
 		assert.is(outcome.result, 1);
-		return outcome.ops;
+		return op!;
 	}
 	finally {
 		fs.rmSync(probe, { recursive: true, force: true });
 	}
 }
 
-// The last writes of an update, counted back from its end: the switch (otadata erase, write), then on the
-// new image's power-on the bootloader's NEW → PENDING_VERIFY rewrite (erase, write), the agent's mark-valid
-// (erase, write), the success record (two preference ops) and, once the result is acknowledged, the record
-// saved again without its report-pending flag (two more).
-const opsFromEnd = { switchWrite: 8, bootloaderRewrite: 7, markValid: 5 };
+// The writes after the record (and the job list) say Updating: the switch (otadata erase, write), then on the
+// new image's power-on the bootloader's NEW → PENDING_VERIFY rewrite (erase, write), then the agent's
+// mark-valid (erase, write).
+const opsAfterUpdating = { switchWrite: 2, bootloaderRewrite: 3, markValid: 5 };
 
 for (const engine of engines) {
 	test(`${engine}: a failed self-test rolls back with 8, the old firmware running, and the update is not tried again`, async () => {
 		const own = await startUpdateServer({ dir: www });
 		const ownUrl = `${own.url}/app.bin`;
-		const total = await opsOfWholeUpdate(engine, ownUrl);
+		const updating = await opsUntilUpdating(engine, ownUrl);
 		const board = tempDir("board");
-		const first = await traced({ dir: board, engine, url: ownUrl, cutAfterOps: total - opsFromEnd.switchWrite });
+		const first = await traced({ dir: board, engine, url: ownUrl, cutAfterOps: updating + opsAfterUpdating.switchWrite });
 		assert.is(first.end, "power-cut");
 		assert.is(first.state, 3, "the cut landed while updating");
 		assert.ok(first.bootEvents.every((event) => event.slot === 0), "the new image has not run yet");
@@ -221,11 +228,11 @@ for (const engine of engines) {
 		}
 	});
 
-	for (const [where, fromEnd] of [["in the bootloader's first-boot rewrite", opsFromEnd.bootloaderRewrite], ["while the new image confirms itself", opsFromEnd.markValid]] as const) {
+	for (const [where, after] of [["in the bootloader's first-boot rewrite", opsAfterUpdating.bootloaderRewrite], ["while the new image confirms itself", opsAfterUpdating.markValid]] as const) {
 		test(`${engine}: a cut ${where} rolls back, and the agent switches again to success`, async () => {
-			const total = await opsOfWholeUpdate(engine, url);
+			const updating = await opsUntilUpdating(engine, url);
 			const board = tempDir("board");
-			const first = await run({ dir: board, engine, url, cutAfterOps: total - fromEnd });
+			const first = await run({ dir: board, engine, url, cutAfterOps: updating + after });
 			assert.is(first.end, "power-cut");
 			assert.is(first.state, 3, "the cut landed while updating");
 			const second = await traced({ dir: board, engine });

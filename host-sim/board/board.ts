@@ -5,6 +5,7 @@
 */
 
 import { createHash, type Hash } from "node:crypto";
+import * as fs from "node:fs";
 import { verifyP256 } from "./p256";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
@@ -34,6 +35,8 @@ export interface BoardOptions {
 	config?: Record<string, unknown>;
 	fragmentBytes?: number;
 	previousSlot?: number;
+	/** Whether the station has an IP address at a wall-clock time (the network check's answer); always by default. */
+	online?: (wallTime: number) => boolean;
 	/** Receives the device's log lines and LwM2M reports. */
 	report?: (kind: string, args: unknown[]) => void;
 }
@@ -60,6 +63,7 @@ export class Board {
 	rolledBack = false;
 	readonly config: Record<string, unknown>;
 	restartRequested = false;
+	readonly #online: (wallTime: number) => boolean;
 	#report: (kind: string, args: unknown[]) => void;
 	#nextId = 1;
 	#flashHandles = new Map<number, FlashPartition>();
@@ -74,6 +78,7 @@ export class Board {
 		this.mqtt = new MqttNetwork(this.#signal);
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
+		this.#online = options.online ?? (() => true);
 		this.runningSlot = options.previousSlot ?? 0;
 	}
 
@@ -122,6 +127,13 @@ export class Board {
 			case "timer.clear": return this.clock.clear(args[0]);
 			case "timer.delay": return this.clock.advance(args[0]);
 			case "time.ticks": return this.clock.now;
+			case "net.ip": return this.#online(this.clock.wallTime) ? "10.0.0.2" : "";
+			case "file.exists": return fs.existsSync(args[0]);
+			case "file.delete": {
+				const existed = fs.existsSync(args[0]);
+				fs.rmSync(args[0], { force: true });
+				return existed;
+			}
 			case "time.now": return this.clock.wallTime;
 			case "http.request": {
 				const id = this.#nextId++;
@@ -180,6 +192,8 @@ export class Board {
 			case "log":
 			case "report.status":
 			case "report.progress":
+			case "report.maintenance":
+			case "report.shutdown":
 				return this.#report(op, args);
 			case "report.result":
 				this.#report(op, args);

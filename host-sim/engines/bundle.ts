@@ -3,7 +3,7 @@
 import { buildSync } from "esbuild";
 import { fileURLToPath } from "node:url";
 
-const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "crypt"];
+const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "crypt", "modules", "net", "file"];
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 let cached: string | undefined;

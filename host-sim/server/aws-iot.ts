@@ -78,6 +78,8 @@ export interface CreateJobOptions {
 	filePath?: string;
 	/** afr_ota's certfile; default "ota-signer.crt" when a signature is given. */
 	certFile?: string;
+	/** Top-level fields added to the document as given: recoveryPolicy, severity, maxDeferSeconds. */
+	handling?: { [key: string]: unknown };
 }
 
 export interface CreatedJob {
@@ -209,7 +211,12 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 	};
 }
 
-function jobDocument(spec: CreateJobOptions, image: Uint8Array, streamId: string, fileId: number): unknown {
+/** The job document of a firmware job in either form (also what `xs-ota fleet` deploys). */
+export function jobDocument(spec: CreateJobOptions, image: Uint8Array, streamId: string, fileId: number): unknown {
+	return { ...formDocument(spec, image, streamId, fileId), ...spec.handling };
+}
+
+function formDocument(spec: CreateJobOptions, image: Uint8Array, streamId: string, fileId: number): { [key: string]: unknown } {
 	if (spec.form === "fota") {
 		const version = spec.version ?? readAppDescription(image.subarray(0, 512))?.version ?? "";
 		const document: { [key: string]: unknown } = {

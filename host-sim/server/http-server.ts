@@ -14,6 +14,7 @@ export type ServerFaults = {
 	redirect?: { from: string; to: string; count?: number }; // count: redirects left (none = forever)
 	statusFor?: Record<string, number>; // path → forced status, e.g. 500, 503
 	lieContentRange?: boolean; // 206 carries a Content-Range whose start is off by one
+	bytesPerSecond?: number; // a slow link: file bodies are sent in 4 KiB pieces at this rate
 };
 
 export type ServerStats = { requests: number; bodyBytes: number };
@@ -119,7 +120,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
 			return;
 		}
 		handedOver = true;
-		streamFileBody(response, file.handle, start, end, context.stats, faults.dropAfterBytes);
+		streamFileBody(response, file.handle, start, end, context.stats, faults);
 	} finally {
 		if (!handedOver) await file.handle.close();
 	}
@@ -228,8 +229,9 @@ function parseRange(header: string, size: number): RangeDecision {
 	return { kind: "partial", start, end: Math.min(requestedEnd, size - 1) };
 }
 
-function streamFileBody(response: ServerResponse, handle: FileHandle, start: number, end: number, stats: ServerStats, dropAfterBytes: number | undefined): void {
-	const body = handle.createReadStream({ start, end, autoClose: true });
+function streamFileBody(response: ServerResponse, handle: FileHandle, start: number, end: number, stats: ServerStats, faults: ServerFaults): void {
+	const { dropAfterBytes, bytesPerSecond } = faults;
+	const body = handle.createReadStream({ start, end, autoClose: true, ...(bytesPerSecond ? { highWaterMark: 4096 } : {}) });
 	let bytesBeforeDrop = dropAfterBytes ?? Infinity;
 	response.once("close", () => body.destroy());
 	body.once("error", () => response.destroy());
@@ -242,7 +244,11 @@ function streamFileBody(response: ServerResponse, handle: FileHandle, start: num
 		stats.bodyBytes += piece.length;
 		const flowing = response.write(piece);
 		if (bytesBeforeDrop <= 0 && end - start + 1 > dropAfterBytes!) return cutConnection(response, body);
-		if (!flowing) {
+		if (bytesPerSecond) {
+			body.pause();
+			setTimeout(() => body.resume(), (piece.length / bytesPerSecond) * 1000);
+		}
+		else if (!flowing) {
 			body.pause();
 			response.once("drain", () => body.resume());
 		}

@@ -12,16 +12,29 @@
 	                               still in the other slot and switch again, at most maxSwitches times, then report 8
 
 	Every transition is persisted in the record before the action it announces, so a cut at any point finds
-	a record that says what to do next.
+	a record that says what to do next. The job list (job-list.ts) follows each transition.
+
+	Restoring waits for the server: a job found downloading or downloaded at boot is first confirmed (its AWS
+	job is still the service's next execution; its package URI still answers a HEAD), and dropped when the
+	server no longer knows it, so a stale job never locks the agent. With reboot persistence off, such a job
+	is dropped at boot without asking.
+
+	An automatic install asks the install gate (maintenance.ts) when it may run; until then the agent holds
+	the verified image in State 2 with Update Result 11 (deferred).
+
+	shutdown() is the orderly end: no new requests, no more transitions, the transfer stopped with all it
+	wrote saved. A reboot warning (polled while a transfer runs) does the same at once, then clears itself.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, SignatureVerifier } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier } from "../platform/ports";
 import { ImageState } from "../platform/ports";
 import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
-import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames } from "./record";
-import { parseUrl, schemePort } from "./url";
+import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
+import { confirmPackage, headStatus } from "./job-server";
+import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames, policyOf } from "./record";
+import { parseUrl, queryParameter, schemePort } from "./url";
 import { utf8Length } from "../lib/utf8";
 import { isNewerVersion } from "./version";
 
@@ -39,6 +52,24 @@ export interface AgentPorts {
 	signature?: SignatureVerifier;
 	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
+	/** The jobs service, asked at boot whether an AWS job still matters. */
+	jobServer?: JobServer;
+	/** When an automatic install may run (maintenance windows, opt-out); without one, at once. */
+	gate?: InstallGate;
+	/** The reboot warning watched while a transfer runs. */
+	warning?: RebootWarning;
+}
+
+export interface JobServer {
+	/** Answers once connected: whether job `jobId` is still pending on the service. */
+	confirm(jobId: string, answer: (known: boolean) => void): void;
+}
+
+export interface InstallGate {
+	/** Whether the user's opt-out refuses a (non-critical) update before it is downloaded. */
+	refuses(critical: boolean): boolean;
+	/** When an update downloaded at `downloadedAt` may install (ms since 1970); Infinity holds it. */
+	installAt(critical: boolean, downloadedAt: number, maxDeferSeconds: number): number;
 }
 
 /** An app's own check of a new image on its first boot; call done(true) to confirm it. */
@@ -53,6 +84,16 @@ export interface AgentOptions {
 	selfTestMs: number;
 	selfTest: SelfTest | undefined;
 	download: DownloadOptions;
+	/** Keep the job list and resume jobs across reboots (on by default). */
+	rebootPersistence: boolean;
+	/** How often the reboot warning is polled while a transfer runs. */
+	warningPollMs: number;
+	/** First delay before asking an unreachable package server again whether a restored job still matters. */
+	confirmRetryMs: number;
+	/** Questions to an unreachable package server before the restored job resumes without its answer. */
+	confirmTries: number;
+	/** Maximum Defer Period (LwM2M resource 13) of requests that name none, in seconds. */
+	maxDeferSeconds: number;
 }
 
 export const defaultAgentOptions: AgentOptions = {
@@ -62,23 +103,37 @@ export const defaultAgentOptions: AgentOptions = {
 	selfTestMs: 30000,
 	selfTest: undefined,
 	download: defaultDownloadOptions,
+	rebootPersistence: true,
+	warningPollMs: 1000,
+	confirmRetryMs: 1000,
+	confirmTries: 3,
+	maxDeferSeconds: 7 * 86400,
 };
 
-export interface UpdateRequest {
+/** Parameters every request may carry beside its package. */
+export interface JobOptions {
+	policy?: PolicyCode;
+	/** Refuse the image unless its version is newer than the running one. */
+	newerOnly?: boolean;
+	/** LwM2M Severity (resource 11): a critical update installs at once, whatever the window or opt-out. */
+	severity?: SeverityName;
+	/** LwM2M Maximum Defer Period (resource 13) in seconds; 0 installs without waiting for a window. */
+	maxDeferSeconds?: number;
+}
+
+export interface UpdateRequest extends JobOptions {
+	/** The package; its query may name the recovery policy: ?recovery=restart. */
 	uri: string;
 	/** Expected SHA-256 of the package, 32 bytes. */
 	sha256?: Uint8Array;
-	policy?: PolicyCode;
 	/** Run Update as soon as the package is downloaded and verified (LwM2M resource 14). */
 	automatic?: boolean;
 	/** The AWS IoT job this pull belongs to (a job document with update_data_url). */
 	jobId?: string;
-	/** Refuse the image unless its version is newer than the running one. */
-	newerOnly?: boolean;
 }
 
 /** An AWS IoT job whose package comes over an MQTT file stream. */
-export interface StreamRequest {
+export interface StreamRequest extends JobOptions {
 	jobId: string;
 	streamId: string;
 	fileId: number;
@@ -87,9 +142,6 @@ export interface StreamRequest {
 	version: string;
 	md5?: Uint8Array;
 	signature?: Uint8Array;
-	policy?: PolicyCode;
-	/** Refuse the image unless its version is newer than the running one. */
-	newerOnly?: boolean;
 }
 
 export interface AgentListener {
@@ -101,6 +153,8 @@ export interface AgentListener {
 	 * the record's save repeats it once more, so the server de-duplicates by update id.
 	 */
 	result(updateId: number, result: ResultCode, version: string): boolean;
+	/** The agent shut down (orderly or warned): disconnect from services now. */
+	shutDown?(): void;
 }
 
 const scratchBytes = 4096;
@@ -115,12 +169,18 @@ export class Agent {
 	#download: Transfer | undefined;
 	#automatic = false;
 	#scratch = new Uint8Array(scratchBytes);
+	#jobs: JobList;
+	#closed = false;
+	#installTimer: unknown;
+	#warningTimer: unknown;
+	#stopConfirming: (() => void) | undefined;
 
 	constructor(ports: AgentPorts, options: AgentOptions, listener: AgentListener) {
 		this.#ports = ports;
 		this.#options = options;
 		this.#listener = listener;
 		this.#records = new RecordStore(ports.store, ports.log);
+		this.#jobs = new JobList(ports.store, ports.log, options.rebootPersistence);
 		this.#firmware = new FirmwareObject({ state: State.idle, result: Result.initial }, (status) => {
 			ports.log(`state ${stateNames[status.state]}, result ${resultNames[status.result]}`);
 			listener.status(status.state, status.result);
@@ -139,6 +199,20 @@ export class Agent {
 		return this.#record.uri;
 	}
 
+	/** Every job the agent holds: the current one and the most recent finished ones. */
+	get jobs(): readonly Readonly<Job>[] {
+		return this.#jobs.jobs;
+	}
+
+	/** A verified image waits to be installed: the next install (window, consent or Update) reboots. */
+	get isRebootPending(): boolean {
+		return this.#firmware.state === State.downloaded;
+	}
+
+	/** Severity of the job whose image waits to be installed ("major" when none does). */
+	get waitingSeverity(): SeverityName {
+		return this.isRebootPending ? this.#currentJob()?.parameters.severity ?? "major" : "major";
+	}
 
 	start(): void {
 		const record = this.#records.load();
@@ -148,17 +222,47 @@ export class Agent {
 			this.#firmware.state = record.state;
 			this.#firmware.result = record.result;
 		}
+		this.#restoreJobs();
 		this.#listener.status(this.#firmware.state, this.#firmware.result);
 		this.#reportResult();
+		const warning = this.#ports.warning;
+		if (warning?.raised()) {
+			this.#ports.log("reboot warning from before this boot cleared");
+			warning.clear();
+		}
 		switch (this.#record.state) {
-			case State.downloading: return this.#recover();
-			case State.downloaded: if (this.#automatic) this.update(); return;
+			case State.downloading:
+			case State.downloaded:
+				if (!this.#options.rebootPersistence) return this.#forget("reboot persistence is off");
+				return this.#confirmJob();
 			case State.updating: return this.#afterSwitch();
 		}
 	}
 
+	/**
+		Orderly shutdown: refuses new requests, suspends state transitions, stops the transfer with everything
+		it wrote saved, persists the record and the job list. The app then restarts or powers off.
+	*/
+	shutdown(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		const { clock, log } = this.#ports;
+		clock.clearTimeout(this.#installTimer);
+		clock.clearTimeout(this.#warningTimer);
+		this.#stopConfirming?.();
+		const download = this.#download;
+		this.#download = undefined;
+		download?.suspend();
+		const job = this.#currentJob();
+		if (job) job.lastActivity = clock.now();
+		this.#jobs.save();
+		log(`shut down in ${stateNames[this.#firmware.state]} at ${this.#record.committed} of ${this.#record.totalSize}`);
+		this.#listener.shutDown?.();
+	}
+
 	/** Writes Package URI: starts (or resumes) a pull download. An empty URI resets the object. */
 	request(request: UpdateRequest): void {
+		this.#checkOpen();
 		if (this.#firmware.state === State.updating) throw new Error("update in progress");
 		this.#stopDownload();
 		const { uri } = request;
@@ -170,7 +274,7 @@ export class Agent {
 		const tooLong = utf8Length(uri) > maxUriBytes;
 		const record = emptyRecord();
 		record.uri = tooLong ? "" : uri;
-		record.policy = request.policy ?? this.#options.policy;
+		record.policy = request.policy ?? policyOf(queryParameter(uri, "recovery") ?? "") ?? this.#options.policy;
 		record.sha256 = request.sha256;
 		record.automatic = this.#automatic = request.automatic ?? false;
 		record.updateId = (previous.updateId + 1) >>> 0;
@@ -182,7 +286,8 @@ export class Agent {
 			record.totalSize = previous.totalSize;
 		}
 		this.#record = record;
-		this.#enter(State.downloading, Result.initial);
+		this.#beginJob(request);
+		if (this.#refused(request)) return;
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
@@ -192,6 +297,7 @@ export class Agent {
 
 	/** Takes an AWS IoT job (already validated): downloads its stream, then updates automatically. */
 	requestStream(request: StreamRequest): void {
+		this.#checkOpen();
 		if (this.#firmware.state === State.updating) throw new Error("update in progress");
 		const previous = this.#record;
 		if (previous.jobId === request.jobId && previous.state !== State.idle) return;
@@ -213,7 +319,8 @@ export class Agent {
 		record.signature = request.signature;
 		record.newerOnly = request.newerOnly ?? false;
 		this.#record = record;
-		this.#enter(State.downloading, Result.initial);
+		this.#beginJob(request);
+		if (this.#refused(request)) return;
 		if (request.fileSize > this.#ports.slot.byteLength)
 			return this.#endDownload(Result.notEnoughFlash, `${request.fileSize} bytes do not fit the slot`);
 		this.#startDownload();
@@ -234,7 +341,9 @@ export class Agent {
 
 	/** Executes Update: switches the boot slot to the verified image and reboots. */
 	update(): void {
+		this.#checkOpen();
 		if (this.#firmware.state !== State.downloaded) throw new Error("nothing downloaded");
+		this.#ports.clock.clearTimeout(this.#installTimer);
 		const { boot, log } = this.#ports;
 		const record = this.#record;
 		// From a factory app (slot -1) the first OTA slot is the next one, as esp_ota_get_next_update_partition says.
@@ -249,10 +358,12 @@ export class Agent {
 
 	/** Cancels a download or a downloaded package (LwM2M Cancel); refused while updating. */
 	cancel(): void {
+		this.#checkOpen();
 		const state = this.#firmware.state;
 		if (state === State.updating) throw new Error("update in progress");
 		if (state === State.idle) return;
 		this.#stopDownload();
+		this.#ports.clock.clearTimeout(this.#installTimer);
 		this.#record.committed = 0;
 		this.#enter(State.idle, Result.cancelled);
 	}
@@ -278,13 +389,109 @@ export class Agent {
 				record.committed = 0;
 				return this.#endDownload(Result.updateFailed, "aborted by recovery policy");
 			case Policy.none:
-				this.#records.clear();
-				this.#record = emptyRecord();
-				this.#firmware.state = State.idle;
-				this.#firmware.result = Result.initial;
-				this.#listener.status(State.idle, Result.initial);
-				return;
+				return this.#forget("recovery policy none");
 		}
+	}
+
+	#checkOpen(): void {
+		if (this.#closed) throw new Error("shutting down");
+	}
+
+	#currentJob(): Job | undefined {
+		return this.#jobs.find(this.#record.updateId);
+	}
+
+	/** Enters Downloading for the request the record now holds, with its job in the list. */
+	#beginJob(options: JobOptions): void {
+		this.#enter(State.downloading, Result.initial);
+		this.#jobs.add(jobFor(this.#record, {
+			severity: options.severity ?? "major",
+			maxDeferSeconds: options.maxDeferSeconds ?? this.#options.maxDeferSeconds,
+		}, this.#ports.clock.now()));
+	}
+
+	/** The user's opt-out refuses the update: it ends cancelled (10) before a byte is fetched. */
+	#refused(options: JobOptions): boolean {
+		if (!this.#ports.gate?.refuses(options.severity === "critical")) return false;
+		this.#endDownload(Result.cancelled, "refused by the opt-out setting");
+		return true;
+	}
+
+	/** The job list as stored, reconciled with the record: the record wins for the job it holds. */
+	#restoreJobs(): void {
+		this.#jobs.load();
+		const record = this.#record;
+		if (record.state === State.idle && !record.reportPending) return;
+		if (this.#currentJob()) return this.#jobs.follow(record, this.#ports.clock.now());
+		this.#jobs.add(jobFor(record, { severity: "major", maxDeferSeconds: this.#options.maxDeferSeconds }, this.#ports.clock.now()));
+	}
+
+	/** Forgets the current job: its record goes back to Idle (0) and the job leaves the list. */
+	#forget(reason: string): void {
+		this.#stopDownload();
+		this.#jobs.drop(this.#record.updateId, reason);
+		this.#record.committed = 0;
+		this.#record.etag = "";
+		this.#record.blocks = undefined;
+		this.#enter(State.idle, Result.initial);
+	}
+
+	/** Asks the server whether the restored job still matters, then carries on with it or drops it. */
+	#confirmJob(): void {
+		const record = this.#record, { updateId, state } = record;
+		const answer = (known: boolean) => {
+			this.#stopConfirming = undefined;
+			if (this.#closed || this.#record !== record || record.state !== state) return;
+			if (!known) return this.#forget("the server no longer knows it");
+			this.#ports.log(`job ${this.#currentJob()?.id ?? updateId} still wanted by the server: restored`);
+			if (state === State.downloading) this.#recover();
+			else this.#installWhenAllowed();
+		};
+		if (record.jobId) {
+			if (!this.#ports.jobServer) return answer(true);
+			return this.#ports.jobServer.confirm(record.jobId, answer);
+		}
+		const url = parseUrl(record.uri);
+		if (typeof url === "string") return answer(true);
+		this.#stopConfirming = confirmPackage(this.#ports, url, this.#options.confirmRetryMs, this.#options.confirmTries, answer);
+	}
+
+	/** Installs an automatic update now, or holds it (11, deferred) until the gate's time comes. */
+	#installWhenAllowed(): void {
+		if (!this.#automatic || this.#closed) return;
+		const clock = this.#ports.clock, job = this.#currentJob(), now = clock.now();
+		const parameters = job?.parameters;
+		const at = this.#ports.gate?.installAt(parameters?.severity === "critical", job?.downloadTime || now,
+			parameters?.maxDeferSeconds ?? this.#options.maxDeferSeconds) ?? now;
+		if (at <= now) return this.update();
+		this.#enter(State.downloaded, Result.deferred);
+		this.#ports.log(at === Infinity ? "install held until the user consents" : `install deferred by ${Math.round((at - now) / 1000)} s`);
+		clock.clearTimeout(this.#installTimer);
+		// Long waits are re-checked daily: the settings (and so the answer) may change meanwhile.
+		if (at !== Infinity) this.#installTimer = clock.setTimeout(() => this.#installWhenAllowed(), Math.min(at - now, 86400000));
+	}
+
+	/** Maintenance's install task: what a waiting update does now ("held" when the opt-out or its window says wait). */
+	installWaiting(): "none" | "held" | "installing" {
+		if (this.#firmware.state !== State.downloaded || this.#closed) return "none";
+		const job = this.#currentJob(), now = this.#ports.clock.now();
+		const at = this.#ports.gate?.installAt(job?.parameters.severity === "critical", job?.downloadTime || now, job?.parameters.maxDeferSeconds ?? this.#options.maxDeferSeconds) ?? now;
+		if (at > now) return "held";
+		this.update();
+		return "installing";
+	}
+
+	#watchWarning(): void {
+		const warning = this.#ports.warning, clock = this.#ports.clock;
+		if (!warning) return;
+		clock.clearTimeout(this.#warningTimer);
+		this.#warningTimer = clock.setTimeout(() => {
+			if (!this.#download || this.#closed) return;
+			if (!warning.raised()) return this.#watchWarning();
+			this.#ports.log("reboot warning: persisting and disconnecting");
+			this.shutdown();
+			warning.clear();
+		}, this.#options.warningPollMs);
 	}
 
 	#startDownload(): void {
@@ -305,11 +512,13 @@ export class Agent {
 			this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
 		}
 		this.#download.start();
+		this.#watchWarning();
 	}
 
 	#stopDownload(): void {
 		this.#download?.stop();
 		this.#download = undefined;
+		this.#ports.clock.clearTimeout(this.#warningTimer);
 	}
 
 	#downloaded(outcome: DownloadOutcome): void {
@@ -337,7 +546,7 @@ export class Agent {
 		record.version = check.version;
 		log(`image ${check.version} verified, ${check.imageLength} bytes`);
 		this.#enter(State.downloaded, Result.initial);
-		if (this.#automatic) this.update();
+		this.#installWhenAllowed();
 	}
 
 	/** The package-level checks the request asked for, over the bytes on flash; a reason when one fails. */
@@ -372,6 +581,7 @@ export class Agent {
 
 	#endDownload(result: ResultCode, reason: string): void {
 		this.#download = undefined;
+		this.#ports.clock.clearTimeout(this.#warningTimer);
 		this.#ports.log(`download failed: ${reason}`);
 		this.#enter(State.idle, result);
 	}
@@ -434,14 +644,7 @@ export class Agent {
 	#serverReachable = (done: (passed: boolean, reason?: string) => void): void => {
 		const url = parseUrl(this.#record.uri);
 		if (typeof url === "string") return done(true);
-		const exchange = this.#ports.http.request("HEAD", url, [], {
-			status: () => { exchange.close(); done(true); },
-			header() {},
-			headersComplete() {},
-			body() {},
-			complete() {},
-			error: (message) => done(false, `server unreachable: ${message}`),
-		});
+		headStatus(this.#ports.http, url, (status) => typeof status === "number" ? done(true) : done(false, `server unreachable: ${status}`));
 	};
 
 	#confirmed(): void {
@@ -460,11 +663,13 @@ export class Agent {
 	#enter(state: StateCode, result: ResultCode): void {
 		const record = this.#record;
 		const firmware = this.#firmware;
+		if (this.#closed) return;
 		if (firmware.state === state && firmware.result === result && record.state === state) return;
 		record.state = state;
 		record.result = result;
 		record.reportPending = isFinalResult(state, result);
 		this.#records.save(record);
+		this.#jobs.follow(record, this.#ports.clock.now());
 		firmware.move(state, result);
 		this.#reportResult();
 	}

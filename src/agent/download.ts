@@ -67,6 +67,8 @@ export interface Transfer {
 	start(): void;
 	/** Stops without touching the record: what is committed stays committed. */
 	stop(): void;
+	/** Stops and saves everything already written (an orderly shutdown loses nothing past the last sector). */
+	suspend(): void;
 }
 
 export class Download implements HttpHandler, Transfer {
@@ -114,6 +116,14 @@ export class Download implements HttpHandler, Transfer {
 		this.#finished = true;
 		this.#closeExchange();
 		this.#clearTimers();
+	}
+
+	suspend(): void {
+		const record = this.#record;
+		// Everything on flash belongs to the record's ETag (a fresh body saved it before its first write).
+		if (this.#writing && this.#offset > record.committed) record.committed = this.#offset;
+		this.stop();
+		this.#listener.save();
 	}
 
 	#request(): void {

@@ -19,6 +19,11 @@
 	                          update_data_url scheme other than http and https
 	Not enough flash (2) is decided later, against the slot.
 
+	Either form may carry, at its top level, how the device handles the job (each optional; a bad one is 6):
+	  "recoveryPolicy"   "save-point" | "restart" | "abort" | "none": what a cut mid-download does
+	  "severity"         "critical" | "major" | "minor": a critical update installs at once, whatever the window
+	  "maxDeferSeconds"  0..31536000: longest an install may wait for a maintenance window
+
 	Fields are read only when they are the object's own, so "__proto__" and inherited names change nothing.
 */
 
@@ -26,7 +31,8 @@ import { decodeBase64, decodedBase64Length, hexDecode } from "../lib/base64";
 import { nestedWithin } from "../lib/json";
 import { utf8Length } from "../lib/utf8";
 import { Result, type ResultCode } from "./firmware-object";
-import { maxUriBytes } from "./record";
+import type { JobOptions } from "./agent";
+import { maxUriBytes, policyOf } from "./record";
 import { parseUrl } from "./url";
 
 export type UpdateJob = {
@@ -46,6 +52,8 @@ export type UpdateJob = {
 	signature: Uint8Array | undefined;
 	/** afr_ota's filepath; "" for fota. */
 	filePath: string;
+	/** How the device handles the job: recovery policy, severity, maximum defer period. */
+	options: JobOptions;
 };
 
 export type JobDocumentError = { error: string; result: ResultCode };
@@ -128,7 +136,7 @@ function parseAfrOta(ota: unknown, httpAllowed: boolean): UpdateJob | JobDocumen
 	const signatureText = own(file, "sig-sha256-ecdsa");
 	const signature = signatureText === undefined ? undefined : decodeSignature(signatureText);
 	if (signatureText !== undefined && !signature) return reject(Result.unsupportedPackage, "bad signature");
-	const job: UpdateJob = { form: "afr_ota", protocol: "MQTT", streamId: "", fileId, fileSize, version: "", url: "", md5: undefined, signature, filePath };
+	const job: UpdateJob = { form: "afr_ota", protocol: "MQTT", streamId: "", fileId, fileSize, version: "", url: "", md5: undefined, signature, filePath, options: {} };
 	const streamName = own(ota, "streamname");
 	// A stream name that is there but invalid is refused, not passed over for HTTP: it is a hostile document.
 	if (mqtt && (!http || (streamName !== undefined && streamName !== ""))) {
@@ -160,7 +168,31 @@ function parseFota(document: object): UpdateJob | JobDocumentError {
 	if (typeof md5sum !== "string" || !/^[0-9a-fA-F]{32}$/.test(md5sum)) return reject(Result.unsupportedPackage, "bad md5");
 	const md5 = new Uint8Array(16);
 	hexDecode(md5sum, md5, 0);
-	return { form: "fota", protocol: "MQTT", streamId, fileId, fileSize, version, url: "", md5, signature: undefined, filePath: "" };
+	return { form: "fota", protocol: "MQTT", streamId, fileId, fileSize, version, url: "", md5, signature: undefined, filePath: "", options: {} };
+}
+
+const severities: readonly string[] = ["critical", "major", "minor"];
+const maxDeferLimit = 31536000;
+
+/** The document's top-level handling fields, or why one is refused. */
+function parseJobOptions(document: object): JobOptions | JobDocumentError {
+	const options: JobOptions = {};
+	const policy = own(document, "recoveryPolicy");
+	if (policy !== undefined) {
+		options.policy = typeof policy === "string" ? policyOf(policy) : undefined;
+		if (options.policy === undefined) return reject(Result.unsupportedPackage, "bad recoveryPolicy");
+	}
+	const severity = own(document, "severity");
+	if (severity !== undefined) {
+		if (typeof severity !== "string" || severities.indexOf(severity) < 0) return reject(Result.unsupportedPackage, "bad severity");
+		options.severity = severity as JobOptions["severity"];
+	}
+	const maxDefer = own(document, "maxDeferSeconds");
+	if (maxDefer !== undefined) {
+		if (!isInteger(maxDefer, 0, maxDeferLimit)) return reject(Result.unsupportedPackage, "bad maxDeferSeconds");
+		options.maxDeferSeconds = maxDefer;
+	}
+	return options;
 }
 
 /**
@@ -180,7 +212,11 @@ export function parseJobDocument(document: unknown, options: JobDocumentOptions 
 	}
 	if (!isRecord(document)) return reject(Result.unsupportedPackage, "not a job document");
 	const ota = own(document, "afr_ota");
-	if (ota !== undefined) return parseAfrOta(ota, options.http !== false);
-	if (own(document, "command") === "fota") return parseFota(document);
-	return reject(Result.unsupportedPackage, "unknown job");
+	const job = ota !== undefined ? parseAfrOta(ota, options.http !== false) :
+		own(document, "command") === "fota" ? parseFota(document) : reject(Result.unsupportedPackage, "unknown job");
+	if ("error" in job) return job;
+	const handling = parseJobOptions(document);
+	if ("error" in handling) return handling;
+	job.options = handling;
+	return job;
 }

@@ -40,3 +40,20 @@ export function formatUrl(url: Url): string {
 	const standard = schemePort(url.scheme) === url.port;
 	return `${url.scheme}://${url.host}${standard ? "" : `:${url.port}`}${url.path}`;
 }
+
+/** The value of query parameter `name` in a URI (percent-decoded), or undefined. */
+export function queryParameter(uri: string, name: string): string | undefined {
+	const query = /\?([^#]*)/.exec(uri)?.[1];
+	if (!query) return undefined;
+	for (const pair of query.split("&")) {
+		const equals = pair.indexOf("=");
+		if ((equals < 0 ? pair : pair.slice(0, equals)) !== name) continue;
+		try {
+			return decodeURIComponent(equals < 0 ? "" : pair.slice(equals + 1).replace(/\+/g, " "));
+		}
+		catch {
+			return undefined;
+		}
+	}
+	return undefined;
+}

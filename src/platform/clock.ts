@@ -9,6 +9,10 @@ export class ModdableClock implements Clock {
 		return Time.ticks;
 	}
 
+	now(): number {
+		return Date.now();
+	}
+
 	setTimeout(callback: () => void, ms: number): unknown {
 		return Timer.set(() => callback(), ms);
 	}

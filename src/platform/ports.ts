@@ -50,6 +50,8 @@ export interface BootControl {
 export interface Clock {
 	/** Monotonic milliseconds since boot. */
 	ticks(): number;
+	/** Wall-clock milliseconds since 1970 (UTC), as SNTP set it; small numbers mean it was never set. */
+	now(): number;
 	setTimeout(callback: () => void, ms: number): unknown;
 	clearTimeout(handle: unknown): void;
 }
@@ -60,6 +62,12 @@ export interface Digest {
 	write(bytes: Uint8Array): void;
 	/** Writes the 32-byte digest into `into`. */
 	finish(into: Uint8Array): void;
+}
+
+/** Warns of a reboot about to come: a file on the simulators, a preference flag or an MQTT command on the device. */
+export interface RebootWarning {
+	raised(): boolean;
+	clear(): void;
 }
 
 export type Logger = (message: string) => void;

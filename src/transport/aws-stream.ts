@@ -106,6 +106,12 @@ export class StreamDownload {
 		this.#timer = undefined;
 	}
 
+	/** The bitmap already names every block whose sectors are whole on flash: saving it keeps them all. */
+	suspend(): void {
+		this.stop();
+		this.#listener.save();
+	}
+
 	/** After a (re)connect and subscribe: ask again for what the window still misses. */
 	connected(): void {
 		if (!this.#finished) this.#request();

@@ -49,11 +49,37 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#stream: StreamDownload | undefined;
 	#lastProgress = -Infinity;
 	#whenConnected: (() => void) | undefined;
+	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
+	/** Called on the reboot warning command (topic xs-ota/<thing>/reboot-warning). */
+	onRebootWarning: (() => void) | undefined;
+	readonly warningTopic: string;
 
 	constructor(ports: AwsPorts, options: AwsOptions) {
 		this.#ports = ports;
 		this.#options = options;
 		this.#jobs = new JobsClient(ports.connector, ports.clock, ports.log, options.jobs, this);
+		this.warningTopic = `xs-ota/${options.jobs.thing}/reboot-warning`;
+		this.#jobs.subscribe(this.warningTopic);
+	}
+
+	/** The agent's job server: a job is still wanted when it is the service's next pending execution. */
+	readonly jobServer = {
+		confirm: (jobId: string, answer: (known: boolean) => void) => {
+			this.#confirming = { jobId, answer };
+			if (this.#jobs.connected) this.#jobs.requestNext();
+		},
+	};
+
+	/** Maintenance's update check: asks the service for the next job; false when not connected. */
+	checkForJobs(): boolean {
+		if (!this.#jobs.connected) return false;
+		this.#jobs.requestNext();
+		return true;
+	}
+
+	/** Disconnects for good (shutdown). */
+	stop(): void {
+		this.#jobs.stop();
 	}
 
 	/** The agent's stream port. */
@@ -121,6 +147,9 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	}
 
 	next(execution: JobExecution | undefined): void {
+		const confirming = this.#confirming;
+		this.#confirming = undefined;
+		confirming?.answer(execution?.jobId === confirming.jobId);
 		const agent = this.#agent;
 		if (!agent || !execution) return;
 		const record = agent.record;
@@ -137,11 +166,12 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		if (job.version && !this.#options.allowDowngrade && !isNewerVersion(job.version, this.#ports.boot.runningVersion()))
 			return this.#reject(execution.jobId, Result.updateFailed, `version ${job.version} is not newer than ${this.#ports.boot.runningVersion()}`);
 		this.#ports.log(`job ${execution.jobId}: ${job.form} ${job.version} over ${job.protocol}`);
+		const newerOnly = !this.#options.allowDowngrade;
 		if (job.protocol === "HTTP")
-			return agent.request({ uri: job.url, automatic: true, jobId: execution.jobId, newerOnly: !this.#options.allowDowngrade });
+			return agent.request({ ...job.options, uri: job.url, automatic: true, jobId: execution.jobId, newerOnly });
 		agent.requestStream({
-			jobId: execution.jobId, streamId: job.streamId, fileId: job.fileId, fileSize: job.fileSize, blockSize: this.#options.blockSize,
-			version: job.version, md5: job.md5, signature: job.signature, newerOnly: !this.#options.allowDowngrade,
+			...job.options, jobId: execution.jobId, streamId: job.streamId, fileId: job.fileId, fileSize: job.fileSize, blockSize: this.#options.blockSize,
+			version: job.version, md5: job.md5, signature: job.signature, newerOnly,
 		});
 	}
 
@@ -154,6 +184,11 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	}
 
 	message(topic: string, payload: ArrayBuffer): boolean {
+		if (topic === this.warningTopic) {
+			this.#ports.log("reboot warning command");
+			this.onRebootWarning?.();
+			return true;
+		}
 		return this.#stream?.message(topic, payload) ?? false;
 	}
 

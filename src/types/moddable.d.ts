@@ -96,3 +96,17 @@ declare module "mqtt" {
 		close(): void;
 	}
 }
+
+declare module "modules" {
+	export default class Modules {
+		static has(name: string): boolean;
+		static importNow(name: string): unknown;
+	}
+}
+
+declare module "net" {
+	const Net: {
+		get(what: "IP"): string | undefined;
+	};
+	export default Net;
+}

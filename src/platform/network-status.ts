@@ -1,0 +1,8 @@
+// Whether the device has a network connection: an IP address on the station interface.
+
+import Net from "net";
+
+export function online(): boolean {
+	const address = Net.get("IP");
+	return typeof address === "string" && address !== "" && address !== "0.0.0.0";
+}
