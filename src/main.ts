@@ -118,9 +118,11 @@ function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined): Maintenanc
 		name: "install",
 		critical: () => agent.waitingSeverity === "critical",
 		run(done) {
-			if (!agent.isRebootPending) return done("done");
+			const decision = agent.installDecision();
+			if (decision === "held") return done("skipped");
 			// The install reboots the device: the maintenance is complete before it starts.
-			if (agent.installWaiting() === "held") done("skipped");
+			done("done");
+			if (decision === "now") agent.update();
 		},
 	};
 	if (!aws) return [install];

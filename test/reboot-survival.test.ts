@@ -17,6 +17,7 @@ import { type Job, JobList } from "../src/agent/job-list";
 import { decodeRecord, type DownloadRecord } from "../src/agent/record";
 import type { StoredValue } from "../src/platform/ports";
 import { assertNewFirmware, assertOldFirmware, publish, run, tempDir } from "./support/sim";
+import { TestClient } from "./support/mqtt-client";
 
 const size = 256 * 1024;
 let www: string;
@@ -193,6 +194,34 @@ test("orderly shutdown mid-download: persisted to the byte, new requests refused
 	const after = await run({ dir: board });
 	assertNewFirmware(after, image.sha256, "2.0.0", "resumed");
 	assert.ok(after.bytesFetched <= size - record.committed + 4096);
+});
+
+test("the MQTT reboot warning command mid-stream: blocks persisted, disconnected; the stream resumes after restart", async () => {
+	const thing = "warned-1";
+	const board = tempDir("board");
+	const job = aws.createJob(thing, { image: makeAppImage({ size, version: "2.0.0" }), form: "fota", version: "2.0.0" });
+	const quick = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
+	const operator = await TestClient.connect(aws.url);
+	let warned = false;
+	const first = await traced({
+		dir: board, mqtt: aws.url, thing, config: quick,
+		onEvent: (event) => {
+			if (event.event !== "progress" || warned || (event.received as number) < 64 * 1024) return;
+			warned = true;
+			operator.publish(`xs-ota/${thing}/reboot-warning`, "");
+		},
+	});
+	await operator.close();
+	assert.is(first.end, "idle", "disconnected: nothing left to wait for");
+	assert.is(first.state, 1);
+	assert.ok(logged(first, "reboot warning command"), first.logs.join("\n"));
+	assert.ok(logged(first, "shut down in downloading"), first.logs.join("\n"));
+	const kept = storedRecord(board)!.blocks!.reduce((count, byte) => count + byte.toString(2).replace(/0/g, "").length, 0);
+	assert.ok(kept * 4096 >= 64 * 1024, `${kept} blocks kept`);
+	const second = await run({ dir: board, mqtt: aws.url, thing, config: quick });
+	assert.is(second.running.version, "2.0.0");
+	assert.ok(second.blocksFetched <= size / 4096 - kept + 4, `fetched ${second.blocksFetched} blocks after keeping ${kept}`);
+	assert.is(aws.executions(thing).find((entry) => entry.jobId === job.jobId)!.status, "SUCCEEDED");
 });
 
 test("reboot persistence off: an interrupted job is dropped at boot and nothing of the list is stored", async () => {

@@ -459,26 +459,27 @@ export class Agent {
 	/** Installs an automatic update now, or holds it (11, deferred) until the gate's time comes. */
 	#installWhenAllowed(): void {
 		if (!this.#automatic || this.#closed) return;
-		const clock = this.#ports.clock, job = this.#currentJob(), now = clock.now();
-		const parameters = job?.parameters;
-		const at = this.#ports.gate?.installAt(parameters?.severity === "critical", job?.downloadTime || now,
-			parameters?.maxDeferSeconds ?? this.#options.maxDeferSeconds) ?? now;
+		const clock = this.#ports.clock, now = clock.now(), at = this.#installAt();
 		if (at <= now) return this.update();
 		this.#enter(State.downloaded, Result.deferred);
-		this.#ports.log(at === Infinity ? "install held until the user consents" : `install deferred by ${Math.round((at - now) / 1000)} s`);
+		this.#ports.log(at === Infinity ? "install held until the user consents" : `install deferred to the maintenance window, at the latest ${Math.round((at - now) / 1000)} s from now`);
 		clock.clearTimeout(this.#installTimer);
 		// Long waits are re-checked daily: the settings (and so the answer) may change meanwhile.
 		if (at !== Infinity) this.#installTimer = clock.setTimeout(() => this.#installWhenAllowed(), Math.min(at - now, 86400000));
 	}
 
-	/** Maintenance's install task: what a waiting update does now ("held" when the opt-out or its window says wait). */
-	installWaiting(): "none" | "held" | "installing" {
+	/** For maintenance's install task: whether a waiting update may install now ("held": the opt-out or its window says wait). */
+	installDecision(): "none" | "held" | "now" {
 		if (this.#firmware.state !== State.downloaded || this.#closed) return "none";
+		return this.#installAt() > this.#ports.clock.now() ? "held" : "now";
+	}
+
+	/** When the gate lets the waiting update install on its own (now without a gate). */
+	#installAt(): number {
 		const job = this.#currentJob(), now = this.#ports.clock.now();
-		const at = this.#ports.gate?.installAt(job?.parameters.severity === "critical", job?.downloadTime || now, job?.parameters.maxDeferSeconds ?? this.#options.maxDeferSeconds) ?? now;
-		if (at > now) return "held";
-		this.update();
-		return "installing";
+		const parameters = job?.parameters;
+		return this.#ports.gate?.installAt(parameters?.severity === "critical", job?.downloadTime || now,
+			parameters?.maxDeferSeconds ?? this.#options.maxDeferSeconds) ?? now;
 	}
 
 	#watchWarning(): void {
