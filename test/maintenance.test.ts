@@ -258,6 +258,8 @@ test("background mode: the install waits (State 2, result 11) for the next windo
 	assert.ok((newBoot.at as number) >= windowStart && (newBoot.at as number) < windowStart + hour, `new image booted at ${new Date(newBoot.at as number).toISOString()}`);
 	const oldBoots = outcome.events.filter((event) => event.event === "boot" && event.version === factoryVersion);
 	assert.is(oldBoots.length, 1, "no reboot before the window");
+	const installing = outcome.events.slice(0, outcome.events.indexOf(newBoot)).filter((event) => event.event === "maintenance" && event.kind === "scheduled");
+	assert.equal(installing.map((event) => event.status), ["STARTED", "COMPLETE"], "the window's maintenance completes, then the install reboots");
 });
 
 test("background mode: the maximum defer period installs before a window that comes too late", async () => {
