@@ -14,6 +14,9 @@ import { makeAppImage, sha256Hex } from "../host-sim/image";
 import type { DeviceOutcome, EngineName } from "../host-sim/device";
 import { defaultStreamOptions } from "../src/transport/aws-stream";
 import { TestClient, topicMatches } from "./support/mqtt-client";
+import { FakeClock } from "./support/fake-clock";
+import { JobsClient, defaultJobsOptions, type JobExecution } from "../src/transport/aws-jobs";
+import type { MqttHandler } from "../src/platform/ports";
 import { assertNewFirmware, assertOldFirmware, run, seeded, tempDir } from "./support/sim";
 
 const blockSize = 4096;
@@ -373,6 +376,35 @@ test("the longest valid thing name (128 characters, with ':', '_' and '-') follo
 	const topics = client.messages.slice(seen).map((m) => m.topic);
 	assert.ok(topics.includes(`$aws/things/${thing}/jobs/start-next`) || topics.includes(`$aws/things/${thing}/jobs/$next/get`), topics.slice(0, 5).join("\n"));
 	assert.ok(topics.every((topic) => topic.startsWith(`$aws/things/${thing}/`)), "every topic is under the thing's own");
+});
+
+test("a lost $next/get answer is asked again every retryMs, 5 times at most; an answer stops the asking", () => {
+	const clock = new FakeClock(Date.parse("2026-06-10T10:00:00Z"));
+	const published: string[] = [];
+	let handler: MqttHandler | undefined;
+	const connector = {
+		connect(_options: unknown, given: MqttHandler) {
+			handler = given;
+			return { publish: (topic: string) => void published.push(topic), subscribe() {}, close() {} };
+		},
+	};
+	const nexts: (JobExecution | undefined)[] = [];
+	const client = new JobsClient(connector, clock, () => {}, { ...defaultJobsOptions, host: "h", port: 1, thing: "t", random: () => 0.5, tokenPrefix: "p" },
+		{ connected() {}, next: (execution) => void nexts.push(execution), statusHeld() {}, message: () => false });
+	const asked = () => published.filter((topic) => topic === "$aws/things/t/jobs/$next/get").length;
+	client.start();
+	handler!.ready();
+	assert.is(asked(), 1);
+	clock.advance(defaultJobsOptions.retryMs);
+	assert.is(asked(), 2, "no answer: asked again");
+	clock.advance(10 * defaultJobsOptions.retryMs);
+	assert.is(asked(), 5, "then notify-next is relied on");
+	client.requestNext();
+	clock.advance(defaultJobsOptions.retryMs - 1);
+	handler!.message("$aws/things/t/jobs/$next/get/accepted", new TextEncoder().encode("{}").buffer);
+	clock.advance(10 * defaultJobsOptions.retryMs);
+	assert.is(asked(), 6, "answered: asked once");
+	assert.equal(nexts, [undefined]);
 });
 
 test.run();

@@ -7,36 +7,12 @@ import * as assert from "uvu/assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Maintenance, type MaintenanceKind, type MaintenanceStatus, type MaintenanceTask, type TaskOutcome } from "../src/agent/maintenance";
-import type { Clock, KeyValueStore, StoredValue } from "../src/platform/ports";
+import type { KeyValueStore, StoredValue } from "../src/platform/ports";
+import { FakeClock } from "./support/fake-clock";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import type { DeviceOptions, DeviceOutcome, DeviceReport } from "../host-sim/device";
 import { factoryVersion } from "../host-sim/device";
 import { assertNewFirmware, publish, run, tempDir } from "./support/sim";
-
-class FakeClock implements Clock {
-	wall: number;
-	#ticks = 0;
-	#timers = new Map<number, { due: number; callback: () => void }>();
-	#next = 1;
-	constructor(wall: number) { this.wall = wall; }
-	ticks() { return this.#ticks; }
-	now() { return this.wall + this.#ticks; }
-	setTimeout(callback: () => void, ms: number) { const id = this.#next++; this.#timers.set(id, { due: this.#ticks + ms, callback }); return id; }
-	clearTimeout(handle: unknown) { this.#timers.delete(handle as number); }
-	/** Runs every timer due within `ms`, in order. */
-	advance(ms: number) {
-		const end = this.#ticks + ms;
-		for (;;) {
-			let found: [number, { due: number; callback: () => void }] | undefined;
-			for (const entry of this.#timers) if (entry[1].due <= end && (!found || entry[1].due < found[1].due)) found = entry;
-			if (!found) break;
-			this.#timers.delete(found[0]);
-			this.#ticks = found[1].due;
-			found[1].callback();
-		}
-		this.#ticks = end;
-	}
-}
 
 class MemoryStore implements KeyValueStore {
 	values = new Map<string, StoredValue>();

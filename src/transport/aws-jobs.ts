@@ -59,6 +59,9 @@ interface PendingUpdate {
 /** A job document may nest 16 deep (job-document.ts); the execution and message wrap it in 3 more. */
 const maxMessageDepth = 20;
 
+/** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
+const nextTries = 5;
+
 const terminal: { [status: string]: boolean } = { SUCCEEDED: true, FAILED: true, REJECTED: true, TIMED_OUT: true, CANCELED: true, REMOVED: true };
 
 export class JobsClient implements MqttHandler {
@@ -77,6 +80,8 @@ export class JobsClient implements MqttHandler {
 	#reconnectTimer: unknown;
 	#tokens = 0;
 	#stopped = false;
+	/** $next/get requests left to send until one is answered. */
+	#nextLeft = 0;
 	readonly base: string;
 
 	constructor(connector: MqttConnector, clock: Clock, log: Logger, options: JobsOptions, listener: JobsListener) {
@@ -128,8 +133,11 @@ export class JobsClient implements MqttHandler {
 		}
 	}
 
+	/** Asks for the next pending execution, again every retryMs until the service answers (nextTries at most). */
 	requestNext(): void {
-		this.publish(`${this.base}/$next/get`, JSON.stringify({ clientToken: this.#token() }));
+		this.#nextLeft = nextTries;
+		this.#askNext();
+		this.#armRetry();
 	}
 
 	/** Wants `status` for `jobId`; replaces any status still unconfirmed for it. */
@@ -183,6 +191,10 @@ export class JobsClient implements MqttHandler {
 		}
 		if (!body || typeof body !== "object") return;
 		const rest = topic.slice(this.base.length + 1);
+		if (rest === "$next/get/accepted") {
+			this.#nextLeft = 0;
+			this.#disarmRetryWhenIdle();
+		}
 		if (rest === "notify-next" || rest === "$next/get/accepted")
 			return this.#next(body.execution);
 		const match = /^([^/]+)\/update\/(accepted|rejected)$/.exec(rest);
@@ -246,11 +258,17 @@ export class JobsClient implements MqttHandler {
 		this.publish(`${this.base}/${jobId}/update`, JSON.stringify(update));
 	}
 
+	#askNext(): void {
+		if (this.#nextLeft <= 0) return;
+		if (this.publish(`${this.base}/$next/get`, JSON.stringify({ clientToken: this.#token() }))) this.#nextLeft--;
+	}
+
 	#armRetry(): void {
 		if (this.#retryTimer !== undefined) return;
 		this.#retryTimer = this.#clock.setTimeout(() => {
 			this.#retryTimer = undefined;
-			let any = false;
+			let any = this.#nextLeft > 0;
+			this.#askNext();
 			for (const jobId in this.#pending) {
 				any = true;
 				this.#send(jobId);
@@ -259,8 +277,9 @@ export class JobsClient implements MqttHandler {
 		}, this.#options.retryMs);
 	}
 
-	/** Nothing left to confirm: no reason to wake up again. */
+	/** Nothing left to confirm or ask: no reason to wake up again. */
 	#disarmRetryWhenIdle(): void {
+		if (this.#nextLeft > 0) return;
 		for (const _ in this.#pending) return;
 		if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
 		this.#retryTimer = undefined;
