@@ -10,6 +10,8 @@
 	                [--maintenance HH:MM --tz POSIX-TZ --window MINUTES --mode foreground|background
 	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]
 	                SIGINT/SIGTERM shut the device down in order (it persists, then the run ends)
+	  xs-ota fleet  --config DEV.INI --target sim|aws [--things FILE | --boards N] [--image FILE] [--out DIR] [faults…]
+	                (see host-sim/fleet/command.ts)
 	  xs-ota demo   (what npm start runs)
 */
 
@@ -19,6 +21,7 @@ import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { runDemo } from "./demo";
+import { fleetCommand } from "./fleet/command";
 
 type Flags = { [name: string]: string | true };
 
@@ -170,7 +173,7 @@ async function device(flags: Flags): Promise<void> {
 	});
 }
 
-const commands: { [name: string]: (flags: Flags) => Promise<void> } = { image, serve, device, demo: runDemo };
+const commands: { [name: string]: (flags: Flags) => Promise<void> } = { image, serve, device, demo: runDemo, fleet: fleetCommand };
 
 export async function main(argv: string[]): Promise<void> {
 	const [name, ...rest] = argv;
@@ -178,7 +181,7 @@ export async function main(argv: string[]): Promise<void> {
 	const action = name === "job" ? rest.shift() : undefined;
 	const command = name === "job" ? (flags: Flags) => job(flags, action) : commands[name];
 	if (!command) {
-		console.error("usage: xs-ota image|serve|device|job|demo [--flags]  (see README.md)");
+		console.error("usage: xs-ota image|serve|device|job|fleet|demo [--flags]  (see README.md)");
 		process.exitCode = 2;
 		return;
 	}

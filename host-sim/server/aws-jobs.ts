@@ -96,6 +96,14 @@ export class JobsService {
 		this.#changed(thing);
 	}
 
+	/** DeleteJob with force: pending executions end REMOVED (their things are told), then the job's executions are forgotten. */
+	delete(jobId: string): void {
+		for (const [thing, executions] of this.things) {
+			if (executions.some((execution) => execution.jobId === jobId && !terminalStatuses.has(execution.status))) this.end(thing, jobId, "REMOVED");
+			this.things.set(thing, executions.filter((execution) => execution.jobId !== jobId));
+		}
+	}
+
 	/** The next pending execution: IN_PROGRESS ones first, then QUEUED, each in creation order. */
 	next(thing: string): JobExecution | undefined {
 		const pending = this.#pending(thing);

@@ -66,6 +66,8 @@ class Refusal extends Error {
 export class StreamsService {
 	readonly streams = new Map<string, Stream>();
 	readonly stats: StreamStats = { requests: 0, describes: 0, blocksServed: 0, bytesServed: 0, rejected: 0 };
+	/** GetStream requests per thing, refused ones included. */
+	readonly requestsByThing = new Map<string, number>();
 	/** "short" sends {o, m, c} as documented; "long" the older {code, message, clientToken}. */
 	errorFields: "short" | "long" = "short";
 	#send: (topic: string, payload: Uint8Array) => void;
@@ -91,7 +93,10 @@ export class StreamsService {
 		if (!match) return false;
 		const [, thing, streamId, operation, format] = match as unknown as [string, string, string, "get" | "describe", StreamFormat];
 		const base = `$aws/things/${thing}/streams/${streamId}`;
-		if (operation === "get") this.stats.requests++;
+		if (operation === "get") {
+			this.stats.requests++;
+			this.requestsByThing.set(thing, (this.requestsByThing.get(thing) ?? 0) + 1);
+		}
 		else this.stats.describes++;
 		let request: Request = {};
 		try {
