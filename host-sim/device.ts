@@ -76,6 +76,8 @@ export interface DeviceOutcome {
 	requestAcknowledged: boolean;
 	/** Virtual wall-clock time when the run ended (ms since 1970). */
 	wallTime: number;
+	/** Events delivered to the device (timers, socket events, commands) over all boots: how often it woke up. */
+	wakeups: number;
 }
 
 export const factoryVersion = "1.0.0";
@@ -92,6 +94,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const heapSlots: number[] = [];
 	let url = options.url;
 	let requestAcknowledged = false;
+	let wakeups = 0;
 	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
 	const commands = options.commands ?? [];
 	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
@@ -149,11 +152,13 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			while (!stop) {
 				const command = commands.shift();
 				if (command) {
+					wakeups++;
 					stop = await engine.deliver({ event: { id: 0, ...command }, data: undefined });
 					continue;
 				}
 				const next = board.nextEvent();
 				if (next) {
+					wakeups++;
 					stop = await engine.deliver(next);
 					if (engine.heapSlots !== undefined) {
 						heapSlots.push(engine.heapSlots);
@@ -205,7 +210,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
 		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
 	}

@@ -220,23 +220,27 @@ for (const zone of zones) {
 	});
 }
 
-test("background mode: the install waits (State 2, result 11) for the next window and happens in it", async () => {
-	// 12:00 CEST; the window opens at 02:30 local the next day.
-	const outcome = await board({
-		startIso: "2026-06-10T10:00:00Z", runFor: 3 * day, url: `${server.url}/app.bin`,
-		config: { maintenanceStart: "02:30", tz: berlin, maintenanceWindow: 60, maintenanceMode: "BACKGROUND" },
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: background mode: the install waits (State 2, result 11) for the next window and happens in it`, async () => {
+		// 12:00 CEST; the window opens at 02:30 local the next day.
+		const outcome = await board({
+			engine, startIso: "2026-06-10T10:00:00Z", runFor: 3 * day, url: `${server.url}/app.bin`,
+			config: { maintenanceStart: "02:30", tz: berlin, maintenanceWindow: 60, maintenanceMode: "BACKGROUND" },
+		});
+		assertNewFirmware({ ...outcome, end: "idle" }, image.sha256, "2.0.0", "installed in the window");
+		const deferred = outcome.events.find((event) => event.event === "state" && event.state === 2 && event.result === 11);
+		assert.ok(deferred, "reported deferred");
+		const newBoot = outcome.events.find((event) => event.event === "boot" && event.version === "2.0.0")!;
+		const windowStart = Date.parse("2026-06-11T00:30:00Z");
+		assert.ok((newBoot.at as number) >= windowStart && (newBoot.at as number) < windowStart + hour, `new image booted at ${new Date(newBoot.at as number).toISOString()}`);
+		const oldBoots = outcome.events.filter((event) => event.event === "boot" && event.version === factoryVersion);
+		assert.is(oldBoots.length, 1, "no reboot before the window");
+		const installing = outcome.events.slice(0, outcome.events.indexOf(newBoot)).filter((event) => event.event === "maintenance" && event.kind === "scheduled");
+		assert.equal(installing.map((event) => event.status), ["STARTED", "COMPLETE"], "the window's maintenance completes, then the install reboots");
+		const fetched = outcome.events.filter((event) => event.event === "state").length;
+		assert.ok(outcome.wakeups < 200 + fetched, `${outcome.wakeups} wake-ups in 3 days: nothing polls while the install waits`);
 	});
-	assertNewFirmware({ ...outcome, end: "idle" }, image.sha256, "2.0.0", "installed in the window");
-	const deferred = outcome.events.find((event) => event.event === "state" && event.state === 2 && event.result === 11);
-	assert.ok(deferred, "reported deferred");
-	const newBoot = outcome.events.find((event) => event.event === "boot" && event.version === "2.0.0")!;
-	const windowStart = Date.parse("2026-06-11T00:30:00Z");
-	assert.ok((newBoot.at as number) >= windowStart && (newBoot.at as number) < windowStart + hour, `new image booted at ${new Date(newBoot.at as number).toISOString()}`);
-	const oldBoots = outcome.events.filter((event) => event.event === "boot" && event.version === factoryVersion);
-	assert.is(oldBoots.length, 1, "no reboot before the window");
-	const installing = outcome.events.slice(0, outcome.events.indexOf(newBoot)).filter((event) => event.event === "maintenance" && event.kind === "scheduled");
-	assert.equal(installing.map((event) => event.status), ["STARTED", "COMPLETE"], "the window's maintenance completes, then the install reboots");
-});
+}
 
 test("background mode: the maximum defer period installs before a window that comes too late", async () => {
 	const outcome = await board({

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { startAwsIot, type AwsIot } from "../host-sim/server/aws-iot";
-import { type DeviceOptions, type DeviceOutcome, type DeviceReport, type PolicyName } from "../host-sim/device";
+import { type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName, type PolicyName } from "../host-sim/device";
 import { PreferenceStore } from "../host-sim/board/nvs";
 import { PowerSupply } from "../host-sim/board/power";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
@@ -145,13 +145,13 @@ test("an AWS job cancelled while the board was off is dropped after it connects;
 });
 
 /** Interrupts a slow download once `afterBytes` have arrived, by `interrupt`; returns the run and the board. */
-async function interrupted(interrupt: (commands: NonNullable<DeviceOptions["commands"]>, warning: string) => void, afterBytes: number, config: Record<string, unknown> = {}) {
+async function interrupted(interrupt: (commands: NonNullable<DeviceOptions["commands"]>, warning: string) => void, afterBytes: number, engine: EngineName = "node") {
 	const board = tempDir("board");
 	const warning = path.join(board, "reboot-warning");
 	const commands: NonNullable<DeviceOptions["commands"]> = [];
 	let fired = false, receivedAtInterrupt = 0;
 	const outcome = await traced({
-		dir: board, url: `${slow.url}/app.bin`, rebootWarning: warning, commands, config: { warningPollMs: 20, ...config },
+		dir: board, engine, url: `${slow.url}/app.bin`, rebootWarning: warning, commands, config: { warningPollMs: 20 },
 		onEvent: (event) => {
 			if (event.event !== "progress" || fired || (event.received as number) < afterBytes) return;
 			fired = true;
@@ -162,22 +162,24 @@ async function interrupted(interrupt: (commands: NonNullable<DeviceOptions["comm
 	return { board, warning, outcome, receivedAtInterrupt };
 }
 
-test("a warning file mid-download: the agent persists to the byte, disconnects, deletes the file; the download resumes after restart", async () => {
-	const { board, warning, outcome, receivedAtInterrupt } = await interrupted((_, file) => fs.writeFileSync(file, ""), 64 * 1024);
-	assert.is(outcome.end, "idle");
-	assert.is(outcome.state, 1, "still downloading: the job keeps its state");
-	assert.ok(logged(outcome, "reboot warning: persisting and disconnecting"), outcome.logs.join("\n"));
-	assert.not.ok(fs.existsSync(warning), "the warning is deleted once the state is safe");
-	assert.ok(outcome.events.some((event) => event.event === "shutdown"));
-	const record = storedRecord(board)!;
-	assert.ok(record.committed >= receivedAtInterrupt && record.committed < size, `committed ${record.committed}, warned at ${receivedAtInterrupt}`);
-	assert.is(record.committed, outcome.bytesFetched, "saved where it stopped: every byte fetched is kept");
-	const job = storedJobs(board)[0];
-	assert.equal([job.state, job.id], ["downloading", "lwm2m-1"]);
-	const after = await run({ dir: board });
-	assertNewFirmware(after, image.sha256, "2.0.0", "resumed");
-	assert.ok(after.bytesFetched <= size - record.committed + 4096, `fetched ${after.bytesFetched} after the warning, ${record.committed} were kept`);
-});
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: a warning file mid-download: the agent persists to the byte, disconnects, deletes the file; the download resumes after restart`, async () => {
+		const { board, warning, outcome, receivedAtInterrupt } = await interrupted((_, file) => fs.writeFileSync(file, ""), 64 * 1024, engine);
+		assert.is(outcome.end, "idle");
+		assert.is(outcome.state, 1, "still downloading: the job keeps its state");
+		assert.ok(logged(outcome, "reboot warning: persisting and disconnecting"), outcome.logs.join("\n"));
+		assert.not.ok(fs.existsSync(warning), "the warning is deleted once the state is safe");
+		assert.ok(outcome.events.some((event) => event.event === "shutdown"));
+		const record = storedRecord(board)!;
+		assert.ok(record.committed >= receivedAtInterrupt && record.committed < size, `committed ${record.committed}, warned at ${receivedAtInterrupt}`);
+		assert.is(record.committed, outcome.bytesFetched, "saved where it stopped: every byte fetched is kept");
+		const job = storedJobs(board)[0];
+		assert.equal([job.state, job.id], ["downloading", "lwm2m-1"]);
+		const after = await run({ dir: board, engine });
+		assertNewFirmware(after, image.sha256, "2.0.0", "resumed");
+		assert.ok(after.bytesFetched <= size - record.committed + 4096, `fetched ${after.bytesFetched} after the warning, ${record.committed} were kept`);
+	});
+}
 
 test("orderly shutdown mid-download: persisted to the byte, new requests refused, resumed by the next boot", async () => {
 	const { board, outcome } = await interrupted((commands) => {

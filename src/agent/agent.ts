@@ -523,6 +523,9 @@ export class Agent {
 	}
 
 	#downloaded(outcome: DownloadOutcome): void {
+		// The transfer is over either way: nothing more to watch (a deferred install may wait for days).
+		this.#download = undefined;
+		this.#ports.clock.clearTimeout(this.#warningTimer);
 		if (!outcome.ok) {
 			if (outcome.result !== Result.connectionLost) this.#record.committed = 0;
 			return this.#endDownload(outcome.result, outcome.reason);
@@ -581,8 +584,7 @@ export class Agent {
 	}
 
 	#endDownload(result: ResultCode, reason: string): void {
-		this.#download = undefined;
-		this.#ports.clock.clearTimeout(this.#warningTimer);
+		this.#stopDownload();
 		this.#ports.log(`download failed: ${reason}`);
 		this.#enter(State.idle, result);
 	}
