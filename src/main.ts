@@ -97,8 +97,8 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		agent,
 		maintenance,
 		start() {
-			maintenance.load();
-			const error = maintenance.configure(configuredMaintenance(maintenance.settings));
+			// Config gives the settings until the server or the app stores its own.
+			const error = maintenance.load() ? undefined : maintenance.configure(configuredMaintenance());
 			if (error) log(`maintenance settings in config ignored: ${error}`);
 			aws?.start(agent);
 			agent.start();
@@ -130,11 +130,11 @@ function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined): Maintenanc
 	return [check, install];
 }
 
-/** Settings mc/config gives (maintenanceStart, tz, maintenanceWindow, maintenanceMode, optOut) over the persisted ones. */
-function configuredMaintenance(current: Readonly<MaintenanceSettings>): Partial<MaintenanceSettings> {
+/** Settings mc/config gives: maintenanceStart, tz, maintenanceWindow, maintenanceMode, optOut. */
+function configuredMaintenance(): Partial<MaintenanceSettings> {
 	const changes: Partial<MaintenanceSettings> = {};
-	if (typeof config.maintenanceStart === "string" && current.start === "") changes.start = config.maintenanceStart;
-	if (typeof config.tz === "string" && current.tz === "UTC0") changes.tz = config.tz;
+	if (typeof config.maintenanceStart === "string") changes.start = config.maintenanceStart;
+	if (typeof config.tz === "string") changes.tz = config.tz;
 	if (config.maintenanceWindow !== undefined) changes.windowMinutes = Number(config.maintenanceWindow);
 	if (typeof config.maintenanceMode === "string") changes.mode = config.maintenanceMode as MaintenanceSettings["mode"];
 	if (typeof config.optOut === "string") changes.optOut = config.optOut as MaintenanceSettings["optOut"];

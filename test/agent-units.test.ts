@@ -6,15 +6,7 @@ import { FirmwareObject, Result, State, canTransition } from "../src/agent/firmw
 import { RecordStore, decodeRecord, emptyRecord, encodeRecord, encodedLength, recordKeys, type DownloadRecord } from "../src/agent/record";
 import { decide, parseContentRange, requestHeaders } from "../src/agent/resume";
 import { parseUrl, resolveLocation } from "../src/agent/url";
-import type { KeyValueStore, StoredValue } from "../src/platform/ports";
-
-class MemoryStore implements KeyValueStore {
-	values = new Map<string, StoredValue>();
-	writes = 0;
-	get(key: string) { return this.values.get(key); }
-	set(key: string, value: StoredValue) { this.writes++; this.values.set(key, value instanceof ArrayBuffer ? value.slice(0) : value); }
-	delete(key: string) { this.values.delete(key); }
-}
+import { MemoryStore } from "./support/memory-store";
 
 function sample(): DownloadRecord {
 	return { ...emptyRecord(), state: State.downloading, committed: 65536, totalSize: 1048576, uri: "http://host/ü/app.bin", etag: '"abc"', version: "2.0.0", sha256: new Uint8Array(32).fill(7), automatic: true };

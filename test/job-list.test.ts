@@ -105,8 +105,8 @@ test("history is bounded: the oldest finished jobs go first, the active job neve
 	assert.ok(kept.length <= 9, `kept ${kept.length}`);
 	assert.equal(kept.slice(1), kept.slice(1).sort((a, b) => a - b), "history in order");
 	assert.is(kept[kept.length - 1], 20, "the newest finished job stays");
-	const bytes = jobListKeys.map((key) => PreferenceStore.open(dir, new PowerSupply()).get("xs-ota", key)).filter(Boolean).length;
-	assert.is(bytes, 2, "two generations");
+	const generations = jobListKeys.map((key) => PreferenceStore.open(dir, new PowerSupply()).get("xs-ota", key)).filter(Boolean).length;
+	assert.is(generations, 2, "two generations");
 });
 
 test("with reboot persistence off nothing is written, and a stored list is forgotten", () => {

@@ -7,19 +7,12 @@ import * as assert from "uvu/assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Maintenance, type MaintenanceKind, type MaintenanceStatus, type MaintenanceTask, type TaskOutcome } from "../src/agent/maintenance";
-import type { KeyValueStore, StoredValue } from "../src/platform/ports";
+import { MemoryStore } from "./support/memory-store";
 import { FakeClock } from "./support/fake-clock";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import type { DeviceOptions, DeviceOutcome, DeviceReport } from "../host-sim/device";
 import { factoryVersion } from "../host-sim/device";
 import { assertNewFirmware, publish, run, tempDir } from "./support/sim";
-
-class MemoryStore implements KeyValueStore {
-	values = new Map<string, StoredValue>();
-	get(key: string) { return this.values.get(key); }
-	set(key: string, value: StoredValue) { this.values.set(key, value); }
-	delete(key: string) { this.values.delete(key); }
-}
 
 const berlin = "CET-1CEST,M3.5.0,M10.5.0/3";
 const minute = 60000, hour = 3600000, day = 86400000;

@@ -9,14 +9,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { startAwsIot, type AwsIot } from "../host-sim/server/aws-iot";
-import { type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName, type PolicyName } from "../host-sim/device";
+import { type DeviceOptions, type EngineName, type PolicyName } from "../host-sim/device";
 import { PreferenceStore } from "../host-sim/board/nvs";
 import { PowerSupply } from "../host-sim/board/power";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { type Job, JobList } from "../src/agent/job-list";
 import { decodeRecord, type DownloadRecord } from "../src/agent/record";
 import type { StoredValue } from "../src/platform/ports";
-import { assertNewFirmware, assertOldFirmware, publish, run, tempDir } from "./support/sim";
+import { assertNewFirmware, assertOldFirmware, logged, publish, run, tempDir, traced } from "./support/sim";
 import { TestClient } from "./support/mqtt-client";
 
 const size = 256 * 1024;
@@ -41,26 +41,6 @@ test.after(async () => {
 	await aws.close();
 	fs.rmSync(www, { recursive: true, force: true });
 });
-
-type Traced = DeviceOutcome & { events: DeviceReport[]; logs: string[] };
-
-/** Whether the device logged a line containing `text`. */
-function logged(outcome: Traced, text: string): boolean {
-	return outcome.logs.some((line) => line.includes(text));
-}
-
-async function traced(options: DeviceOptions): Promise<Traced> {
-	const events: DeviceReport[] = [], logs: string[] = [];
-	const outcome = await run({
-		...options,
-		onEvent: (event) => {
-			if (event.event === "log") logs.push(String(event.message));
-			else if (event.event !== "progress") events.push(event);
-			options.onEvent?.(event);
-		},
-	});
-	return { ...outcome, events, logs };
-}
 
 function storedJobs(board: string): readonly Job[] {
 	const nvs = PreferenceStore.open(board, new PowerSupply());

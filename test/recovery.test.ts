@@ -13,7 +13,7 @@ import { PreferenceStore } from "../host-sim/board/nvs";
 import { decodeRecord, type DownloadRecord } from "../src/agent/record";
 import { PowerSupply } from "../host-sim/board/power";
 import { main as cli } from "../host-sim/cli";
-import { assertNewFirmware as assertImage, assertOldFirmware, publish, run, tempDir } from "./support/sim";
+import { assertNewFirmware as assertImage, assertOldFirmware, publish, run, tempDir, traced } from "./support/sim";
 
 const engines = ["node", "xs"] as const;
 const checkpointBytes = 16384;
@@ -36,20 +36,6 @@ test.after(async () => {
 	await server.close();
 	fs.rmSync(www, { recursive: true, force: true });
 });
-
-type Traced = DeviceOutcome & { logs: string[]; bootEvents: DeviceReport[] };
-
-async function traced(options: DeviceOptions): Promise<Traced> {
-	const logs: string[] = [], bootEvents: DeviceReport[] = [];
-	const outcome = await run({
-		...options,
-		onEvent: (event) => {
-			if (event.event === "log") logs.push(String(event.message));
-			else if (event.event === "boot") bootEvents.push(event);
-		},
-	});
-	return { ...outcome, logs, bootEvents };
-}
 
 function record(board: string): { a: unknown; b: unknown } {
 	const nvs = PreferenceStore.open(board, new PowerSupply());

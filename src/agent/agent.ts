@@ -404,6 +404,11 @@ export class Agent {
 	/** Enters Downloading for the request the record now holds, with its job in the list. */
 	#beginJob(options: JobOptions): void {
 		this.#enter(State.downloading, Result.initial);
+		this.#addJob(options);
+	}
+
+	/** Lists the record's job with the request's severity and defer period (the defaults when it gave none). */
+	#addJob(options: JobOptions): void {
 		this.#jobs.add(jobFor(this.#record, {
 			severity: options.severity ?? "major",
 			maxDeferSeconds: options.maxDeferSeconds ?? this.#options.maxDeferSeconds,
@@ -423,7 +428,8 @@ export class Agent {
 		const record = this.#record;
 		if (record.state === State.idle && !record.reportPending) return;
 		if (this.#currentJob()) return this.#jobs.follow(record, this.#ports.clock.now());
-		this.#jobs.add(jobFor(record, { severity: "major", maxDeferSeconds: this.#options.maxDeferSeconds }, this.#ports.clock.now()));
+		// A record saved just before a cut, whose job never reached the list: its request's options are lost.
+		this.#addJob({});
 	}
 
 	/** Forgets the current job: its record goes back to Idle (0) and the job leaves the list. */

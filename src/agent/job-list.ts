@@ -184,9 +184,8 @@ export class JobList {
 
 	/** Writes the list over the older generation, chunks first and header last. */
 	save(): void {
-		this.#trim();
+		const text = this.#trimmed();
 		if (!this.#persistent) return;
-		const text = JSON.stringify(this.#jobs);
 		const length = utf8Length(text);
 		const bytes = new Uint8Array(length);
 		utf8Write(text, bytes, 0);
@@ -207,16 +206,18 @@ export class JobList {
 		this.#newest = generation;
 	}
 
-	/** Keeps at most maxFinished finished jobs, and drops the oldest finished ones until the list fits. */
-	#trim(): void {
+	/** Keeps at most maxFinished finished jobs, dropping the oldest finished ones until the list fits; returns its JSON. */
+	#trimmed(): string {
 		let finishedCount = 0;
 		for (const job of this.#jobs) if (isFinished(job)) finishedCount++;
-		while (finishedCount > 0 && (finishedCount > maxFinished || utf8Length(JSON.stringify(this.#jobs)) > maxListBytes)) {
-			const oldest = this.#jobs.findIndex(isFinished);
-			this.#jobs.splice(oldest, 1);
-			finishedCount--;
+		for (; finishedCount > maxFinished; finishedCount--) this.#jobs.splice(this.#jobs.findIndex(isFinished), 1);
+		let text = JSON.stringify(this.#jobs);
+		for (; utf8Length(text) > maxListBytes; finishedCount--) {
+			if (!finishedCount) throw new Error("job list too long");
+			this.#jobs.splice(this.#jobs.findIndex(isFinished), 1);
+			text = JSON.stringify(this.#jobs);
 		}
-		if (utf8Length(JSON.stringify(this.#jobs)) > maxListBytes) throw new Error("job list too long");
+		return text;
 	}
 
 	/** One generation's jobs, or why it cannot be trusted ("" when it was never written). */

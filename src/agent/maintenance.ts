@@ -122,22 +122,22 @@ export class Maintenance {
 		this.#tasks = tasks;
 	}
 
-	/** Reads the persisted settings and day; bad ones are logged and replaced by the defaults. */
-	load(): void {
-		const stored = this.#ports.store.get(settingsKey);
-		let settings: unknown;
-		try {
-			settings = typeof stored === "string" ? JSON.parse(stored) : undefined;
-		}
-		catch {
-			settings = undefined;
-		}
-		if (stored !== undefined) {
-			const error = settings && typeof settings === "object" ? this.#apply(settings as Partial<MaintenanceSettings>) : "not json";
-			if (error) this.#ports.log(`maintenance settings discarded: ${error}`);
-		}
+	/** Reads the persisted settings and day; says whether trustworthy settings were stored (bad ones are logged and dropped). */
+	load(): boolean {
 		const day = this.#ports.store.get(dayKey);
 		this.#lastDay = typeof day === "number" ? day : -1;
+		const stored = this.#ports.store.get(settingsKey);
+		if (stored === undefined) return false;
+		let error: string | undefined = "not json";
+		try {
+			const settings: unknown = typeof stored === "string" ? JSON.parse(stored) : undefined;
+			if (settings && typeof settings === "object") error = this.#apply(settings as Partial<MaintenanceSettings>);
+		}
+		catch {
+			// error stays "not json"
+		}
+		if (error) this.#ports.log(`maintenance settings discarded: ${error}`);
+		return !error;
 	}
 
 	/**
@@ -244,29 +244,27 @@ export class Maintenance {
 	}
 
 	#begin(kind: MaintenanceKind): boolean {
-		const { clock, store } = this.#ports;
 		if (this.#closed) return false;
 		if (this.#status === "STARTED") {
 			if (kind === "scheduled" && this.#kind === "on-boot") this.#postpone();
 			return false;
 		}
-		if (kind === "scheduled" && this.#zone && this.#startMinutes >= 0) {
-			// Persisted before any task runs: a reboot inside the window does not run the day twice.
-			this.#lastDay = localDay(this.#zone, clock.now());
-			store.set(dayKey, this.#lastDay);
-		}
+		// Persisted before any task runs: a reboot inside the window does not run the day twice.
+		if (kind === "scheduled" && this.#startMinutes >= 0) this.#markTodayDone();
 		this.#kind = kind;
 		this.#move("STARTED");
 		this.#checkNetwork(++this.#run, 1);
 		return true;
 	}
 
+	#markTodayDone(): void {
+		if (!this.#zone) return;
+		this.#lastDay = localDay(this.#zone, this.#ports.clock.now());
+		this.#ports.store.set(dayKey, this.#lastDay);
+	}
+
 	#postpone(): void {
-		const zone = this.#zone;
-		if (zone) {
-			this.#lastDay = localDay(zone, this.#ports.clock.now());
-			this.#ports.store.set(dayKey, this.#lastDay);
-		}
+		this.#markTodayDone();
 		const next = this.nextStartTime();
 		this.#ports.log("scheduled maintenance postponed to the next day: on-boot maintenance is running");
 		this.#listener.postponed(next);

@@ -1,4 +1,5 @@
-// HttpClient over Moddable's streaming "http" Request: no response buffering, one fragment at a time.
+// HttpClient over Moddable's streaming "http" Request (modules/network/http, not Node's http): no response
+// buffering, one fragment at a time.
 
 import { Request } from "http";
 import SecureSocket from "securesocket";

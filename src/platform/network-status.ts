@@ -1,4 +1,5 @@
-// Whether the device has a network connection: an IP address on the station interface.
+// Whether the device has a network connection: an IP address on the station interface, from Moddable's
+// "net" module (modules/network/net, typings/net.d.ts), not Node's.
 
 import Net from "net";
 

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as assert from "uvu/assert";
-import { factoryVersion, runDevice, type DeviceOptions, type DeviceOutcome } from "../../host-sim/device";
+import { factoryVersion, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport } from "../../host-sim/device";
 import { makeAppImage, sha256Hex } from "../../host-sim/image";
 
 export function tempDir(prefix: string): string {
@@ -22,6 +22,27 @@ export const quickConfig = { backoffBaseMs: 100, stallMs: 2000 };
 
 export async function run(options: DeviceOptions): Promise<DeviceOutcome> {
 	return runDevice({ ...options, config: { ...quickConfig, ...options.config } });
+}
+
+export type Traced = DeviceOutcome & { events: DeviceReport[]; logs: string[]; bootEvents: DeviceReport[] };
+
+/** run(), keeping the device's log lines, its boot events and every other event but progress. */
+export async function traced(options: DeviceOptions): Promise<Traced> {
+	const events: DeviceReport[] = [], logs: string[] = [];
+	const outcome = await run({
+		...options,
+		onEvent: (event) => {
+			if (event.event === "log") logs.push(String(event.message));
+			else if (event.event !== "progress") events.push(event);
+			options.onEvent?.(event);
+		},
+	});
+	return { ...outcome, events, logs, bootEvents: events.filter((event) => event.event === "boot") };
+}
+
+/** Whether the device logged a line containing `text`. */
+export function logged(outcome: Traced, text: string): boolean {
+	return outcome.logs.some((line) => line.includes(text));
 }
 
 export { seeded } from "../../host-sim/random";
