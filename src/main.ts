@@ -1,7 +1,8 @@
 // Moddable entry: builds the agent from the board's ports and mc/config, starts it, and requests the
-// package named by config.update (mcconfig -m -p esp32 update=http://host/app.bin) when it is new. With
-// config.mqtt (mqtt://host:port) and config.thing it also follows that thing's AWS IoT jobs. Maintenance
-// (windows, opt-out) starts from the persisted settings, or from config the first time.
+// package named by config.update (mcconfig -m -p esp32 update=https://host/app.bin) when it is new. With
+// config.mqtt (mqtt://host:port, or mqtts://host[:8883] with a client certificate: platform/tls-credentials.ts) and
+// config.thing it also follows that thing's AWS IoT jobs. Maintenance (windows, opt-out) starts from the
+// persisted settings, or from config the first time.
 
 import config from "mc/config";
 import { Agent, type AgentListener, type SelfTest, defaultAgentOptions } from "./agent/agent";
@@ -23,6 +24,7 @@ import { AwsUpdates } from "./transport/aws-updates";
 import { Maintenance, type MaintenanceListener, type MaintenanceSettings, type MaintenanceTask, defaultMaintenanceOptions } from "./agent/maintenance";
 import { ModdableRebootWarning } from "./platform/reboot-warning";
 import { online } from "./platform/network-status";
+import { awsMqttAlpn } from "./platform/tls-credentials";
 
 function log(message: string): void {
 	trace(`xs-ota: ${message}\n`);
@@ -42,7 +44,10 @@ export interface Updater {
 	shutdown(restart: boolean): void;
 }
 
-export type UpdaterListener = AgentListener & MaintenanceListener;
+export type UpdaterListener = AgentListener & MaintenanceListener & {
+	/** The jobs service refused the device for good (a "tls: " reason): nothing reconnects until a restart. */
+	unreachable?(reason: string): void;
+};
 
 /** `appSelfTest` is the app's own check of a new image on its first boot, run after the transport's. */
 export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest): Updater {
@@ -84,14 +89,17 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		status: (state, result) => (listener.status(state, result), aws.status(state, result)),
 		progress: (received, total) => (listener.progress(received, total), aws.progress(received, total)),
 		// A job's result is held once the jobs service accepts it; other results as the app's listener says.
-		result: (updateId, result, version) => {
-			const acknowledged = listener.result(updateId, result, version);
-			return agent.record.jobId ? aws.result(updateId, result, version) : acknowledged;
+		result: (updateId, result, version, reason) => {
+			const acknowledged = listener.result(updateId, result, version, reason);
+			return agent.record.jobId ? aws.result(updateId, result, version, reason) : acknowledged;
 		},
 		shutDown,
 	};
 	const agent = new Agent(ports, options, reporting);
-	if (aws) aws.onRebootWarning = () => agent.shutdown();
+	if (aws) {
+		aws.onRebootWarning = () => agent.shutdown();
+		aws.onFailure = (reason) => listener.unreachable?.(reason);
+	}
 	maintenance.tasks = maintenanceTasks(agent, aws);
 	return {
 		agent,
@@ -148,16 +156,20 @@ function chainSelfTests(first: SelfTest | undefined, second: SelfTest | undefine
 }
 
 function createAwsUpdates(slot: ModdableFlashSlot, boot: EspBootControl, clock: ModdableClock): AwsUpdates | undefined {
-	const broker = typeof config.mqtt === "string" ? /^mqtt:\/\/([^:/]+)(?::(\d+))?\/?$/.exec(config.mqtt) : null;
+	const broker = typeof config.mqtt === "string" ? /^(mqtts?):\/\/([^:/]+)(?::(\d+))?\/?$/.exec(config.mqtt) : null;
 	const thing = typeof config.thing === "string" ? config.thing : "";
 	if (!broker || !validThingName(thing)) {
-		if (config.mqtt || config.thing) log("aws jobs off: config.mqtt must be mqtt://host[:port] and config.thing a thing name");
+		if (config.mqtt || config.thing) log("aws jobs off: config.mqtt must be mqtt[s]://host[:port] and config.thing a thing name");
 		return undefined;
 	}
+	const secure = broker[1] === "mqtts";
+	const port = Number(broker[3] ?? (secure ? 8883 : 1883));
+	// AWS IoT Core takes MQTT with a client certificate on 443 only when offered this ALPN protocol.
+	const alpn = typeof config.mqttAlpn === "string" ? config.mqttAlpn : port === 443 ? awsMqttAlpn : "";
 	const format = config.streamFormat === "cbor" ? "cbor" : "json";
 	return new AwsUpdates({ connector: new ModdableMqttConnector(), clock, log, slot, boot }, {
 		jobs: {
-			...defaultJobsOptions, host: broker[1], port: Number(broker[2] ?? 1883), thing, random: Math.random,
+			...defaultJobsOptions, host: broker[2], port, thing, random: Math.random, tls: secure ? { alpn } : undefined,
 			reconnectBaseMs: numberSetting("reconnectBaseMs", defaultJobsOptions.reconnectBaseMs),
 			retryMs: numberSetting("statusRetryMs", defaultJobsOptions.retryMs),
 			tokenPrefix: `${thing.slice(0, 32)}-${clock.ticks().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`,
@@ -180,7 +192,8 @@ export default function main(): void {
 		status: (state, result) => log(`State ${state} (${stateNames[state]}), Update Result ${result} (${resultNames[result]})`),
 		progress: (received, total) => log(`${received} of ${total} bytes`),
 		// No LwM2M client in this app: the log is the report, and it is always "acknowledged".
-		result: (updateId, result, version) => (log(`update ${updateId} ended: ${resultNames[result]} ${version}`), true),
+		result: (updateId, result, version, reason) => (log(`update ${updateId} ended: ${resultNames[result]} ${version}${reason ? ` (${reason})` : ""}`), true),
+		unreachable: (reason) => log(`aws iot jobs stopped: ${reason}`),
 	});
 	start();
 	const update = typeof config.update === "string" ? config.update : "";

@@ -152,7 +152,7 @@ export interface AgentListener {
 	 * Unacknowledged reports are repeated at every boot until one is; a cut between the acknowledgement and
 	 * the record's save repeats it once more, so the server de-duplicates by update id.
 	 */
-	result(updateId: number, result: ResultCode, version: string): boolean;
+	result(updateId: number, result: ResultCode, version: string, reason?: string): boolean;
 	/** The agent shut down (orderly or warned): disconnect from services now. */
 	shutDown?(): void;
 }
@@ -193,6 +193,11 @@ export class Agent {
 
 	get result(): ResultCode {
 		return this.#firmware.result;
+	}
+
+	/** Why update `updateId` failed, as the job list keeps it (undefined when it did not fail or is gone). */
+	reasonOf(updateId: number): string | undefined {
+		return this.#jobs.find(updateId)?.reason;
 	}
 
 	get packageUri(): string {
@@ -592,7 +597,7 @@ export class Agent {
 	#endDownload(result: ResultCode, reason: string): void {
 		this.#stopDownload();
 		this.#ports.log(`download failed: ${reason}`);
-		this.#enter(State.idle, result);
+		this.#enter(State.idle, result, reason);
 	}
 
 	#afterSwitch(): void {
@@ -669,7 +674,7 @@ export class Agent {
 	}
 
 	/** Persists the record in its new state first (a final result marked unreported), then announces it. */
-	#enter(state: StateCode, result: ResultCode): void {
+	#enter(state: StateCode, result: ResultCode, reason = ""): void {
 		const record = this.#record;
 		const firmware = this.#firmware;
 		if (this.#closed) return;
@@ -678,7 +683,7 @@ export class Agent {
 		record.result = result;
 		record.reportPending = isFinalResult(state, result);
 		this.#records.save(record);
-		this.#jobs.follow(record, this.#ports.clock.now());
+		this.#jobs.follow(record, this.#ports.clock.now(), reason);
 		firmware.move(state, result);
 		this.#reportResult();
 	}
@@ -686,7 +691,7 @@ export class Agent {
 	#reportResult(): void {
 		const record = this.#record;
 		if (!record.reportPending) return;
-		if (!this.#listener.result(record.updateId, record.result, record.version)) return;
+		if (!this.#listener.result(record.updateId, record.result, record.version, this.reasonOf(record.updateId))) return;
 		record.reportPending = false;
 		this.#records.save(record);
 	}

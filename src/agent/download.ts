@@ -8,7 +8,9 @@
 	    redirect → next exchange to Location (at most maxRedirects)
 	    restart  → next exchange from 0 without validators
 	    retry / broken body / stall → wait (exponential backoff with jitter) → next exchange
+	    tls failure (lib/tls-failure.ts) → the same wait; maxTlsAttempts in a row → done(7, the tls reason)
 	    fail, or retries used up                                         → done(failure)
+	A redirect may go from http to https, never from https to http.
 
 	Flash discipline: a sector is erased when the first write enters it, so after a cut the sector at the
 	checkpoint is erased again before it is rewritten. The record's committed offset only ever names bytes
@@ -22,6 +24,7 @@ import { Result, type ResultCode } from "./firmware-object";
 import type { DownloadRecord } from "./record";
 import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
 import { formatUrl, resolveLocation, schemePort } from "./url";
+import { isTlsFailure } from "../lib/tls-failure";
 
 export interface DownloadOptions {
 	/** Bytes between checkpoints; a multiple of the sector size. */
@@ -29,6 +32,8 @@ export interface DownloadOptions {
 	maxRedirects: number;
 	/** Exchanges that may fail in a row before the download gives up with result 4. */
 	maxAttempts: number;
+	/** Secure connections that may fail in a row, each for a "tls: " reason, before the download gives up with 7. */
+	maxTlsAttempts: number;
 	backoffBaseMs: number;
 	backoffMaxMs: number;
 	/** An exchange that receives nothing for this long is abandoned and retried. */
@@ -40,6 +45,7 @@ export const defaultDownloadOptions: DownloadOptions = {
 	checkpointBytes: 16384,
 	maxRedirects: 5,
 	maxAttempts: 8,
+	maxTlsAttempts: 3,
 	backoffBaseMs: 1000,
 	backoffMaxMs: 60000,
 	stallMs: 30000,
@@ -85,6 +91,7 @@ export class Download implements HttpHandler, Transfer {
 	#known = 0;
 	#redirects = 0;
 	#failures = 0;
+	#tlsFailures = 0;
 	/** The furthest checkpoint of this download: only passing it counts as progress that forgives failures. */
 	#furthest = 0;
 	#restarts = 0;
@@ -140,12 +147,15 @@ export class Download implements HttpHandler, Transfer {
 		}
 		catch (error) {
 			this.#exchange = undefined;
-			this.#transientFailure(`request failed: ${(error as Error).message}`);
+			const message = (error as Error).message;
+			this.error(isTlsFailure(message) ? message : `request failed: ${message}`);
 		}
 	}
 
 	status(code: number): void {
 		this.#answer.status = code;
+		// The server answered: whatever failed before was not its certificate.
+		this.#tlsFailures = 0;
 	}
 
 	header(name: string, value: string): void {
@@ -182,6 +192,7 @@ export class Download implements HttpHandler, Transfer {
 				const next = resolveLocation(this.#url, decision.location);
 				if (typeof next === "string") return this.#fail(Result.invalidUri, `bad redirect: ${next}`);
 				if (schemePort(next.scheme) === undefined) return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
+				if (this.#url.scheme === "https" && next.scheme !== "https") return this.#fail(Result.invalidUri, "redirect from https to http refused");
 				this.#url = next;
 				return this.#request();
 			}
@@ -251,6 +262,9 @@ export class Download implements HttpHandler, Transfer {
 
 	error(message: string): void {
 		if (this.#finished) return;
+		// The same server fails the same handshake again: a few tries (a captive portal may pass), then a reason.
+		this.#tlsFailures = isTlsFailure(message) ? this.#tlsFailures + 1 : 0;
+		if (this.#tlsFailures >= this.#options.maxTlsAttempts) return this.#fail(Result.invalidUri, message);
 		this.#transientFailure(message);
 	}
 

@@ -49,6 +49,8 @@ export interface Job {
 	downloadTime: number;
 	installTime: number;
 	parameters: JobParameters;
+	/** Why the job failed, as reported to the server (AWS statusDetails.reason); absent otherwise. */
+	reason?: string;
 }
 
 export const jobListKeys = ["jl.a", "jl.b"] as const;
@@ -58,6 +60,8 @@ const chunkBytes = 4000;
 const maxListBytes = 5000;
 const maxChunks = Math.ceil(maxListBytes / chunkBytes);
 const headerBytes = 16;
+/** A failure's reason is cut to this many characters: the list's budget holds every job's. */
+const maxReasonLength = 120;
 /** Finished jobs kept as history. */
 const maxFinished = 8;
 
@@ -147,8 +151,8 @@ export class JobList {
 		this.save();
 	}
 
-	/** Moves a job to the state the record now holds; saves when anything changed. */
-	follow(record: DownloadRecord, now: number): void {
+	/** Moves a job to the state the record now holds, with the reason of a failure; saves when anything changed. */
+	follow(record: DownloadRecord, now: number, reason = ""): void {
 		const job = this.find(record.updateId);
 		if (!job) return;
 		const state = jobStateOf(record.state, record.result);
@@ -156,6 +160,8 @@ export class JobList {
 		if (job.state !== state) job.previousState = job.state;
 		job.state = state;
 		job.result = record.result;
+		if (reason && isFailure(record.result)) job.reason = reason.slice(0, maxReasonLength);
+		else delete job.reason;
 		job.lastActivity = now;
 		if (state === "downloaded" || (state === "deferred" && !job.downloadTime)) job.downloadTime = now;
 		if (state === "installing") job.installTime = now;

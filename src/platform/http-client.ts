@@ -1,21 +1,32 @@
 // HttpClient over Moddable's streaming "http" Request (modules/network/http, not Node's http): no response
-// buffering, one fragment at a time.
+// buffering, one fragment at a time. https goes through SecureSocket with the device's trust anchor.
 
 import { Request } from "http";
 import SecureSocket from "securesocket";
 import type { HttpClient, HttpExchange, HttpHandler, Url } from "./ports";
+import { secureOptions, tlsFailureReason } from "./tls-credentials";
+
+const connectionFailed = "connection failed";
 
 export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
 		const secure = url.scheme === "https";
-		const request = new Request({
-			host: url.host,
-			port: url.port,
-			path: url.path,
-			method,
-			headers,
-			...(secure ? { Socket: SecureSocket, secure: { protocolVersion: 0x303 } } : {}),
-		});
+		let request: Request;
+		try {
+			request = new Request({
+				host: url.host,
+				port: url.port,
+				path: url.path,
+				method,
+				headers,
+				...(secure ? { Socket: SecureSocket, secure: secureOptions(url.host) } : {}),
+			});
+		}
+		catch (error) {
+			// SecureSocket refuses a bad trust anchor in its constructor: say why, as a failed exchange would.
+			if (!secure) throw error;
+			throw new Error(tlsFailureReason(error, connectionFailed));
+		}
 		request.callback = function (message, value, etc) {
 			switch (message) {
 				case Request.status: handler.status(value); break;
@@ -23,7 +34,7 @@ export class ModdableHttpClient implements HttpClient {
 				case Request.headersComplete: handler.headersComplete(); break;
 				case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
 				case Request.responseComplete: handler.complete(); break;
-				default: if (message < 0) handler.error("connection failed"); break;
+				default: if (message < 0) handler.error(secure ? tlsFailureReason(value, connectionFailed) : connectionFailed); break;
 			}
 		};
 		return request;

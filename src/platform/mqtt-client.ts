@@ -1,14 +1,25 @@
 // MqttConnector over Moddable's "mqtt" Client: QoS 0, no acknowledgements, no reconnect (the agent does both).
+// mqtts goes through SecureSocket with the broker's trust anchor and the device's client certificate.
 
 import Client from "mqtt";
-import type { MqttConnection, MqttConnector, MqttHandler } from "./ports";
+import SecureSocket from "securesocket";
+import type { MqttConnection, MqttConnectOptions, MqttConnector, MqttHandler } from "./ports";
+import { secureOptions, tlsFailureReason } from "./tls-credentials";
 
 export class ModdableMqttConnector implements MqttConnector {
-	connect(options: { host: string; port: number; id: string; keepAliveMs: number }, handler: MqttHandler): MqttConnection {
-		const client = new Client({ host: options.host, port: options.port, id: options.id, timeout: options.keepAliveMs });
+	connect(options: MqttConnectOptions, handler: MqttHandler): MqttConnection {
+		const { host, port, id, keepAliveMs, tls } = options;
+		let client: Client;
+		try {
+			client = new Client({ host, port, id, timeout: keepAliveMs, ...(tls ? { Socket: SecureSocket, secure: secureOptions(host, tls) } : {}) });
+		}
+		catch (error) {
+			if (!tls) throw error;
+			throw new Error(tlsFailureReason(error, "connection failed"));
+		}
 		client.onReady = () => handler.ready();
 		client.onMessage = (topic, payload) => handler.message(topic, payload);
-		client.onClose = () => handler.closed();
+		client.onClose = (reason?: unknown) => handler.closed(tls ? tlsFailureReason(reason, "") || undefined : undefined);
 		return client;
 	}
 }

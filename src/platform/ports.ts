@@ -93,6 +93,7 @@ export interface HttpHandler {
 	headersComplete(): void;
 	body(chunk: ArrayBuffer): void;
 	complete(): void;
+	/** The exchange failed; a message beginning "tls: " names a secure connection's failure (lib/tls-failure.ts). */
 	error(message: string): void;
 }
 
@@ -109,8 +110,9 @@ export interface MqttHandler {
 	/** Connected (CONNACK received): subscribe and publish only from here on. */
 	ready(): void;
 	message(topic: string, payload: ArrayBuffer): void;
-	/** The connection is gone (refused, dropped or closed); nothing reconnects by itself. */
-	closed(): void;
+	/** The connection is gone (refused, dropped or closed); nothing reconnects by itself. `reason` begins
+	 * "tls: " when a secure connection failed its handshake, where the platform can tell. */
+	closed(reason?: string): void;
 }
 
 export interface MqttConnection {
@@ -120,6 +122,15 @@ export interface MqttConnection {
 	close(): void;
 }
 
+export interface MqttConnectOptions {
+	host: string;
+	port: number;
+	id: string;
+	keepAliveMs: number;
+	/** MQTT over TLS with the device's client certificate; `alpn` names the protocol to offer ("" for none). */
+	tls?: { alpn: string };
+}
+
 export interface MqttConnector {
-	connect(options: { host: string; port: number; id: string; keepAliveMs: number }, handler: MqttHandler): MqttConnection;
+	connect(options: MqttConnectOptions, handler: MqttHandler): MqttConnection;
 }

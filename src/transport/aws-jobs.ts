@@ -3,6 +3,7 @@
 
 	connect ─ready→ subscribe (jobs topics + whatever the stream added) → $next/get → listener.connected()
 	closed → reconnect after exponential backoff with jitter; a message never answered is simply sent again:
+	  (a secure connection refused maxTlsFailures times in a row for a "tls: " reason ends it: listener.failed)
 	  status updates: the newest wanted status per job is re-published every retryMs until /accepted (or a
 	                  /rejected that makes it moot), carrying expectedVersion; VersionMismatch refreshes the
 	                  version from the rejection and sends again at once
@@ -11,6 +12,7 @@
 */
 
 import type { Clock, Logger, MqttConnection, MqttConnector, MqttHandler } from "../platform/ports";
+import { isTlsFailure } from "../lib/tls-failure";
 import { nestedWithin } from "../lib/json";
 import { utf8Read } from "../lib/utf8";
 
@@ -25,6 +27,8 @@ export interface JobsOptions {
 	random: () => number;
 	/** Distinguishes this power-on's client tokens from an earlier one's, whose answers may still arrive. */
 	tokenPrefix: string;
+	/** MQTT over TLS (mqtts://), offering `alpn` when not empty (AWS IoT Core on port 443). */
+	tls?: { alpn: string };
 }
 
 export const defaultJobsOptions = { keepAliveMs: 60000, reconnectBaseMs: 1000, reconnectMaxMs: 60000, retryMs: 5000 };
@@ -48,6 +52,8 @@ export interface JobsListener {
 	statusHeld(jobId: string, status: JobStatus): void;
 	/** A message on a topic subscribed through subscribe(); returns whether it was taken. */
 	message(topic: string, payload: ArrayBuffer): boolean;
+	/** The broker refused the secure connection for good (untrusted, wrong name, client certificate refused). */
+	failed(reason: string): void;
 }
 
 interface PendingUpdate {
@@ -61,6 +67,8 @@ const maxMessageDepth = 20;
 
 /** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
 const nextTries = 5;
+/** Secure connections refused in a row, each for a "tls: " reason, before the client gives up. */
+export const maxTlsFailures = 3;
 
 const terminal: { [status: string]: boolean } = { SUCCEEDED: true, FAILED: true, REJECTED: true, TIMED_OUT: true, CANCELED: true, REMOVED: true };
 
@@ -73,6 +81,7 @@ export class JobsClient implements MqttHandler {
 	#connection: MqttConnection | undefined;
 	#ready = false;
 	#failures = 0;
+	#tlsFailures = 0;
 	#topics: string[] = [];
 	#versions: { [jobId: string]: number } = {};
 	#pending: { [jobId: string]: PendingUpdate } = {};
@@ -149,7 +158,7 @@ export class JobsClient implements MqttHandler {
 
 	ready(): void {
 		this.#ready = true;
-		this.#failures = 0;
+		this.#failures = this.#tlsFailures = 0;
 		for (const topic of this.#topics) this.#connection!.subscribe(topic);
 		this.#log("jobs connected");
 		this.requestNext();
@@ -157,16 +166,24 @@ export class JobsClient implements MqttHandler {
 		this.#listener.connected();
 	}
 
-	closed(): void {
+	closed(reason?: string): void {
 		const wasReady = this.#ready;
 		this.#ready = false;
 		this.#connection = undefined;
 		if (this.#stopped) return;
+		if (reason && isTlsFailure(reason)) {
+			if (++this.#tlsFailures >= maxTlsFailures) {
+				this.#log(`jobs stopped: ${reason}, ${this.#tlsFailures} times`);
+				this.stop();
+				return this.#listener.failed(reason);
+			}
+		}
+		else this.#tlsFailures = 0;
 		const failures = ++this.#failures;
 		const { reconnectBaseMs, reconnectMaxMs, random } = this.#options;
 		const ceiling = Math.min(reconnectMaxMs, reconnectBaseMs * 2 ** Math.min(failures - 1, 16));
 		const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
-		this.#log(`jobs ${wasReady ? "disconnected" : "connection failed"}; reconnect in ${delay} ms`);
+		this.#log(`jobs ${wasReady ? "disconnected" : "connection failed"}${reason ? `: ${reason}` : ""}; reconnect in ${delay} ms`);
 		this.#reconnectTimer = this.#clock.setTimeout(() => {
 			this.#reconnectTimer = undefined;
 			this.#connect();
@@ -203,14 +220,15 @@ export class JobsClient implements MqttHandler {
 
 	#connect(): void {
 		if (this.#stopped || this.#connection) return;
-		const { host, port, thing, keepAliveMs } = this.#options;
+		const { host, port, thing, keepAliveMs, tls } = this.#options;
 		try {
-			this.#connection = this.#connector.connect({ host, port, id: thing, keepAliveMs }, this);
+			this.#connection = this.#connector.connect({ host, port, id: thing, keepAliveMs, tls }, this);
 		}
 		catch (error) {
-			this.#log(`jobs connect failed: ${(error as Error).message}`);
+			const message = (error as Error).message;
+			this.#log(`jobs connect failed: ${message}`);
 			this.#connection = undefined;
-			this.closed();
+			this.closed(message);
 		}
 	}
 

@@ -112,6 +112,11 @@ export class StreamDownload {
 		this.#listener.save();
 	}
 
+	/** The broker is unreachable for good (a refused secure connection): fail with 4, keeping what is on flash. */
+	abandon(reason: string): void {
+		if (!this.#finished) this.#fail(Result.connectionLost, reason);
+	}
+
 	/** After a (re)connect and subscribe: ask again for what the window still misses. */
 	connected(): void {
 		if (!this.#finished) this.#request();

@@ -50,6 +50,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#lastProgress = -Infinity;
 	#whenConnected: (() => void) | undefined;
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
+	/** Called when the broker refuses the device's secure connection for good (a "tls: " reason). */
+	onFailure: ((reason: string) => void) | undefined;
 	/** Called on the reboot warning command (topic xs-ota/<thing>/reboot-warning). */
 	onRebootWarning: (() => void) | undefined;
 	readonly warningTopic: string;
@@ -127,13 +129,13 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
 	}
 
-	result(_updateId: number, result: ResultCode, version: string): boolean {
+	result(_updateId: number, result: ResultCode, version: string, reason?: string): boolean {
 		const record = this.#agent?.record;
 		if (!record?.jobId) return true;
 		if (result === Result.success)
 			this.#jobs.updateStatus(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
 		else
-			this.#jobs.updateStatus(record.jobId, "FAILED", { state: "0", result: String(result), reason: resultNames[result] });
+			this.#jobs.updateStatus(record.jobId, "FAILED", { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) });
 		return false;
 	}
 
@@ -156,7 +158,7 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		if (execution.jobId === record.jobId) {
 			// The service still waits for a result the record already holds: it was never confirmed.
 			if (record.state === State.idle && record.result !== Result.initial && !record.reportPending)
-				this.result(record.updateId, record.result, record.version);
+				this.result(record.updateId, record.result, record.version, agent.reasonOf(record.updateId));
 			return;
 		}
 		if (record.state !== State.idle) return;
@@ -181,6 +183,12 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		if (agent.record.jobId === jobId) agent.acknowledgeResult(agent.record.updateId);
 		this.#stream = undefined;
 		this.#jobs.requestNext();
+	}
+
+	failed(reason: string): void {
+		this.#ports.log(`aws iot unreachable: ${reason}`);
+		this.#stream?.abandon(reason);
+		this.onFailure?.(reason);
 	}
 
 	message(topic: string, payload: ArrayBuffer): boolean {

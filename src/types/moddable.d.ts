@@ -89,7 +89,8 @@ declare module "mqtt" {
 		constructor(options: { host: string; port?: number; id?: string; user?: string; password?: string; timeout?: number; Socket?: unknown; secure?: Record<string, unknown> });
 		onReady: (() => void) | undefined;
 		onMessage: ((topic: string, payload: ArrayBuffer) => void) | undefined;
-		onClose: (() => void) | undefined;
+		/** Moddable passes nothing; the simulator passes the reason a secure connection failed. */
+		onClose: ((reason?: unknown) => void) | undefined;
 		publish(topic: string, data: string | ArrayBuffer, flags?: { retain?: boolean; quality?: number }): void;
 		subscribe(topic: string): void;
 		unsubscribe(topic: string): void;
@@ -109,4 +110,12 @@ declare module "net" {
 		get(what: "IP"): string | undefined;
 	};
 	export default Net;
+}
+
+declare module "Resource" {
+	/** Read-only data built into the app (manifest "resources"), mapped from flash. */
+	export default class Resource extends ArrayBuffer {
+		constructor(path: string);
+		static exists(path: string): boolean;
+	}
 }
