@@ -1,12 +1,16 @@
 /*
 	xs-ota command line:
 	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
-	  xs-ota serve  --dir DIR --port PORT
-	  xs-ota serve  --mqtt [--port PORT]           (AWS IoT Jobs + MQTT streams emulator on an aedes broker)
+	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
+	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
+	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
+	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
+	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
+	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
 	                [--maintenance HH:MM --tz POSIX-TZ --window MINUTES --mode foreground|background
 	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]
 	                SIGINT/SIGTERM shut the device down in order (it persists, then the run ends)
@@ -22,6 +26,8 @@ import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { runDemo } from "./demo";
 import { fleetCommand } from "./fleet/command";
+import { certificateDer, privateKeyDer, type Credentials } from "./credentials";
+import type { ServerTls } from "./server/server-tls";
 
 type Flags = { [name: string]: string | true };
 
@@ -58,9 +64,21 @@ async function image(flags: Flags): Promise<void> {
 	fs.writeFileSync(text(flags, "out")!, bytes);
 }
 
+/** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
+function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
+	const certPem = optionalText(flags, "tls-cert"), keyPem = optionalText(flags, "tls-key");
+	if ((certPem === undefined) !== (keyPem === undefined)) throw new Error("--tls-cert and --tls-key go together");
+	const clientCaPem = mqtt ? optionalText(flags, "client-ca") : undefined, alpn = mqtt ? optionalText(flags, "alpn") : undefined;
+	if (certPem === undefined) {
+		if (clientCaPem !== undefined || alpn !== undefined) throw new Error("--client-ca and --alpn need --tls-cert and --tls-key");
+		return undefined;
+	}
+	return { certPem, keyPem: keyPem!, clientCaPem, alpn: alpn === undefined ? undefined : [alpn] };
+}
+
 async function serve(flags: Flags): Promise<void> {
 	if (flags.mqtt === true) return serveMqtt(flags);
-	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")! });
+	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")!, tls: serverTls(flags, false) });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
 	process.on("SIGINT", stop);
@@ -68,7 +86,7 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 async function serveMqtt(flags: Flags): Promise<void> {
-	const emulator = await startAwsIot({ port: integer(flags, "port", false) });
+	const emulator = await startAwsIot({ port: integer(flags, "port", false), tls: serverTls(flags, true) });
 	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
 	const stop = () => void emulator.close().then(() => process.exit(0));
 	process.on("SIGINT", stop);
@@ -134,6 +152,22 @@ function maintenanceConfig(flags: Flags): Record<string, unknown> {
 	return config;
 }
 
+/** --ca, --mqtt-ca, --client-cert, --client-key: the board's TLS credentials, as DER. */
+function deviceCredentials(flags: Flags): Credentials | undefined {
+	const files = { ca: optionalText(flags, "ca"), "mqtt-ca": optionalText(flags, "mqtt-ca"), cert: optionalText(flags, "client-cert"), key: optionalText(flags, "client-key") };
+	if ((files.cert === undefined) !== (files.key === undefined)) throw new Error("--client-cert and --client-key go together");
+	if (Object.values(files).every((file) => file === undefined)) {
+		if (flags.provision === true) throw new Error("--provision needs credentials to write");
+		return undefined;
+	}
+	return {
+		ca: files.ca === undefined ? undefined : certificateDer(files.ca),
+		"mqtt-ca": files["mqtt-ca"] === undefined ? undefined : certificateDer(files["mqtt-ca"]),
+		cert: files.cert === undefined ? undefined : certificateDer(files.cert),
+		key: files.key === undefined ? undefined : privateKeyDer(files.key),
+	};
+}
+
 async function device(flags: Flags): Promise<void> {
 	const json = flags.json === true;
 	const engine = (text(flags, "engine", false) ?? "node") as EngineName;
@@ -144,7 +178,8 @@ async function device(flags: Flags): Promise<void> {
 	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new Error(`--policy is ${Object.keys(policyCodes).join(", ")}`);
 	const mqtt = text(flags, "mqtt", false), thing = text(flags, "thing", false);
 	if ((mqtt === undefined) !== (thing === undefined)) throw new Error("--mqtt and --thing go together");
-	if (mqtt !== undefined && !/^mqtt:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new Error("--mqtt takes mqtt://host:port");
+	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new Error("--mqtt takes mqtt://host:port or mqtts://host:port");
+	const alpn = optionalText(flags, "mqtt-alpn");
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
 		else if (event.event === "log") console.log(`  ${event.message}`);
@@ -159,7 +194,9 @@ async function device(flags: Flags): Promise<void> {
 		startTime: clockFlag(flags),
 		runFor: runFor === undefined ? undefined : parseDuration(runFor),
 		rebootWarning: optionalText(flags, "reboot-warning"),
-		config: maintenanceConfig(flags),
+		config: { ...maintenanceConfig(flags), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}) },
+		credentials: deviceCredentials(flags),
+		provisioned: flags.provision === true,
 		commands,
 		dir: text(flags, "dir")!,
 		engine,

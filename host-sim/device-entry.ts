@@ -19,10 +19,11 @@ const failingSelfTest = config.failSelfTest === true ? (done: (passed: boolean, 
 const updater = createUpdater({
 	status: (state, result) => call("report.status", state, result),
 	progress: (received, total) => call("report.progress", received, total),
-	result: (updateId, result, version) => call("report.result", updateId, result, version) === true,
+	result: (updateId, result, version, reason) => call("report.result", updateId, result, version, reason) === true,
 	maintenance: (status, kind) => call("report.maintenance", status, kind),
 	postponed: (next) => call("report.maintenance", "POSTPONED", "scheduled", next),
 	shutDown: () => call("report.shutdown"),
+	unreachable: (reason) => call("report.unreachable", reason),
 }, failingSelfTest);
 updater.start();
 

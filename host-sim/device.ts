@@ -13,6 +13,7 @@ import { NodeEngine } from "./engines/node";
 import { XsEngine } from "./engines/xs";
 import { makeAppImage, sha256Hex } from "./image";
 import { type PolicyName, policyCodes } from "../src/agent/record";
+import { installResources, provision, type Credentials } from "./credentials";
 
 export type EngineName = "node" | "xs";
 
@@ -51,6 +52,9 @@ export interface DeviceOptions {
 	online?: (wallTime: number) => boolean;
 	/** Commands for the device (as an LwM2M server or the app would give them), delivered between events; push at any time. */
 	commands?: DeviceCommand[];
+	/** TLS trust anchors and client identity (DER), built into the app as resources or, with provisioned, in its preferences. */
+	credentials?: Credentials;
+	provisioned?: boolean;
 }
 
 export type DeviceCommand = { action: string; [key: string]: unknown };
@@ -99,6 +103,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const commands = options.commands ?? [];
 	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
 	prepareFactoryBoard(options.dir, options.layout);
+	if (options.credentials) (options.provisioned ? provision : installResources)(options.dir, options.credentials);
 	for (;;) {
 		const board = new Board({
 			dir: options.dir,
@@ -119,10 +124,11 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					// op: persistent writes so far, over all boots (a cut at op + 1 lands right after this transition).
 					emit({ event: "state", state: status.state, result: status.result, op: ops + board.power.ops });
 				}
-				else if (kind === "report.result") emit({ event: "result", updateId: args[0], result: args[1], version: args[2] });
+				else if (kind === "report.result") emit({ event: "result", updateId: args[0], result: args[1], version: args[2], ...(args[3] ? { reason: args[3] } : {}) });
 				else if (kind === "report.maintenance")
 					emit({ event: "maintenance", status: args[0], kind: args[1], ...(args[2] !== undefined ? { nextStart: args[2] } : {}), at: board.clock.wallTime });
 				else if (kind === "report.shutdown") emit({ event: "shutdown", at: board.clock.wallTime });
+				else if (kind === "report.unreachable") emit({ event: "unreachable", reason: args[0] });
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});

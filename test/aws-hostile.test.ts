@@ -390,7 +390,7 @@ test("a lost $next/get answer is asked again every retryMs, 5 times at most; an 
 	};
 	const nexts: (JobExecution | undefined)[] = [];
 	const client = new JobsClient(connector, clock, () => {}, { ...defaultJobsOptions, host: "h", port: 1, thing: "t", random: () => 0.5, tokenPrefix: "p" },
-		{ connected() {}, next: (execution) => void nexts.push(execution), statusHeld() {}, message: () => false });
+		{ connected() {}, next: (execution) => void nexts.push(execution), statusHeld() {}, message: () => false, failed() {} });
 	const asked = () => published.filter((topic) => topic === "$aws/things/t/jobs/$next/get").length;
 	client.start();
 	handler!.ready();

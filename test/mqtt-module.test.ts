@@ -18,7 +18,7 @@ test.before(async () => { broker = await startAedes(); });
 test.after(async () => { await broker.close(); });
 
 function spec(overrides: Partial<MqttSpec> = {}): MqttSpec {
-	return { host: "127.0.0.1", port: broker.port, clientId: `board-${Math.random().toString(16).slice(2, 8)}`, keepalive: 0, secure: false, ...overrides };
+	return { host: "127.0.0.1", port: broker.port, clientId: `board-${Math.random().toString(16).slice(2, 8)}`, keepalive: 0, secure: undefined, ...overrides };
 }
 
 /** The next event from the network, waiting for it in real time like the run loop does. */
@@ -80,7 +80,11 @@ test("a refused connection reports closed", async () => {
 	const event = (await nextEvent(network)).event;
 	assert.is(event.message, "closed");
 	assert.match(event.reason!, /ECONNREFUSED/);
-	assert.throws(() => network.open(3, spec({ secure: true })), /tls is not simulated/);
+	// A device that ships no CA certificate trusts no server: refused before connecting.
+	network.open(3, spec({ secure: { serverName: "127.0.0.1" } }));
+	const untrusted = (await nextEvent(network)).event;
+	assert.is(untrusted.message, "closed");
+	assert.is(untrusted.reason, "tls: no trusted ca certificate");
 });
 
 test("the run loop waits for a connection only while the device has a timer, or briefly after traffic", async () => {

@@ -52,6 +52,15 @@ function verifySignature(bytes: Uint8Array, signatureLength: number): boolean {
 
 const espErrOtaValidateFailed = 0x1503;
 
+/** The app's resources, as built into the firmware: files in the board folder's resources/ (null: none). */
+export const resourcesFolder = "resources";
+
+function readResource(dir: string, name: unknown): Uint8Array | null {
+	if (typeof name !== "string" || !/^[\w.-]+$/.test(name)) return null;
+	const file = `${dir}/${resourcesFolder}/${name}`;
+	return fs.existsSync(file) ? new Uint8Array(fs.readFileSync(file)) : null;
+}
+
 export class Board {
 	readonly power: PowerSupply;
 	readonly storage: BoardStorage;
@@ -63,6 +72,7 @@ export class Board {
 	rolledBack = false;
 	readonly config: Record<string, unknown>;
 	restartRequested = false;
+	readonly #dir: string;
 	readonly #online: (wallTime: number) => boolean;
 	#report: (kind: string, args: unknown[]) => void;
 	#nextId = 1;
@@ -80,6 +90,7 @@ export class Board {
 		this.#report = options.report ?? (() => {});
 		this.#online = options.online ?? (() => true);
 		this.runningSlot = options.previousSlot ?? 0;
+		this.#dir = options.dir;
 	}
 
 	/** The bootloader: picks the slot (its otadata writes can be cut like any other). */
@@ -135,6 +146,7 @@ export class Board {
 				return existed;
 			}
 			case "time.now": return this.clock.wallTime;
+			case "resource.read": return readResource(this.#dir, args[0]);
 			case "http.request": {
 				const id = this.#nextId++;
 				this.network.open(id, args[0] as RequestSpec);
@@ -194,6 +206,7 @@ export class Board {
 			case "report.progress":
 			case "report.maintenance":
 			case "report.shutdown":
+			case "report.unreachable":
 				return this.#report(op, args);
 			case "report.result":
 				this.#report(op, args);

@@ -6,12 +6,17 @@
 	ignored, incoming QoS 1 gets no PUBACK. The device's own close() sends DISCONNECT and reports nothing.
 	Events are queued for the board's run loop.
 
+	A secure connection (mqtts) speaks TLS (tls.ts) with the device's client certificate and sends CONNECT
+	once the handshake is done; a failed handshake closes it with its reason.
+
 	Keepalive runs on real time, not the virtual clock: the broker counts real seconds, and while a connection
 	is open the run loop only lets virtual time pass at real speed (see waitFor).
 */
 
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { generate, parser, type Packet } from "mqtt-packet";
+import { connectOptions, tlsFailure, type SecureSpec } from "./tls";
 import { EventQueue } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
@@ -30,7 +35,7 @@ export interface MqttSpec {
 	password?: string;
 	/** Seconds; 0 turns keepalive off. */
 	keepalive: number;
-	secure: boolean;
+	secure: SecureSpec | undefined;
 }
 
 /**
@@ -51,9 +56,12 @@ class Connection {
 	#packetId = 0;
 	#keepalive: NodeJS.Timeout | undefined;
 
-	constructor(readonly id: number, readonly network: MqttNetwork, spec: MqttSpec) {
-		this.socket = net.connect({ host: spec.host === "localhost" ? "127.0.0.1" : spec.host, port: spec.port });
-		this.socket.on("connect", () => {
+	constructor(readonly id: number, readonly network: MqttNetwork, spec: MqttSpec, secure: tls.ConnectionOptions | undefined) {
+		const host = spec.host === "localhost" ? "127.0.0.1" : spec.host;
+		this.socket = secure ? tls.connect({ ...secure, host }) : net.connect({ host, port: spec.port });
+		let connected = false;
+		this.socket.on(secure ? "secureConnect" : "connect", () => {
+			connected = true;
 			this.write({
 				cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: spec.clientId,
 				keepalive: spec.keepalive, username: spec.user, password: spec.password === undefined ? undefined : Buffer.from(spec.password),
@@ -61,7 +69,10 @@ class Connection {
 			if (spec.keepalive > 0) this.#startKeepalive(spec.keepalive * 1000);
 		});
 		this.socket.on("data", (data) => this.receive(data));
-		this.socket.on("error", (error: NodeJS.ErrnoException) => this.fail(`socket error ${error.code ?? error.message}`));
+		this.socket.on("error", (error: NodeJS.ErrnoException) => {
+			const reason = secure && !connected ? tlsFailure(error, { mutual: true, sent: secure.cert !== undefined }) : undefined;
+			this.fail(reason ?? `socket error ${error.code ?? error.message}`);
+		});
 		this.socket.on("close", () => this.fail("connection closed by peer"));
 		this.#parser.on("packet", (packet) => this.packet(packet));
 		this.#parser.on("error", (error) => this.fail(`bad packet: ${error.message}`));
@@ -174,8 +185,10 @@ export class MqttNetwork {
 	}
 
 	open(id: number, spec: MqttSpec): void {
-		if (spec.secure) throw new Error("tls is not simulated: use mqtt on the simulated board");
-		this.#connections.set(id, new Connection(id, this, spec));
+		const secure = spec.secure ? connectOptions(spec.secure, spec.host, spec.port) : undefined;
+		// Refused before any byte is sent (no trust anchor, unusable credentials): closed, as an event.
+		if (typeof secure === "string") return this.queue({ id, message: "closed", reason: secure });
+		this.#connections.set(id, new Connection(id, this, spec, secure));
 	}
 
 	publish(id: number, topic: string, payload: Uint8Array, qos = 0, retain = false): void {

@@ -3,9 +3,13 @@
 	connect → send (Connection: close, Host without port) → status → one event per header (name lower-cased)
 	→ headers complete → body fragments of at most `fragmentBytes` → complete, or error (-2) when the
 	connection drops before the announced length. Events are queued for the board's run loop.
+	A secure request speaks TLS (tls.ts) and sends once the handshake is done; a failed handshake is an error
+	whose value is its reason.
 */
 
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { connectOptions, tlsFailure, type SecureSpec } from "./tls";
 import { EventQueue } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
@@ -22,7 +26,7 @@ export interface RequestSpec {
 	path: string;
 	method: string;
 	headers: string[];
-	secure: boolean;
+	secure: SecureSpec | undefined;
 }
 
 /** Body bytes per fragment: one TCP segment on Ethernet-sized frames, as lwIP hands them to Moddable. */
@@ -39,10 +43,13 @@ class Exchange {
 	chunkLeft = 0;
 	chunkPhase: "size" | "data" | "crlf" | "trailer" = "size";
 	headersSize = 0;
+	connected = false;
 
-	constructor(readonly id: number, readonly network: HttpNetwork, spec: RequestSpec) {
-		this.socket = net.connect({ host: spec.host === "localhost" ? "127.0.0.1" : spec.host, port: spec.port });
-		this.socket.on("connect", () => {
+	constructor(readonly id: number, readonly network: HttpNetwork, spec: RequestSpec, secure: tls.ConnectionOptions | undefined) {
+		const host = spec.host === "localhost" ? "127.0.0.1" : spec.host;
+		this.socket = secure ? tls.connect({ ...secure, host }) : net.connect({ host, port: spec.port });
+		this.socket.on(secure ? "secureConnect" : "connect", () => {
+			this.connected = true;
 			const lines = [`${spec.method} ${spec.path} HTTP/1.1`, "Connection: close"];
 			let host = true;
 			for (let i = 0; i + 1 < spec.headers.length; i += 2) {
@@ -53,7 +60,10 @@ class Exchange {
 			this.socket.write(lines.join("\r\n") + "\r\n\r\n");
 		});
 		this.socket.on("data", (data) => this.receive(data));
-		this.socket.on("error", () => this.finish(false));
+		this.socket.on("error", (error: NodeJS.ErrnoException) => {
+			const reason = secure && !this.connected ? tlsFailure(error, { mutual: false, sent: false }) : undefined;
+			this.finish(false, reason);
+		});
 		this.socket.on("close", () => {
 			if (this.phase === "body" && !this.chunked) this.parsePlain(true);
 			this.finish(this.phase === "body" && this.remaining === undefined && !this.chunked);
@@ -150,10 +160,11 @@ class Exchange {
 		this.network.queue({ id: this.id, message, value, etc });
 	}
 
-	finish(ok: boolean): void {
+	finish(ok: boolean, reason?: string): void {
 		if (this.phase === "done") return;
 		this.phase = "done";
-		this.emit(ok ? 5 : -2);
+		if (ok) this.emit(5);
+		else this.emit(-2, reason);
 		this.close();
 	}
 
@@ -183,8 +194,10 @@ export class HttpNetwork {
 	}
 
 	open(id: number, spec: RequestSpec): void {
-		if (spec.secure) throw new Error("tls is not simulated: use http on the simulated board");
-		this.#exchanges.set(id, new Exchange(id, this, spec));
+		const secure = spec.secure ? connectOptions(spec.secure, spec.host, spec.port) : undefined;
+		// Refused before any byte is sent (no trust anchor, unusable credentials): the error comes as an event.
+		if (typeof secure === "string") return this.queue({ id, message: -2, value: secure });
+		this.#exchanges.set(id, new Exchange(id, this, spec, secure));
 	}
 
 	close(id: number): void {

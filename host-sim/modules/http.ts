@@ -1,6 +1,8 @@
 // The Moddable "http" Request over the board's sockets: same messages, same order, body streamed in
-// fragments that the callback reads with read(ArrayBuffer).
+// fragments that the callback reads with read(ArrayBuffer). With `Socket` (SecureSocket) it is HTTPS; where
+// Moddable only traces why a handshake failed, the error message (-2) here carries that reason as its value.
 import { call, listen, unlisten } from "./host";
+import { secureSpec, type SecureDictionary } from "./secure-spec";
 
 interface RequestOptions {
 	host: string;
@@ -8,7 +10,8 @@ interface RequestOptions {
 	path: string;
 	method?: string;
 	headers?: (string | number)[];
-	secure?: unknown;
+	Socket?: unknown;
+	secure?: SecureDictionary;
 }
 
 export class Request {
@@ -31,7 +34,7 @@ export class Request {
 			path: options.path,
 			method: options.method ?? "GET",
 			headers: (options.headers ?? []).map(String),
-			secure: options.secure !== undefined,
+			secure: options.Socket ? { serverName: options.host, ...secureSpec(options.secure ?? {}) } : undefined,
 		});
 		listen(this.#id, (event: { message: number; value?: unknown; etc?: unknown }, data) => {
 			if (event.message < 0 || event.message === Request.responseComplete) unlisten(this.#id);

@@ -1,6 +1,9 @@
 // The Moddable "mqtt" Client over the board's MQTT connections: QoS 0, no reconnect, callbacks that may
 // throw without harm (Moddable swallows their exceptions; here they are also logged, so tests see them).
+// With `Socket` (SecureSocket) it is MQTT over TLS; onClose receives the reason a handshake failed, which
+// Moddable only traces.
 import { call, callWithData, listen, unlisten } from "./host";
+import { secureSpec, type SecureDictionary } from "./secure-spec";
 
 interface ClientOptions {
 	host: string;
@@ -11,7 +14,7 @@ interface ClientOptions {
 	/** Keepalive in milliseconds; 0 or absent: none. */
 	timeout?: number;
 	Socket?: unknown;
-	secure?: unknown;
+	secure?: SecureDictionary;
 }
 
 type Event = { message: "ready" | "message" | "closed"; topic?: string; reason?: string };
@@ -19,7 +22,7 @@ type Event = { message: "ready" | "message" | "closed"; topic?: string; reason?:
 export default class Client {
 	onReady: (() => void) | undefined;
 	onMessage: ((topic: string, payload: ArrayBuffer) => void) | undefined;
-	onClose: (() => void) | undefined;
+	onClose: ((reason?: string) => void) | undefined;
 	// Moddable's states: 0 connecting, 2 connected (CONNACK), -1 closed.
 	#state = 0;
 	#id: number;
@@ -33,7 +36,7 @@ export default class Client {
 			user: options.user || undefined,
 			password: options.password || undefined,
 			keepalive: Math.floor(((options.timeout ?? 0) + 999) / 1000),
-			secure: options.secure !== undefined || options.Socket !== undefined,
+			secure: options.Socket ? { serverName: options.host, ...secureSpec(options.secure ?? {}) } : undefined,
 		});
 		listen(this.#id, (event: Event, data) => this.#event(event, data));
 	}
@@ -77,7 +80,7 @@ export default class Client {
 		this.#state = -1;
 		unlisten(this.#id);
 		call("log", `MQTT FAIL: ${event.reason ?? "closed"}`);
-		this.#callback("onClose", () => this.onClose?.());
+		this.#callback("onClose", () => this.onClose?.(event.reason));
 	}
 
 	#callback(name: string, run: () => void): void {

@@ -1,4 +1,4 @@
-// Stand-in for Moddable's SecureSocket, so the device's https path compiles and runs to the board: the
-// simulated board has no TLS and refuses a secure request ("tls is not simulated"), ending in a retry.
+// Moddable's SecureSocket, as the device names it: the Request and Client emulations see it as their
+// `Socket` and let the board's sockets speak TLS (Node's tls) with the `secure` dictionary's options.
 const SecureSocket = {};
 export default SecureSocket;

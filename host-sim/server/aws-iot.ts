@@ -17,6 +17,7 @@ import { JobsService, type JobExecution } from "./aws-jobs";
 import { checkStreamIds, StreamsService, type StreamFaults, type StreamFormat, type StreamStats } from "./aws-streams";
 import { externalLink, startAedes, type AedesBroker, type BrokerLink } from "./mqtt-broker";
 import { MqttLink } from "./mqtt-link";
+import type { ServerTls } from "./server-tls";
 import { seeded } from "../random";
 
 export const controlTopics = {
@@ -54,6 +55,8 @@ export interface AwsIotOptions {
 	broker?: "aedes" | { url: string };
 	/** Port for the aedes listener; default: any free one. */
 	port?: number;
+	/** The aedes listener speaks MQTT over TLS only, as AWS IoT Core does (client certificates with clientCaPem). */
+	tls?: ServerTls;
 	faults?: MqttFaults & StreamFaults;
 	/** Stream errors as {o, m, c} (default, as documented) or the older {code, message, clientToken}. */
 	streamErrorFields?: "short" | "long";
@@ -106,6 +109,8 @@ export interface AwsIot {
 	restartBroker(): Promise<void>;
 	/** Resolves once every message the service has queued so far is with the broker. */
 	settled(): Promise<void>;
+	/** aedes with TLS and ALPN only: the protocols clients were accepted with. */
+	alpnSeen(): string[];
 	close(): Promise<void>;
 }
 
@@ -122,7 +127,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 	let aedes: AedesBroker | undefined;
 	let link: BrokerLink, url: string;
 	if (options.broker === undefined || options.broker === "aedes") {
-		aedes = await startAedes({ port: options.port });
+		aedes = await startAedes({ port: options.port, tls: options.tls });
 		link = aedes.link;
 		url = aedes.url;
 	}
@@ -203,6 +208,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 		faults,
 		restartBroker,
 		settled: () => outbox.settled(),
+		alpnSeen: () => aedes?.alpnSeen() ?? [],
 		close: () => (closing ??= (async () => {
 			outbox.stop();
 			await link.close();

@@ -3,6 +3,8 @@
 import { createHash } from "node:crypto";
 import { open, realpath, type FileHandle } from "node:fs/promises";
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createSecureServer } from "node:https";
+import { serverTlsOptions, type ServerTls } from "./server-tls";
 import type { AddressInfo } from "node:net";
 import { join, sep } from "node:path";
 
@@ -27,7 +29,7 @@ export type UpdateServer = {
 	faults: ServerFaults;
 };
 
-export type UpdateServerOptions = { dir: string; port?: number; host?: string; faults?: ServerFaults };
+export type UpdateServerOptions = { dir: string; port?: number; host?: string; faults?: ServerFaults; tls?: ServerTls };
 
 type ServedFile = { handle: FileHandle; size: number; lastModified: string; strongEtag: string };
 
@@ -43,10 +45,11 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
 	const faults: ServerFaults = options.faults ?? {};
 	const etags = new EtagCache();
 
-	const server = createServer((request, response) => {
+	const handler = (request: IncomingMessage, response: ServerResponse) => {
 		stats.requests++;
 		handleRequest(request, response, { root, faults, stats, etags }).catch(() => response.destroy());
-	});
+	};
+	const server = options.tls ? createSecureServer(serverTlsOptions(options.tls), handler) : createServer(handler);
 	await new Promise<void>((done, fail) => {
 		server.once("error", fail);
 		server.listen(options.port ?? 0, host, () => { server.off("error", fail); done(); });
@@ -60,7 +63,7 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
 		// Keep-alive and half-sent responses would otherwise hold close() open.
 		server.closeAllConnections();
 	}));
-	return { url: `http://${urlHost}:${port}`, port, close, stats, faults };
+	return { url: `${options.tls ? "https" : "http"}://${urlHost}:${port}`, port, close, stats, faults };
 }
 
 type Context = { root: string; faults: ServerFaults; stats: ServerStats; etags: EtagCache };

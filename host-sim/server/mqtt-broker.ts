@@ -5,6 +5,8 @@
 
 import { Aedes, type AedesPublishPacket } from "aedes";
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { serverTlsOptions, type ServerTls } from "./server-tls";
 import { MqttLink } from "./mqtt-link";
 
 export interface BrokerLink {
@@ -21,20 +23,33 @@ export interface AedesBroker {
 	port: number;
 	/** The emulator's own door into the broker: no socket, so it survives restart(). */
 	link: BrokerLink;
+	/** ALPN protocols TLS clients were accepted with (a listener that requires ALPN only). */
+	alpnSeen(): string[];
 	/** Closes the listener and drops every client, then listens again on the same port. */
 	restart(): Promise<void>;
 	close(): Promise<void>;
 }
 
-export async function startAedes(options: { port?: number; host?: string } = {}): Promise<AedesBroker> {
+/** With `tls`, MQTT over TLS (mqtts://) only, client certificates required when it names their CA. */
+export async function startAedes(options: { port?: number; host?: string; tls?: ServerTls } = {}): Promise<AedesBroker> {
 	const host = options.host ?? "127.0.0.1";
 	const aedes = await Aedes.createBroker({ heartbeatInterval: 3_600_000 });
 	const sockets = new Set<net.Socket>();
-	const server = net.createServer((socket) => {
+	const alpn = options.tls?.alpn, alpnSeen = new Set<string>();
+	const accept = (socket: net.Socket) => {
+		// Like AWS IoT Core on 443: MQTT only for a client that asked for it by ALPN.
+		if (alpn) {
+			const protocol = (socket as tls.TLSSocket).alpnProtocol;
+			if (typeof protocol !== "string" || !alpn.includes(protocol)) return socket.destroy();
+			alpnSeen.add(protocol);
+		}
 		sockets.add(socket);
 		socket.once("close", () => sockets.delete(socket));
 		aedes.handle(socket);
-	});
+	};
+	const server = options.tls ? tls.createServer(serverTlsOptions(options.tls), accept) : net.createServer(accept);
+	// A refused handshake is the client's problem, not the broker's.
+	server.on("tlsClientError", () => {});
 	const listen = (port: number) => new Promise<void>((done, fail) => {
 		server.once("error", fail);
 		server.listen(port, host, () => { server.off("error", fail); done(); });
@@ -49,9 +64,10 @@ export async function startAedes(options: { port?: number; host?: string } = {})
 	};
 	let closing: Promise<void> | undefined;
 	return {
-		url: `mqtt://${host}:${port}`,
+		url: `${options.tls ? "mqtts" : "mqtt"}://${host}:${port}`,
 		port,
 		link: aedesLink(aedes),
+		alpnSeen: () => [...alpnSeen],
 		async restart() {
 			await stopListening();
 			await listen(port);

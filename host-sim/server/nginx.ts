@@ -1,6 +1,6 @@
 // Runs the system nginx as a real reference peer for resumable downloads: one foreground process,
 // everything it writes kept in a temp prefix so it runs as root without touching /var or /etc.
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pickFreePort, portIsFree, quote, startPeer } from "./peer-process";
@@ -9,14 +9,22 @@ const nginxBinary = "/usr/sbin/nginx";
 
 export type NginxServer = { url: string; port: number; close(): Promise<void> };
 
-export async function startNginx(options: { dir: string; port?: number }): Promise<NginxServer> {
+/** With tls, nginx serves HTTPS: certPem is sent as it is, so a chain file sends the intermediate too. */
+export type NginxTls = { certPem: string; keyPem: string };
+
+export async function startNginx(options: { dir: string; port?: number; tls?: NginxTls }): Promise<NginxServer> {
 	if (!existsSync(nginxBinary)) throw new Error("nginx not installed (apt-get install nginx-light)");
 	const port = options.port || await pickFreePort();
 	// Otherwise whatever holds the port would answer the readiness probe in nginx's place.
 	if (options.port && !await portIsFree(port)) throw new Error(`port ${port} is in use`);
 	const prefix = mkdtempSync(join(tmpdir(), "xs-ota-nginx-"));
 	const configPath = join(prefix, "nginx.conf");
-	writeFileSync(configPath, nginxConfig(prefix, resolve(options.dir), port));
+	// Like every other file nginx opens, its certificate and key live in the prefix and go with it.
+	if (options.tls) {
+		copyFileSync(options.tls.certPem, join(prefix, "cert.pem"));
+		copyFileSync(options.tls.keyPem, join(prefix, "key.pem"));
+	}
+	writeFileSync(configPath, nginxConfig(prefix, resolve(options.dir), port, !!options.tls));
 	const { close } = await startPeer({
 		name: "nginx",
 		binary: nginxBinary,
@@ -25,10 +33,10 @@ export async function startNginx(options: { dir: string; port?: number }): Promi
 		port,
 		pidFile: join(prefix, "nginx.pid"),
 	});
-	return { url: `http://127.0.0.1:${port}`, port, close };
+	return { url: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`, port, close };
 }
 
-function nginxConfig(prefix: string, root: string, port: number): string {
+function nginxConfig(prefix: string, root: string, port: number, tls: boolean): string {
 	const at = (name: string) => quote(join(prefix, name));
 	return `daemon off;
 master_process off;
@@ -46,7 +54,9 @@ http {
 	types {}
 	default_type application/octet-stream;
 	server {
-		listen 127.0.0.1:${port};
+		listen 127.0.0.1:${port}${tls ? ` ssl;
+		ssl_certificate ${at("cert.pem")};
+		ssl_certificate_key ${at("key.pem")};` : ";"}
 		root ${quote(root)};
 		location / { }
 	}

@@ -33,6 +33,8 @@ export interface PeerOptions {
 	/** The temp folder holding the peer's files; removed when it stops. */
 	prefix: string;
 	port: number;
+	/** Further ports the peer listens on, which must accept too before it counts as started. */
+	otherPorts?: number[];
 	/** Where the peer writes its pid, for a SIGKILL when SIGTERM is ignored. */
 	pidFile?: string;
 }
@@ -73,7 +75,7 @@ export async function startPeer(options: PeerOptions): Promise<PeerProcess> {
 	const close = () => (stopping ??= stop());
 
 	try {
-		await waitUntilListening(port, () => spawnError?.message ?? (child.exitCode !== null || child.signalCode !== null ? "exited" : undefined));
+		await waitUntilListening([port, ...options.otherPorts ?? []], () => spawnError?.message ?? (child.exitCode !== null || child.signalCode !== null ? "exited" : undefined));
 	} catch (error) {
 		await close();
 		const detail = stderr.trim() || (error as Error).message;
@@ -114,12 +116,12 @@ function bindBriefly(port: number): Promise<number | undefined> {
 	});
 }
 
-async function waitUntilListening(port: number, whyStopped: () => string | undefined): Promise<void> {
+async function waitUntilListening(ports: number[], whyStopped: () => string | undefined): Promise<void> {
 	const deadline = Date.now() + startupDeadlineMs;
 	for (;;) {
 		const stopped = whyStopped();
 		if (stopped) throw new Error(stopped);
-		if (await accepts(port)) return;
+		if ((await Promise.all(ports.map(accepts))).every(Boolean)) return;
 		if (Date.now() > deadline) throw new Error("port never accepted connections");
 		await new Promise((done) => setTimeout(done, 20));
 	}
