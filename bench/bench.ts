@@ -1,7 +1,8 @@
 /*
-	npm run bench: one run of the host-simulator benchmarks, side by side, over both transports: an HTTP pull
+	npm run bench: one run of the host-simulator benchmarks, side by side, over both transports: an HTTP(S) pull
 	and an AWS IoT job with an MQTT stream (in-process aedes emulator, 4 KiB blocks, JSON and CBOR).
-	  1. update throughput on loopback, node and xs engines, against a plain Node download of the same bytes
+	  1. update throughput on loopback, node and xs engines, HTTP and HTTPS (the same server with a test PKI's
+	     chain), against a plain Node download of the same bytes
 	  2. bytes (HTTP) or blocks (MQTT) re-fetched per power cut; HTTP for three checkpoint intervals
 	  3. persistent writes per MiB, for the same runs
 	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection (MQTT: after)
@@ -22,6 +23,7 @@ import { startAwsIot } from "../host-sim/server/aws-iot";
 import { startUpdateServer } from "../host-sim/server/http-server";
 import { RecordStore } from "../src/agent/record";
 import { seeded } from "../test/support/sim";
+import { makePki } from "../test/support/pki";
 
 const KiB = 1024, MiB = 1024 * KiB;
 const repeats = 3;
@@ -41,7 +43,7 @@ const quickMqtt = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 10
 type Format = (typeof formats)[number];
 type Published = { url: string; sha256: string; length: number; bytes: Uint8Array };
 /** How one update reaches a board: the HTTP URL, or a fresh thing with its own job. */
-type Delivery = { transport: "http" } | { transport: "mqtt"; format: Format };
+type Delivery = { transport: "http" } | { transport: "https" } | { transport: "mqtt"; format: Format };
 type UpdateTiming = { downloadVerifyMs: number; downloadMs: number; downloadMiBps: number; wholeMs: number; receivedPerByte: number };
 type CutRun = { cutAt: number; kind: string; refetched: number };
 type IntervalResult = {
@@ -84,6 +86,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-bench-"));
 const www = path.join(work, "www");
 fs.mkdirSync(www);
 const server = await startUpdateServer({ dir: www, port: 0 });
+const pki = makePki(work);
+const secureServer = await startUpdateServer({ dir: www, port: 0, tls: { certPem: pki.server.chainPem, keyPem: pki.server.keyPem } });
 const aws = await startAwsIot({});
 const pristine: Record<BoardLayout, string> = { "4MB": path.join(work, "pristine-4mb"), "16MB": path.join(work, "pristine-16mb") };
 let boards = 0, things = 0;
@@ -109,6 +113,7 @@ try {
 		return timings;
 	};
 	const throughput = await throughputOf({ transport: "http" });
+	const httpsThroughput = await throughputOf({ transport: "https" });
 	const mqttThroughput = {} as Record<Format, Timings>;
 	for (const format of formats) mqttThroughput[format] = await throughputOf({ transport: "mqtt", format });
 	await plainDownload(image);
@@ -136,6 +141,11 @@ try {
 			heap[kind][size] = await heapRun(size === "1MiB" ? image : largeImage, kind === "live", { transport: "http" });
 		}
 	}
+	const httpsHeap = {} as HeapResults["live"];
+	for (const size of heapSizes) {
+		note(`xs heap, ${size}, live, HTTPS`);
+		httpsHeap[size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "https" });
+	}
 	const mqttHeap = {} as MqttHeapResults;
 	for (const format of formats) {
 		mqttHeap[format] = {} as MqttHeapResults[Format];
@@ -153,6 +163,10 @@ try {
 		imageBytes: image.length,
 		seconds: (performance.now() - started) / 1000,
 		throughput,
+		https: {
+			throughput: httpsThroughput,
+			heapLive: Object.fromEntries(heapSizes.map((size) => [size, { peak: httpsHeap[size].peak, steady: httpsHeap[size].steady, downloadSamples: httpsHeap[size].samples.length }])),
+		},
 		plainDownload: plain,
 		intervals: cuts,
 		heap: Object.fromEntries(heapKinds.map((kind) => [kind, Object.fromEntries(heapSizes.map((size) => {
@@ -171,7 +185,7 @@ try {
 			}))])),
 		},
 	};
-	const markdown = renderMarkdown(results, heap, mqttHeap);
+	const markdown = renderMarkdown(results, heap, httpsHeap, mqttHeap);
 	fs.writeFileSync(new URL("./results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
 	fs.writeFileSync(new URL("./results.md", import.meta.url), markdown);
 	fs.writeFileSync(new URL("./heap.svg", import.meta.url), renderHeapSvg(heap, mqttHeap));
@@ -181,6 +195,7 @@ try {
 finally {
 	await aws.close();
 	await server.close();
+	await secureServer.close();
 	fs.rmSync(work, { recursive: true, force: true });
 }
 
@@ -192,12 +207,14 @@ function publish(size: number): Published {
 }
 
 function describe(delivery: Delivery): string {
-	return delivery.transport === "http" ? "HTTP" : `MQTT ${delivery.format.toUpperCase()}`;
+	return delivery.transport === "mqtt" ? `MQTT ${delivery.format.toUpperCase()}` : delivery.transport.toUpperCase();
 }
 
 /** Device options for one update: the URL, or a fresh thing with a new job for `target`. */
 function deliver(target: Published, delivery: Delivery): { options: Partial<DeviceOptions>; thing?: string; jobId?: string } {
 	if (delivery.transport === "http") return { options: { url: target.url } };
+	if (delivery.transport === "https")
+		return { options: { url: target.url.replace(server.url, secureServer.url), credentials: { ca: pki.root.certDer } } };
 	const thing = `bench-${delivery.format}-${++things}`;
 	const { jobId } = aws.createJob(thing, { image: target.bytes, form: "fota", version: "2.0.0", streamFormat: delivery.format });
 	const config = { ...quickMqtt, blockSize, streamFormat: delivery.format };
@@ -421,13 +438,14 @@ type Results = {
 	imageBytes: number;
 	seconds: number;
 	throughput: Record<(typeof engines)[number], UpdateTiming>;
+	https: { throughput: Record<(typeof engines)[number], UpdateTiming> };
 	plainDownload: { ms: number; MiBps: number };
 	intervals: IntervalResult[];
 	projection: ReturnType<typeof project>;
 	mqtt: { throughput: Record<Format, Record<(typeof engines)[number], UpdateTiming>>; cuts: Record<Format, MqttCutResult> };
 };
 
-function renderMarkdown(results: Results, heap: HeapResults, mqttHeap: MqttHeapResults): string {
+function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults): string {
 	const fixed = (n: number, digits = 1) => n.toFixed(digits);
 	const int = (n: number) => Math.round(n).toLocaleString("en-US");
 	const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
@@ -454,6 +472,7 @@ function renderMarkdown(results: Results, heap: HeapResults, mqttHeap: MqttHeapR
 		"",
 		table(["", "download MiB/s", "plain Node is faster by", "download + verify ms", "whole update ms", "received ÷ image"], [
 			...engines.map((engine) => speedRow(`HTTP, ${engine} engine`, results.throughput[engine])),
+			...engines.map((engine) => speedRow(`HTTPS, ${engine} engine`, results.https.throughput[engine])),
 			...formats.flatMap((format) => engines.map((engine) => speedRow(`MQTT ${format.toUpperCase()}, ${engine} engine`, mqtt.throughput[format][engine]))),
 			["plain Node: http.get → file (no verify)", fixed(plain.MiBps), "–", int(plain.ms), "–", "1.00"],
 		]),
@@ -476,10 +495,13 @@ function renderMarkdown(results: Results, heap: HeapResults, mqttHeap: MqttHeapR
 		"**XS heap slots** (xsnap `currentHeapCount`; a slot is 32 B on x86-64, 16 B on ESP32) after each delivered event. Steady: "
 			+ "median over the second half of the download. Metered: as XS reports it, garbage included, as XS collects only when its "
 			+ "256 K-slot heap is full. Live: with `gc()` before each reading (a bench-only engine option). Peak: over the whole "
-			+ "update, both boots.",
+			+ "update, both boots. HTTPS: the simulated board does TLS in Node, so its row shows what the agent adds (credentials "
+			+ "read per connection), not the TLS stack itself: Moddable's SecureSocket runs in XS on the device and needs, by "
+			+ "its documentation, about 6 KB of slot heap and 10 KB of chunk heap free during a handshake (README: Security).",
 		"",
 		table(["", "1 MiB: peak", "steady", "4 MiB: peak", "steady", "4 MiB ÷ 1 MiB: peak", "steady"], [
 			...heapKinds.map((kind) => heapRow(`HTTP, ${kind}`, heap[kind]["1MiB"], heap[kind]["4MiB"])),
+			heapRow("HTTPS, live", httpsHeap["1MiB"], httpsHeap["4MiB"]),
 			...formats.map((format) => heapRow(`MQTT ${format.toUpperCase()}, live`, mqttHeap[format]["1MiB"], mqttHeap[format]["4MiB"])),
 		]),
 		"",
