@@ -42,10 +42,12 @@ export type AppImageOptions = {
 	version: string;
 	chip?: keyof typeof chipIds;
 	projectName?: string;
+	/** Append the SHA-256 (as ESP-IDF does by default); false: the image ends with its checksum. */
+	hashAppended?: boolean;
 };
 
 export function makeAppImage(options: AppImageOptions): Uint8Array {
-	const { size, version, chip = "esp32", projectName = "xs-ota-app" } = options;
+	const { size, version, chip = "esp32", projectName = "xs-ota-app", hashAppended = true } = options;
 	if (!Number.isInteger(size) || size <= 0 || size > 16 * 1024 * 1024) throw new Error("bad size");
 	const chipId = chipIds[chip];
 	if (chipId === undefined) throw new Error("unknown chip");
@@ -72,7 +74,7 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 	image[8] = 0xee; // WP pin: not used
 	view.setUint16(12, chipId, true);
 	view.setUint16(17, 399, true); // max full chip revision v3.99
-	image[23] = 1; // SHA-256 appended
+	image[23] = hashAppended ? 1 : 0;
 
 	let offset = headerLength;
 	let xor = 0;
@@ -90,6 +92,7 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 	// Zero padding (already zero), checksum ending a 16-byte line, then the hash of all before it.
 	const checksumOffset = total - hashLength - 1;
 	image[checksumOffset] = checksumSeed ^ xor;
+	if (!hashAppended) return image.slice(0, checksumOffset + 1);
 	image.set(createHash("sha256").update(image.subarray(0, checksumOffset + 1)).digest(), checksumOffset + 1);
 	return image;
 }

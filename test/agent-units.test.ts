@@ -4,7 +4,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FirmwareObject, Result, State, canTransition } from "../src/agent/firmware-object";
 import { RecordStore, decodeRecord, emptyRecord, encodeRecord, encodedLength, recordKeys, type DownloadRecord } from "../src/agent/record";
-import { decide, parseContentRange, requestHeaders } from "../src/agent/resume";
+import { decide, isStrongEtag, parseContentRange, requestHeaders } from "../src/agent/resume";
+import { retryAfterMs } from "../src/agent/download";
 import { parseUrl, resolveLocation } from "../src/agent/url";
 import { MemoryStore } from "./support/memory-store";
 
@@ -78,21 +79,43 @@ test("record store: alternates keys, keeps the newest, survives losing either co
 	assert.ok(log.some((line) => line.includes("crc mismatch")) && log.some((line) => line.includes("not a buffer")));
 });
 
-test("resume: asks a range only with a strong validator", () => {
-	assert.equal(requestHeaders({ committed: 4096, etag: '"x"', totalSize: 9000 }), ["Range", "bytes=4096-", "If-Range", '"x"']);
-	assert.equal(requestHeaders({ committed: 4096, etag: 'W/"x"', totalSize: 9000 }), []);
-	assert.equal(requestHeaders({ committed: 4096, etag: "", totalSize: 9000 }), []);
-	assert.equal(requestHeaders({ committed: 0, etag: '"x"', totalSize: 9000 }), []);
+test("resume: asks a range only with a strong validator, and always the identity encoding", () => {
+	const identity = ["Accept-Encoding", "identity"];
+	assert.equal(requestHeaders({ committed: 4096, etag: '"x"', totalSize: 9000 }), [...identity, "Range", "bytes=4096-", "If-Range", '"x"']);
+	assert.equal(requestHeaders({ committed: 4096, etag: 'W/"x"', totalSize: 9000 }), identity);
+	assert.equal(requestHeaders({ committed: 4096, etag: "", totalSize: 9000 }), identity);
+	assert.equal(requestHeaders({ committed: 0, etag: '"x"', totalSize: 9000 }), identity);
+});
+
+test("resume: only an RFC 9110 entity-tag of at most 255 bytes is a validator, so nothing else is echoed", () => {
+	for (const good of ['"x"', '""', '"a-b_c.1"', `"${"e".repeat(253)}"`]) assert.ok(isStrongEtag(good), good);
+	const bad = ['"x\rX-Injected: 1"', '"x\n"', '"x\u0000"', '"a b"', '"a"b"', "x", '"x', 'W/"x"', `"${"e".repeat(254)}"`, '"\u007f"'];
+	for (const etag of bad) {
+		assert.not.ok(isStrongEtag(etag), JSON.stringify(etag));
+		assert.equal(requestHeaders({ committed: 4096, etag, totalSize: 9000 }), ["Accept-Encoding", "identity"], JSON.stringify(etag));
+	}
+});
+
+test("resume: Retry-After as seconds or as a date once the clock is set", () => {
+	const now = Date.parse("2026-06-01T00:00:00Z");
+	assert.is(retryAfterMs("120", now), 120000);
+	assert.is(retryAfterMs("Mon, 01 Jun 2026 00:00:30 GMT", now), 30000);
+	assert.is(retryAfterMs("Mon, 01 Jun 2026 00:00:30 GMT", 5000), 0, "clock never set");
+	assert.is(retryAfterMs("soon", now), 0);
 });
 
 test("resume: the decision table", () => {
 	const checkpoint = { committed: 4096, etag: '"x"', totalSize: 9000 };
-	const answer = (status: number, more: object = {}) => ({ status, etag: undefined, contentRange: undefined, contentLength: undefined, location: undefined, ...more });
+	const answer = (status: number, more: object = {}) => ({ status, etag: undefined, contentEncoding: undefined, contentRange: undefined, contentLength: undefined, location: undefined, ...more });
 	assert.equal(decide(checkpoint, answer(206, { contentRange: "bytes 4096-8999/9000", etag: '"x"', contentLength: 4904 })), { kind: "resume", from: 4096, totalSize: 9000 });
 	assert.is(decide(checkpoint, answer(206, { contentRange: "bytes 4097-8999/9000" })).kind, "restart");
 	assert.is(decide(checkpoint, answer(206, { contentRange: "bytes 4096-9999/10000" })).kind, "restart");
 	assert.is(decide(checkpoint, answer(206, { contentRange: "bytes 4096-8999/9000", etag: '"y"' })).kind, "restart");
 	assert.is(decide({ ...checkpoint, etag: "" }, answer(206, { contentRange: "bytes 4096-8999/9000" })).kind, "restart");
+	assert.equal(decide(checkpoint, answer(206, { contentRange: "bytes 4096-8999/9000" })), { kind: "restart", reason: "partial content without etag" });
+	assert.equal(decide(checkpoint, answer(200, { contentEncoding: "gzip" })), { kind: "fail", result: Result.unsupportedPackage, reason: "content-encoding gzip" });
+	assert.is(decide(checkpoint, answer(206, { contentRange: "bytes 4096-8999/9000", etag: '"x"', contentEncoding: "br" })).kind, "fail");
+	assert.is(decide(checkpoint, answer(200, { contentLength: 9000, contentEncoding: "identity" })).kind, "fresh");
 	assert.equal(decide(checkpoint, answer(200, { contentLength: 9000 })), { kind: "fresh", totalSize: 9000 });
 	assert.is(decide(checkpoint, answer(412)).kind, "restart");
 	assert.is(decide({ ...checkpoint, committed: 9000 }, answer(416, { contentRange: "bytes */9000" })).kind, "complete");
@@ -122,6 +145,10 @@ test("urls: parse, refuse, and resolve redirects", () => {
 	assert.is((resolveLocation(base as never, "next.bin") as { path: string }).path, "/dir/next.bin");
 	assert.is((resolveLocation(base as never, "//other/x") as { host: string }).host, "other");
 	assert.is((resolveLocation(base as never, "http://z/y") as { host: string }).host, "z");
+	for (const unsafe of ["/a\r\nX-Injected: 1", "/a b", "/a\u0000", "http://z/\n"]) {
+		assert.is(typeof resolveLocation(base as never, unsafe), "string", JSON.stringify(unsafe));
+		assert.is(typeof parseUrl(`http://h${unsafe.startsWith("/") ? unsafe : "/x"}\t`), "string");
+	}
 });
 
 test.run();

@@ -77,6 +77,14 @@ export interface Transfer {
 	suspend(): void;
 }
 
+/** Retry-After (RFC 9110 §10.2.3) in ms from now: delay-seconds, or an HTTP-date once the clock is set. */
+export function retryAfterMs(value: string, now: number): number {
+	if (/^\s*\d{1,9}\s*$/.test(value)) return Number(value) * 1000;
+	const at = Date.parse(value);
+	// A wall clock that SNTP never set (1970) cannot place a date.
+	return Number.isFinite(at) && now > 1e12 ? Math.max(0, at - now) : 0;
+}
+
 export class Download implements HttpHandler, Transfer {
 	#ports: DownloadPorts;
 	#options: DownloadOptions;
@@ -84,7 +92,10 @@ export class Download implements HttpHandler, Transfer {
 	#listener: DownloadListener;
 	#url: Url;
 	#exchange: HttpExchange | undefined;
-	#answer: ServerAnswer = { status: 0, etag: undefined, contentRange: undefined, contentLength: undefined, location: undefined };
+	#answer: ServerAnswer = { status: 0, etag: undefined, contentEncoding: undefined, contentRange: undefined, contentLength: undefined, location: undefined };
+	#chunked = false;
+	/** The server's Retry-After, in ms (0: none), for the next wait. */
+	#retryAfterMs = 0;
 	#writing = false;
 	#offset = 0;
 	#erasedEnd = 0;
@@ -137,8 +148,10 @@ export class Download implements HttpHandler, Transfer {
 		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
 		const answer = this.#answer;
 		answer.status = 0;
-		answer.etag = answer.contentRange = answer.location = undefined;
+		answer.etag = answer.contentEncoding = answer.contentRange = answer.location = undefined;
 		answer.contentLength = undefined;
+		this.#chunked = false;
+		this.#retryAfterMs = 0;
 		this.#writing = false;
 		this.#ports.log(`get ${formatUrl(this.#url)} from ${this.#known}`);
 		this.#watchForStall();
@@ -163,6 +176,9 @@ export class Download implements HttpHandler, Transfer {
 		if (name === "etag") answer.etag = value;
 		else if (name === "content-range") answer.contentRange = value;
 		else if (name === "location") answer.location = value;
+		else if (name === "content-encoding") answer.contentEncoding = value;
+		else if (name === "transfer-encoding") this.#chunked = true;
+		else if (name === "retry-after") this.#retryAfterMs = retryAfterMs(value, this.#ports.clock.now());
 		else if (name === "content-length") {
 			const length = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
 			answer.contentLength = Number.isSafeInteger(length) ? length : -1;
@@ -171,6 +187,8 @@ export class Download implements HttpHandler, Transfer {
 
 	headersComplete(): void {
 		const answer = this.#answer;
+		// RFC 9112 §6.3: a transfer coding overrides Content-Length, which then says nothing about the body.
+		if (this.#chunked) answer.contentLength = undefined;
 		if (answer.contentLength === -1)
 			return this.#transientFailure("bad content-length");
 		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
@@ -294,7 +312,8 @@ export class Download implements HttpHandler, Transfer {
 			return this.#fail(Result.connectionLost, `${reason}; gave up after ${failures} attempts`);
 		const { backoffBaseMs, backoffMaxMs, random } = this.#options;
 		const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (failures - 1));
-		const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+		// A server that says when to come back is believed, within the backoff's ceiling.
+		const delay = Math.max(Math.round(ceiling / 2 + (random() * ceiling) / 2), Math.min(this.#retryAfterMs, backoffMaxMs));
 		this.#ports.log(`${reason}; retry in ${delay} ms`);
 		this.#restarts = 0;
 		this.#redirects = 0;

@@ -53,6 +53,8 @@ export type ImageCheck =
 		projectName: string;
 		/** SHA-256 of the whole image (imageLength bytes), as `sha256sum` of the .bin would give. */
 		sha256: Uint8Array;
+		/** The image carries its own SHA-256 (checked); without it only the 8-bit checksum vouches for it. */
+		hashed: boolean;
 	}
 	| { ok: false; result: ImageFailure; reason: string };
 
@@ -107,14 +109,14 @@ export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: numb
 
 	slot.readInto(checksumOffset, imageLength - checksumOffset, scratch);
 	if ((checksumSeed ^ xor) !== scratch[0]) return integrity("checksum mismatch");
-	if (!hashAppended) return { ok: true, imageLength, version, projectName, sha256 };
+	if (!hashAppended) return { ok: true, imageLength, version, projectName, sha256, hashed: false };
 
 	for (let i = 0; i < sha256Length; i++)
 		if (sha256[i] !== scratch[1 + i]) return integrity("hash mismatch");
 
 	// The appended hash leaves itself out; servers publish the hash of the whole file, so take it too.
 	slotDigest(slot, imageLength, digest, scratch, sha256);
-	return { ok: true, imageLength, version, projectName, sha256 };
+	return { ok: true, imageLength, version, projectName, sha256, hashed: true };
 }
 
 /** Writes into `into` the digest (SHA-256, MD5: whatever `digest` computes) of the slot's first `length` bytes. */

@@ -3,22 +3,27 @@
 
 	Request: with a checkpoint (offset N > 0) and a strong ETag, ask `Range: bytes=N-` with `If-Range: <ETag>`,
 	so a changed file comes back whole (200) in the same round trip. Without a strong validator never resume
-	blind: ask for the whole file.
+	blind: ask for the whole file. A strong validator is an RFC 9110 entity-tag, "…" of visible characters, of
+	at most maxEtagBytes: anything else (a CR, a control, an overlong tag) is never stored nor sent back.
 
 	Answer                                        Decision
 	  206, Content-Range N-(size-1)/size,           resume at N
-	    same size, same ETag if one is sent
+	    same size, the same strong ETag
 	  206 that does not match the above             restart (ask again from 0: the server lied or changed)
 	  200                                           fresh: this body is the file from byte 0
+	  200 or 206 with a Content-Encoding            fail with 6 before a byte is written (the agent asks for
+	    other than identity                           identity: a compressed body is not the image)
 	  412 (validator no longer matches)             restart
 	  416 whose Content-Range size is N         complete: everything is already on flash
 	  416 otherwise                                 restart
 	  301 302 303 307 308 with Location             redirect (the caller bounds the count)
-	  408 429 5xx                                   retry later (transient)
+	  408 429 5xx                                   retry later (transient; Retry-After honoured within the backoff bounds)
 	  other 4xx                                     fail with 7 (invalid URI)
 */
 
 import { Result, type ResultCode } from "./firmware-object";
+import { maxEtagBytes } from "./record";
+import { utf8Length } from "../lib/utf8";
 
 export interface Checkpoint {
 	/** Bytes of the file known to be on flash. */
@@ -32,6 +37,7 @@ export interface Checkpoint {
 export interface ServerAnswer {
 	status: number;
 	etag: string | undefined;
+	contentEncoding: string | undefined;
 	contentRange: string | undefined;
 	contentLength: number | undefined;
 	location: string | undefined;
@@ -46,15 +52,21 @@ export type Decision =
 	| { kind: "retry"; reason: string }
 	| { kind: "fail"; result: ResultCode; reason: string };
 
+/** RFC 9110 §8.8.3: opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text. No W/ prefix. */
+const strongEtag = /^"[\x21\x23-\x7e\x80-\uffff]*"$/;
+
 export function isStrongEtag(etag: string | undefined): etag is string {
-	return etag !== undefined && etag.length > 0 && !etag.startsWith("W/");
+	return etag !== undefined && strongEtag.test(etag) && utf8Length(etag) <= maxEtagBytes;
 }
 
-/** Headers (Moddable's flat name, value list) for a request that continues from `checkpoint`. */
+/**
+	Headers (Moddable's flat name, value list) for a request that continues from `checkpoint`. Without
+	Accept-Encoding a server may send any content coding (RFC 9110 §12.5.3): the image is wanted as it is.
+*/
 export function requestHeaders(checkpoint: Checkpoint): string[] {
-	if (checkpoint.committed > 0 && isStrongEtag(checkpoint.etag))
-		return ["Range", `bytes=${checkpoint.committed}-`, "If-Range", checkpoint.etag];
-	return [];
+	if (asksRange(checkpoint))
+		return ["Accept-Encoding", "identity", "Range", `bytes=${checkpoint.committed}-`, "If-Range", checkpoint.etag];
+	return ["Accept-Encoding", "identity"];
 }
 
 /** Whether requestHeaders asks for a range: only then may a 206 or 416 be trusted. */
@@ -83,6 +95,9 @@ export function parseContentRange(value: string | undefined): ContentRange | und
 export function decide(checkpoint: Checkpoint, answer: ServerAnswer): Decision {
 	const { status } = answer;
 	const ranged = asksRange(checkpoint);
+	const encoding = answer.contentEncoding?.trim().toLowerCase();
+	if ((status === 200 || status === 206) && encoding && encoding !== "identity")
+		return { kind: "fail", result: Result.unsupportedPackage, reason: `content-encoding ${encoding.slice(0, 32).replace(/[^\x21-\x7e]/g, "?")}` };
 	if (status === 200)
 		return { kind: "fresh", totalSize: answer.contentLength ?? 0 };
 	if (status === 206) {
@@ -92,8 +107,9 @@ export function decide(checkpoint: Checkpoint, answer: ServerAnswer): Decision {
 			return { kind: "restart", reason: "content-range does not continue the checkpoint" };
 		if (checkpoint.totalSize && range.size !== checkpoint.totalSize)
 			return { kind: "restart", reason: "size changed" };
-		if (answer.etag !== undefined && answer.etag !== checkpoint.etag)
-			return { kind: "restart", reason: "etag changed" };
+		// Only the validator proves this is the checkpoint's file: a 206 without it may be another file's tail.
+		if (answer.etag !== checkpoint.etag)
+			return { kind: "restart", reason: answer.etag === undefined ? "partial content without etag" : "etag changed" };
 		if (answer.contentLength !== undefined && answer.contentLength !== range.last - range.first + 1)
 			return { kind: "restart", reason: "content-length does not match content-range" };
 		return { kind: "resume", from: range.first, totalSize: range.size };

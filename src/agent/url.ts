@@ -9,8 +9,12 @@ export function schemePort(scheme: string): number | undefined {
 	return Object.prototype.hasOwnProperty.call(defaultPorts, scheme) ? defaultPorts[scheme] : undefined;
 }
 
+/** Spaces and controls: never part of a URI, and a CR or LF would end the request line it is sent in. */
+const unsafe = /[\x00-\x20\x7f]/;
+
 /** Parses an absolute URI; returns a short reason when it is not one. */
 export function parseUrl(text: string): Url | string {
+	if (unsafe.test(text)) return "malformed uri";
 	const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#\s]*)([^#\s]*)/.exec(text);
 	if (!match || match[0].length !== text.replace(/#.*$/, "").length) return "malformed uri";
 	const scheme = match[1].toLowerCase();
@@ -29,6 +33,7 @@ export function parseUrl(text: string): Url | string {
 
 /** Resolves a redirect's Location against the URL it came from. */
 export function resolveLocation(base: Url, location: string): Url | string {
+	if (unsafe.test(location)) return "malformed location";
 	if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(location)) return parseUrl(location);
 	if (location.startsWith("//")) return parseUrl(`${base.scheme}:${location}`);
 	if (location.startsWith("/")) return { scheme: base.scheme, host: base.host, port: base.port, path: location };
