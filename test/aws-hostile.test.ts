@@ -390,7 +390,7 @@ test("a lost $next/get answer is asked again every retryMs, 5 times at most; an 
 	};
 	const nexts: (JobExecution | undefined)[] = [];
 	const client = new JobsClient(connector, clock, () => {}, { ...defaultJobsOptions, host: "h", port: 1, thing: "t", random: () => 0.5, tokenPrefix: "p" },
-		{ connected() {}, next: (execution) => void nexts.push(execution), statusHeld() {}, message: () => false, failed() {} });
+		{ connected() {}, next: (execution) => void nexts.push(execution), statusHeld() {}, message: () => false, failed() {}, withdrawn() {} });
 	const asked = () => published.filter((topic) => topic === "$aws/things/t/jobs/$next/get").length;
 	client.start();
 	handler!.ready();
@@ -405,6 +405,70 @@ test("a lost $next/get answer is asked again every retryMs, 5 times at most; an 
 	clock.advance(10 * defaultJobsOptions.retryMs);
 	assert.is(asked(), 6, "answered: asked once");
 	assert.equal(nexts, [undefined]);
+});
+
+/** A jobs client on a fake connection: what it publishes and what it tells its listener. */
+function jobsClientOnFakeConnection() {
+	const clock = new FakeClock(Date.parse("2026-06-10T10:00:00Z"));
+	const published: { topic: string; payload: string }[] = [];
+	const handlers: MqttHandler[] = [];
+	const connector = {
+		connect(_options: unknown, given: MqttHandler) {
+			handlers.push(given);
+			return { publish: (topic: string, payload: string | ArrayBuffer) => void published.push({ topic, payload: String(payload) }), subscribe() {}, close() {} };
+		},
+	};
+	const told: string[] = [];
+	const client = new JobsClient(connector, clock, () => {}, { ...defaultJobsOptions, host: "h", port: 1, thing: "t", random: () => 0.5, tokenPrefix: "p" }, {
+		connected() {}, next: (execution) => void told.push(`next ${execution?.jobId}`), statusHeld: (jobId, status) => void told.push(`held ${jobId} ${status}`),
+		message: () => false, failed: (reason) => void told.push(`failed ${reason}`), withdrawn: (jobId) => void told.push(`withdrawn ${jobId}`),
+	});
+	const send = (topic: string, body: unknown) => handlers.at(-1)!.message(`$aws/things/t/jobs/${topic}`, new TextEncoder().encode(JSON.stringify(body)).buffer);
+	return { clock, published, handlers, client, told, send };
+}
+
+test("job ids that are not AWS job ids reach no topic and no record: the execution is left queued", () => {
+	const { handlers, client, told, send, published } = jobsClientOnFakeConnection();
+	client.start();
+	handlers[0].ready();
+	for (const jobId of ["a/b", "#", "+", "a b", "x".repeat(65), ""]) send("notify-next", { execution: { jobId, versionNumber: 1, status: "QUEUED" } });
+	assert.equal(told, []);
+	assert.ok(published.every((message) => !/jobs\/(a\/b|#|\+|a b|x{65})\//.test(message.topic)));
+	send("notify-next", { execution: { jobId: "ok_job-1", versionNumber: 1, status: "QUEUED" } });
+	assert.equal(told, ["next ok_job-1"]);
+});
+
+test("a progress status refused as no longer pending withdraws the job, even when an older status is refused", () => {
+	const { handlers, client, told, send, published } = jobsClientOnFakeConnection();
+	client.start();
+	handlers[0].ready();
+	client.updateStatus("j1", "IN_PROGRESS", { receive: "1/4" });
+	const older = JSON.parse(published.at(-1)!.payload).clientToken;
+	client.updateStatus("j1", "IN_PROGRESS", { receive: "2/4" });
+	send("j1/update/rejected", { clientToken: older, code: "InvalidStateTransition", executionState: { status: "CANCELED" } });
+	assert.equal(told, ["withdrawn j1"]);
+	// A terminal status refused because the job is already terminal is held, as before.
+	client.updateStatus("j2", "SUCCEEDED", {});
+	send("j2/update/rejected", { clientToken: JSON.parse(published.at(-1)!.payload).clientToken, code: "InvalidStateTransition", executionState: { status: "SUCCEEDED" } });
+	assert.equal(told, ["withdrawn j1", "held j2 SUCCEEDED"]);
+});
+
+test("a secure connection refused for a tls: reason three times in a row stops the client for good", () => {
+	const { handlers, client, told, clock } = jobsClientOnFakeConnection();
+	client.start();
+	handlers[0].closed("tls: client certificate refused");
+	clock.advance(defaultJobsOptions.reconnectMaxMs);
+	handlers[1].closed("connection closed by peer");
+	clock.advance(defaultJobsOptions.reconnectMaxMs);
+	handlers[2].closed("tls: client certificate refused");
+	clock.advance(defaultJobsOptions.reconnectMaxMs);
+	handlers[3].closed("tls: client certificate refused");
+	clock.advance(defaultJobsOptions.reconnectMaxMs);
+	assert.equal(told, [], "a plain failure between resets the count");
+	handlers[4].closed("tls: client certificate refused");
+	assert.equal(told, ["failed tls: client certificate refused"]);
+	clock.advance(10 * defaultJobsOptions.reconnectMaxMs);
+	assert.is(handlers.length, 5, "no reconnection after that");
 });
 
 test.run();

@@ -105,7 +105,7 @@ test("an unreachable package server does not hold a restored job forever: it res
 	assert.ok(logged(second, "resuming without its word"), second.logs.join("\n"));
 });
 
-test("an AWS job cancelled while the board was off is dropped after it connects; the next job runs", async () => {
+test("an AWS job cancelled while the board was off ends cancelled (10) after it connects, unreported; the next job runs", async () => {
 	const thing = "forgotten-1";
 	const board = tempDir("board");
 	const job = aws.createJob(thing, { image: makeAppImage({ size, version: "2.0.0" }), form: "fota", version: "2.0.0" });
@@ -117,11 +117,12 @@ test("an AWS job cancelled while the board was off is dropped after it connects;
 	const next = makeAppImage({ size: 128 * 1024, version: "3.0.0" });
 	const nextJob = aws.createJob(thing, { image: next, form: "fota", version: "3.0.0" });
 	const second = await traced({ dir: board, mqtt: aws.url, thing, config: quick });
-	assert.ok(logged(second, `job ${job.jobId} dropped: the server no longer knows it`), second.logs.join("\n"));
+	assert.ok(logged(second, `job ${job.jobId} withdrawn by the jobs service: cancelled`), second.logs.join("\n"));
+	assert.ok(second.events.some((event) => event.event === "state" && event.result === 10), "result 10 before the next job");
 	assertNewFirmware(second, sha256Hex(next), "3.0.0", "the next job");
 	const statuses = aws.executions(thing).map((execution) => [execution.jobId, execution.status]);
 	assert.equal(statuses, [[job.jobId, "CANCELED"], [nextJob.jobId, "SUCCEEDED"]]);
-	assert.equal(storedJobs(board).map((entry) => [entry.id, entry.state]), [[nextJob.jobId, "succeeded"]]);
+	assert.equal(storedJobs(board).map((entry) => [entry.id, entry.state]), [[job.jobId, "cancelled"], [nextJob.jobId, "succeeded"]]);
 });
 
 /** Interrupts a slow download once `afterBytes` have arrived, by `interrupt`; returns the run and the board. */

@@ -344,11 +344,25 @@ export class Agent {
 		return this.#record;
 	}
 
-	/** Executes Update: switches the boot slot to the verified image and reboots. */
+	/**
+		Executes Update: switches the boot slot to the verified image and reboots. An AWS job is first confirmed
+		as still pending: a cancellation that came while it downloaded (and whose notice was lost) must never
+		end with the board running an image the cloud calls CANCELED.
+	*/
 	update(): void {
 		this.#checkOpen();
 		if (this.#firmware.state !== State.downloaded) throw new Error("nothing downloaded");
 		this.#ports.clock.clearTimeout(this.#installTimer);
+		const record = this.#record, jobServer = this.#ports.jobServer;
+		if (!record.jobId || !jobServer) return this.#install();
+		jobServer.confirm(record.jobId, (known) => {
+			if (this.#closed || this.#record !== record || record.state !== State.downloaded) return;
+			if (known) this.#install();
+			else this.withdraw(record.jobId);
+		});
+	}
+
+	#install(): void {
 		const { boot, log } = this.#ports;
 		const record = this.#record;
 		// From a factory app (slot -1) the first OTA slot is the next one, as esp_ota_get_next_update_partition says.
@@ -371,6 +385,24 @@ export class Agent {
 		this.#ports.clock.clearTimeout(this.#installTimer);
 		this.#record.committed = 0;
 		this.#enter(State.idle, Result.cancelled);
+	}
+
+	/**
+		The jobs service withdrew job `jobId` (cancelled, deleted, removed) before it was installed: the transfer
+		stops, nothing is switched, and it ends cancelled (10) without a report, as no execution is left to take one.
+	*/
+	withdraw(jobId: string): void {
+		const record = this.#record;
+		if (record.jobId !== jobId || (record.state !== State.downloading && record.state !== State.downloaded)) return;
+		this.#ports.log(`job ${jobId} withdrawn by the jobs service: cancelled`);
+		this.#stopConfirming?.();
+		this.#stopConfirming = undefined;
+		this.#stopDownload();
+		this.#ports.clock.clearTimeout(this.#installTimer);
+		record.committed = 0;
+		record.etag = "";
+		record.blocks = undefined;
+		this.#enter(State.idle, Result.cancelled, "withdrawn by the jobs service", false);
 	}
 
 	/** Stops the transfer, keeping what is committed: the next start resumes. */
@@ -453,7 +485,7 @@ export class Agent {
 		const answer = (known: boolean) => {
 			this.#stopConfirming = undefined;
 			if (this.#closed || this.#record !== record || record.state !== state) return;
-			if (!known) return this.#forget("the server no longer knows it");
+			if (!known) return record.jobId ? this.withdraw(record.jobId) : this.#forget("the server no longer knows it");
 			this.#ports.log(`job ${this.#currentJob()?.id ?? updateId} still wanted by the server: restored`);
 			if (state === State.downloading) this.#recover();
 			else this.#installWhenAllowed();
@@ -546,6 +578,9 @@ export class Agent {
 		const check = checkImage(slot, digest, this.#options.chipId, this.#scratch);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
+		// An 8-bit checksum passes a spliced or corrupt image about once in 256: something stronger must vouch.
+		if (!check.hashed && !record.sha256 && !record.md5 && !record.signature)
+			return this.#rejectImage(Result.unsupportedPackage, "image has no appended sha-256 and the request no digest");
 		let failure: string | undefined;
 		try {
 			failure = this.#checkPackage();
@@ -673,15 +708,15 @@ export class Agent {
 		this.#enter(State.idle, Result.initial);
 	}
 
-	/** Persists the record in its new state first (a final result marked unreported), then announces it. */
-	#enter(state: StateCode, result: ResultCode, reason = ""): void {
+	/** Persists the record in its new state first (a final result marked unreported unless `report` is false), then announces it. */
+	#enter(state: StateCode, result: ResultCode, reason = "", report = true): void {
 		const record = this.#record;
 		const firmware = this.#firmware;
 		if (this.#closed) return;
 		if (firmware.state === state && firmware.result === result && record.state === state) return;
 		record.state = state;
 		record.result = result;
-		record.reportPending = isFinalResult(state, result);
+		record.reportPending = report && isFinalResult(state, result);
 		this.#records.save(record);
 		this.#jobs.follow(record, this.#ports.clock.now(), reason);
 		firmware.move(state, result);

@@ -54,6 +54,8 @@ export interface JobsListener {
 	message(topic: string, payload: ArrayBuffer): boolean;
 	/** The broker refused the secure connection for good (untrusted, wrong name, client certificate refused). */
 	failed(reason: string): void;
+	/** The service refuses statuses for `jobId`, which it no longer holds as pending (cancelled, deleted, removed). */
+	withdrawn(jobId: string): void;
 }
 
 interface PendingUpdate {
@@ -64,6 +66,8 @@ interface PendingUpdate {
 
 /** A job document may nest 16 deep (job-document.ts); the execution and message wrap it in 3 more. */
 const maxMessageDepth = 20;
+
+const validJobId = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
 const nextTries = 5;
@@ -234,6 +238,9 @@ export class JobsClient implements MqttHandler {
 
 	#next(execution: any): void {
 		if (!execution || typeof execution !== "object" || typeof execution.jobId !== "string") return this.#listener.next(undefined);
+		// AWS job ids are [a-zA-Z0-9_-]{1,64}. Any other goes into no topic (a "/" or "#" would address others) and
+		// no record (which holds 64 bytes): it cannot even be rejected, so it is left queued at the service.
+		if (!validJobId.test(execution.jobId)) return this.#log(`next execution ignored: bad job id`);
 		const { jobId, versionNumber, status } = execution;
 		if (typeof versionNumber === "number") this.#versions[jobId] = versionNumber;
 		this.#listener.next({ jobId, versionNumber: versionNumber ?? 0, status: String(status ?? ""), document: execution.jobDocument });
@@ -252,7 +259,16 @@ export class JobsClient implements MqttHandler {
 
 	#rejected(jobId: string, body: any): void {
 		const pending = this.#pending[jobId];
-		if (!pending || body.clientToken !== pending.token) return;
+		if (!pending) return;
+		// A progress status refused because the job ended without us (the cloud cancelled or removed it). A job
+		// that ended stays ended, so even the refusal of an older status, sent before the newest, says so.
+		if (!terminal[pending.status] && (body.code === "InvalidStateTransition" || body.code === "TerminalStateReached" || body.code === "ResourceNotFound")) {
+			delete this.#pending[jobId];
+			this.#disarmRetryWhenIdle();
+			this.#log(`status ${pending.status} for ${jobId} rejected: ${body.code}`);
+			return this.#listener.withdrawn(jobId);
+		}
+		if (body.clientToken !== pending.token) return;
 		const state = body.executionState;
 		if (typeof state?.versionNumber === "number") this.#versions[jobId] = state.versionNumber;
 		this.#log(`status ${pending.status} for ${jobId} rejected: ${body.code}`);

@@ -9,6 +9,8 @@
 	after the switch, on the new image          → IN_PROGRESS {self_test "active"} → self-test (connected again)
 	final result                                → SUCCEEDED {reason, updatedBy} or FAILED {result, reason},
 	                                              re-sent until held, then $next/get
+	a job that leaves the pending list before it is installed (notify-next or $next/get without it, or a
+	progress status refused as no longer pending)  → transfer stopped, nothing switched, result 10, no report
 	Each job ends in exactly one terminal status: the agent reports a final result until it is acknowledged,
 	and the service refuses a second terminal status (which the jobs client reads as "already held").
 */
@@ -153,8 +155,12 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		this.#confirming = undefined;
 		confirming?.answer(execution?.jobId === confirming.jobId);
 		const agent = this.#agent;
-		if (!agent || !execution) return;
+		if (!agent) return;
 		const record = agent.record;
+		// IN_PROGRESS executions come first: a job of ours that is not next is no longer pending.
+		if (record.jobId && execution?.jobId !== record.jobId && (record.state === State.downloading || record.state === State.downloaded))
+			this.withdrawn(record.jobId);
+		if (!execution) return;
 		if (execution.jobId === record.jobId) {
 			// The service still waits for a result the record already holds: it was never confirmed.
 			if (record.state === State.idle && record.result !== Result.initial && !record.reportPending)
@@ -183,6 +189,14 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		if (agent.record.jobId === jobId) agent.acknowledgeResult(agent.record.updateId);
 		this.#stream = undefined;
 		this.#jobs.requestNext();
+	}
+
+	withdrawn(jobId: string): void {
+		const agent = this.#agent;
+		if (agent?.record.jobId !== jobId) return;
+		this.#stream?.stop();
+		this.#stream = undefined;
+		agent.withdraw(jobId);
 	}
 
 	failed(reason: string): void {
