@@ -6,6 +6,7 @@ import { FirmwareObject, Result, State, canTransition } from "../src/agent/firmw
 import { RecordStore, decodeRecord, emptyRecord, encodeRecord, encodedLength, recordKeys, type DownloadRecord } from "../src/agent/record";
 import { decide, isStrongEtag, parseContentRange, requestHeaders } from "../src/agent/resume";
 import { retryAfterMs } from "../src/agent/download";
+import { isRsaKey } from "../src/lib/pkcs8";
 import { parseUrl, resolveLocation } from "../src/agent/url";
 import { MemoryStore } from "./support/memory-store";
 
@@ -149,6 +150,16 @@ test("urls: parse, refuse, and resolve redirects", () => {
 		assert.is(typeof resolveLocation(base as never, unsafe), "string", JSON.stringify(unsafe));
 		assert.is(typeof parseUrl(`http://h${unsafe.startsWith("/") ? unsafe : "/x"}\t`), "string");
 	}
+});
+
+test("pkcs8: an RSA key is told from an EC one", async () => {
+	const { generateKeyPairSync } = await import("node:crypto");
+	const der = (key: import("node:crypto").KeyObject) => new Uint8Array(key.export({ format: "der", type: "pkcs8" }));
+	assert.ok(isRsaKey(der(generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey)));
+	assert.not.ok(isRsaKey(der(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey)));
+	assert.not.ok(isRsaKey(der(generateKeyPairSync("ed25519").privateKey)));
+	assert.not.ok(isRsaKey(new Uint8Array([0x30, 0x03, 0x02, 0x01])));
+	assert.not.ok(isRsaKey(new Uint8Array(0)));
 });
 
 test.run();

@@ -167,6 +167,7 @@ const brokerRefusals: { name: string; credentials: () => Credentials; reason: st
 	{ name: "a board without a client certificate", credentials: () => ({ ca: pki.root.certDer }), reason: "tls: client certificate required" },
 	{ name: "a client certificate from another CA", credentials: () => ({ ca: pki.root.certDer, cert: pki.otherClient.certDer, key: pki.otherClient.keyDer }), reason: "tls: client certificate refused" },
 	{ name: "a broker the board does not trust", credentials: () => ({ "mqtt-ca": pki.otherRoot.certDer, cert: pki.client.certDer, key: pki.client.keyDer }), reason: "tls: certificate not trusted" },
+	{ name: "an EC client key (Moddable's TLS signs with RSA only)", credentials: () => ({ ca: pki.root.certDer, cert: pki.ecClient.certDer, key: pki.ecClient.keyDer }), reason: "tls: client key must be rsa" },
 ];
 
 for (const { name, credentials, reason } of brokerRefusals) {

@@ -11,6 +11,7 @@ export const tlsReasons = {
 	clientCertificateRequired: "tls: client certificate required",
 	clientCertificateRefused: "tls: client certificate refused",
 	badCredentials: "tls: bad client credentials",
+	clientKeyNotRsa: "tls: client key must be rsa",
 	handshakeFailed: "tls: handshake failed",
 } as const;
 

@@ -3,6 +3,7 @@
 
 import { Request } from "http";
 import SecureSocket from "securesocket";
+import Timer from "timer";
 import type { HttpClient, HttpExchange, HttpHandler, Url } from "./ports";
 import { secureOptions, tlsFailureReason } from "./tls-credentials";
 
@@ -27,16 +28,33 @@ export class ModdableHttpClient implements HttpClient {
 			if (!secure) throw error;
 			throw new Error(tlsFailureReason(error, connectionFailed));
 		}
+		// Closing a request inside its own callback lets the collector free the socket while Moddable's lin
+		// socket (socketReadable) still uses it, and the desktop simulator crashes: such a close waits a turn.
+		let dispatching = false, closed = false;
 		request.callback = function (message, value, etc) {
-			switch (message) {
-				case Request.status: handler.status(value); break;
-				case Request.header: handler.header(value, etc); break;
-				case Request.headersComplete: handler.headersComplete(); break;
-				case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
-				case Request.responseComplete: handler.complete(); break;
-				default: if (message < 0) handler.error(secure ? tlsFailureReason(value, connectionFailed) : connectionFailed); break;
+			if (closed) return;
+			dispatching = true;
+			try {
+				switch (message) {
+					case Request.status: handler.status(value); break;
+					case Request.header: handler.header(value, etc); break;
+					case Request.headersComplete: handler.headersComplete(); break;
+					case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
+					case Request.responseComplete: handler.complete(); break;
+					default: if (message < 0) handler.error(secure ? tlsFailureReason(value, connectionFailed) : connectionFailed); break;
+				}
+			}
+			finally {
+				dispatching = false;
 			}
 		};
-		return request;
+		return {
+			close() {
+				if (closed) return;
+				closed = true;
+				if (dispatching) Timer.set(() => request.close(), 0);
+				else request.close();
+			},
+		};
 	}
 }

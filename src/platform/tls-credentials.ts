@@ -8,6 +8,8 @@
 	     xs-ota-cert.der, xs-ota-key.der.
 	"ca" is the trust anchor for package servers; "mqtt-ca" the broker's (Amazon Root CA 1 for AWS IoT Core),
 	"ca" when absent. "cert" and "key" (PKCS#8) are the client identity MQTT presents. Keys are never logged.
+	Moddable's TLS signs the client's CertificateVerify with RSA (PKCS#1 v1.5) only: any other key would fail
+	every handshake without a word, so it is refused before connecting ("tls: client key must be rsa").
 
 	A secure connection that fails reports a reason beginning "tls: " (lib/tls-failure.ts).
 */
@@ -15,6 +17,7 @@
 import Preference from "preference";
 import Resource from "Resource";
 import { isTlsFailure, tlsReasons } from "../lib/tls-failure";
+import { isRsaKey } from "../lib/pkcs8";
 
 export const tlsDomain = "xs-ota-tls";
 export type CredentialName = "ca" | "mqtt-ca" | "cert" | "key";
@@ -47,6 +50,7 @@ export function secureOptions(host: string, mqtt?: { alpn: string }): SecureOpti
 	if (mqtt) {
 		const cert = credential("cert"), key = credential("key");
 		if (cert && key) {
+			if (!isRsaKey(new Uint8Array(key))) throw new Error(tlsReasons.clientKeyNotRsa);
 			options.clientCertificates = [cert];
 			options.clientKey = key;
 		}
@@ -62,6 +66,7 @@ export function secureOptions(host: string, mqtt?: { alpn: string }): SecureOpti
 export function tlsFailureReason(detail: unknown, fallback: string): string {
 	if (typeof detail === "string" && isTlsFailure(detail)) return detail;
 	if (detail instanceof Error) {
+		if (isTlsFailure(detail.message)) return detail.message;
 		if (/date validation/.test(detail.message)) return tlsReasons.expired;
 		if (/resource/i.test(detail.message)) return tlsReasons.noTrustAnchor;
 		return `${tlsReasons.handshakeFailed}: ${detail.message}`;

@@ -1,6 +1,7 @@
 // A throwaway test PKI made with the openssl command line: a root and an intermediate CA, server leaves good,
 // misnamed and expired, a second unrelated root with its own server, and client certificates from each side.
-// All keys are EC P-256 with SHA-256 signatures.
+// Keys are EC P-256 with SHA-256 signatures, except the clients': RSA-2048, the only kind Moddable's TLS
+// can sign a client's CertificateVerify with (as AWS IoT's generated device certificates are).
 
 import { execFileSync } from "node:child_process";
 import { X509Certificate, createPrivateKey } from "node:crypto";
@@ -35,10 +36,12 @@ export interface Pki {
 	otherRoot: PkiCert;
 	/** localhost and 127.0.0.1, signed by otherRoot directly. */
 	otherServer: PkiCert;
-	/** CN xs-ota-test-thing, signed by the intermediate. */
+	/** CN xs-ota-test-thing, RSA, signed by the intermediate. */
 	client: PkiCert;
-	/** Signed by otherRoot directly. */
+	/** RSA, signed by otherRoot directly. */
 	otherClient: PkiCert;
+	/** An EC P-256 client, signed by the intermediate: a key Moddable's TLS cannot sign with. */
+	ecClient: PkiCert;
 	/** Removes dir. */
 	close(): void;
 }
@@ -105,13 +108,14 @@ function generate(dir: string): Pki {
 	const at = (name: string) => path.join(dir, name);
 	fs.writeFileSync(at("openssl.cnf"), config);
 	const run = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: "pipe" });
-	const newKey = (name: string) => ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-keyout", at(`${name}.key`)];
+	const newKey = (name: string, rsa = false) =>
+		[...(rsa ? ["-newkey", "rsa:2048"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), "-noenc", "-keyout", at(`${name}.key`)];
 
 	// One openssl run per certificate: req makes the key and, with -CA, signs the certificate right away.
-	const issue = (name: string, subject: string, extensions: string, issuer?: PkiCert, chain: PkiCert[] = []): PkiCert => {
+	const issue = (name: string, subject: string, extensions: string, issuer?: PkiCert, chain: PkiCert[] = [], rsa = false): PkiCert => {
 		const signer = issuer ? ["-CA", issuer.certPem, "-CAkey", issuer.keyPem] : [];
 		run(["req", "-x509", "-config", "openssl.cnf", "-extensions", extensions, "-subj", subject, "-days", "3650",
-			"-sha256", ...newKey(name), ...signer, "-out", at(`${name}.pem`)]);
+			"-sha256", ...newKey(name, rsa), ...signer, "-out", at(`${name}.pem`)]);
 		return load(dir, name, chain);
 	};
 
@@ -135,8 +139,9 @@ function generate(dir: string): Pki {
 		expired: load(dir, "expired", [intermediate]),
 		otherRoot,
 		otherServer: issue("other-server", "/CN=localhost", "server", otherRoot),
-		client: issue("client", "/CN=xs-ota-test-thing", "client", intermediate, [intermediate]),
-		otherClient: issue("other-client", "/CN=xs-ota-other-thing", "client", otherRoot),
+		client: issue("client", "/CN=xs-ota-test-thing", "client", intermediate, [intermediate], true),
+		otherClient: issue("other-client", "/CN=xs-ota-other-thing", "client", otherRoot, [], true),
+		ecClient: issue("ec-client", "/CN=xs-ota-ec-thing", "client", intermediate, [intermediate]),
 		close: () => fs.rmSync(dir, { recursive: true, force: true }),
 	};
 }
