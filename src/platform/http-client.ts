@@ -2,16 +2,18 @@
 // buffering, one fragment at a time. https goes through SecureSocket with the device's trust anchor.
 
 import { Request } from "http";
-import SecureSocket from "securesocket";
 import Timer from "timer";
 import type { HttpClient, HttpExchange, HttpHandler, Url } from "./ports";
 import { secureOptions, tlsFailureReason } from "./tls-credentials";
+import { observedSecureSocket } from "./tls-socket";
+import { tlsReasons } from "../lib/tls-failure";
 
 const connectionFailed = "connection failed";
 
 export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
 		const secure = url.scheme === "https";
+		let refused = false;
 		let request: Request;
 		try {
 			request = new Request({
@@ -20,7 +22,7 @@ export class ModdableHttpClient implements HttpClient {
 				path: url.path,
 				method,
 				headers,
-				...(secure ? { Socket: SecureSocket, secure: secureOptions(url.host) } : {}),
+				...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(url.host) } : {}),
 			});
 		}
 		catch (error) {
@@ -41,7 +43,7 @@ export class ModdableHttpClient implements HttpClient {
 					case Request.headersComplete: handler.headersComplete(); break;
 					case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
 					case Request.responseComplete: handler.complete(); break;
-					default: if (message < 0) handler.error(secure ? tlsFailureReason(value, connectionFailed) : connectionFailed); break;
+					default: if (message < 0) handler.error(!secure ? connectionFailed : refused ? tlsReasons.handshakeFailed : tlsFailureReason(value, connectionFailed)); break;
 				}
 			}
 			finally {

@@ -2,16 +2,18 @@
 // mqtts goes through SecureSocket with the broker's trust anchor and the device's client certificate.
 
 import Client from "mqtt";
-import SecureSocket from "securesocket";
 import type { MqttConnection, MqttConnectOptions, MqttConnector, MqttHandler } from "./ports";
 import { secureOptions, tlsFailureReason } from "./tls-credentials";
+import { observedSecureSocket } from "./tls-socket";
+import { tlsReasons } from "../lib/tls-failure";
 
 export class ModdableMqttConnector implements MqttConnector {
 	connect(options: MqttConnectOptions, handler: MqttHandler): MqttConnection {
 		const { host, port, id, keepAliveMs, tls } = options;
+		let refused = false;
 		let client: Client;
 		try {
-			client = new Client({ host, port, id, timeout: keepAliveMs, ...(tls ? { Socket: SecureSocket, secure: secureOptions(host, tls) } : {}) });
+			client = new Client({ host, port, id, timeout: keepAliveMs, ...(tls ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(host, tls) } : {}) });
 		}
 		catch (error) {
 			if (!tls) throw error;
@@ -19,7 +21,7 @@ export class ModdableMqttConnector implements MqttConnector {
 		}
 		client.onReady = () => handler.ready();
 		client.onMessage = (topic, payload) => handler.message(topic, payload);
-		client.onClose = (reason?: unknown) => handler.closed(tls ? tlsFailureReason(reason, "") || undefined : undefined);
+		client.onClose = (reason?: unknown) => handler.closed(!tls ? undefined : refused ? tlsReasons.handshakeFailed : tlsFailureReason(reason, "") || undefined);
 		return client;
 	}
 }

@@ -66,8 +66,16 @@ declare module "http" {
 }
 
 declare module "securesocket" {
-	const SecureSocket: unknown;
-	export default SecureSocket;
+	type SocketCallback = (message: number, value?: unknown) => void;
+	export default class SecureSocket {
+		constructor(dictionary: Record<string, unknown>);
+		/** Set by its client (http Request, mqtt Client): 1 connected (handshake done), 2 readable, 3 writable, < 0 error. */
+		get callback(): SocketCallback | undefined;
+		set callback(client: SocketCallback | undefined);
+		/** Internals of SDK 8.2.3 read by platform/tls-socket.ts: the TCP socket beneath, and whether the handshake still runs. */
+		sock: { callback: SocketCallback | undefined } | undefined;
+		handshaking?: boolean;
+	}
 }
 
 declare module "crypt" {
