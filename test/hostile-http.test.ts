@@ -254,7 +254,9 @@ const stallConfig = { stallMs };
 async function assertEachGotAStallInterval(server: RawServer): Promise<void> {
 	for (let i = 0; i < 50 && server.lifetimes.length < server.connections; i++) await new Promise((done) => setTimeout(done, 10));
 	const shortest = Math.min(...server.lifetimes);
-	assert.ok(shortest >= stallMs - 10, `connections abandoned after ${server.lifetimes.join(", ")} ms; the stall interval is ${stallMs} ms`);
+	// The server counts from its accept, the device from its request: on a busy machine the accept comes up to a
+	// few tens of ms later. The defect this guards against cut retries short by up to a whole interval.
+	assert.ok(shortest >= stallMs - 30, `connections abandoned after ${server.lifetimes.join(", ")} ms; the stall interval is ${stallMs} ms`);
 }
 
 test("node: a server that sends the headers and a little of the body, then goes silent, ends with 4", async () => {
