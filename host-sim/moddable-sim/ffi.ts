@@ -7,7 +7,7 @@
 import { Directory, File } from "file";
 import config from "mc/config";
 
-// Mirrors boards/esp32/partitions.csv.
+// Mirrors boards/esp32/partitions.csv (boards/esp32c3, esp32s3 and esp32c6 have the same table).
 const partitions = new Map([
 	["nvs", 0x6000],
 	["otadata", 0x2000],
@@ -40,14 +40,16 @@ interface BootState {
 	running: number;
 }
 
+// Module state lives as long as one mcsim launch, which is one boot. Both are set at run time: in a preloaded
+// build a module's variables start from the values linking left, and these must not be computed then.
 let directory: string | undefined;
-// Module state lives as long as one mcsim launch, which is one boot.
 let booted: BootState | undefined;
 
 function simDirectory(): string {
 	if (!directory) {
 		const root = (config.file as { root?: string } | undefined)?.root ?? "/tmp/";
 		directory = root + "xs-ota-sim/";
+		Directory.create(root);	// a file root of its own (a RAM bench's) may not exist yet
 		Directory.create(directory);
 	}
 	return directory;

@@ -8,7 +8,8 @@
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const digits = "0123456789abcdef";
 
-let values: Int8Array | undefined;
+// Built when the module loads: on the device that is at link time, so the table lives in flash, not RAM.
+const values = makeValues();
 
 function makeValues(): Int8Array {
 	const result = new Int8Array(128).fill(-1);
@@ -56,11 +57,10 @@ export function decodeBase64Bytes(source: Uint8Array, start: number, end: number
 	const length = dataLength(source, start, end);
 	const bytes = Math.floor(length * 3 / 4);
 	if (at + bytes > into.length) throw new Error("base64 buffer too small");
-	const table = (values ??= makeValues());
 	let group = 0;
 	for (let i = 0; i < length; i++) {
 		const c = source[start + i];
-		const value = c < 128 ? table[c] : -1;
+		const value = c < 128 ? values[c] : -1;
 		if (value < 0) throw new Error("bad base64");
 		group = (group << 6) | value;
 		if ((i & 3) === 3) {
