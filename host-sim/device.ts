@@ -5,7 +5,7 @@
 */
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
-import { BoardStorage, addWear, type Wear } from "./board/board-files";
+import { BoardStorage, addWear, noWear, type Wear } from "./board/board-files";
 import type { BoardLayout } from "./board/partition-table";
 import { PowerSupply } from "./board/power";
 import type { Engine, EngineStop } from "./engines/engine";
@@ -94,7 +94,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const emit = options.onEvent ?? (() => {});
 	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
-	const wear: Wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
+	const wear: Wear = noWear();
 	const heapSlots: number[] = [];
 	let url = options.url;
 	let requestAcknowledged = false;

@@ -104,7 +104,7 @@ test("first byte not 0xE9 is unsupported", () => {
 
 test("erased flash is unsupported, not an exception", () => {
 	expectFailure(check(new MemorySlot(64 * KiB)), 6, "bad magic");
-	const tiny: FlashSlot = { byteLength: 16, sectorSize: 4096, erase() {}, write() {}, readInto() { throw new Error("read past end"); } };
+	const tiny: FlashSlot = { byteLength: 16, sectorSize: 4096, blockSize: 4096, erase() {}, eraseBlock() {}, write() {}, readInto() { throw new Error("read past end"); } };
 	expectFailure(check(tiny), 6, "slot too small");
 });
 
@@ -267,7 +267,9 @@ test("reads go into the scratch buffer and the digest sees almost no new views",
 	const slot: FlashSlot = {
 		byteLength: memory.byteLength,
 		sectorSize: memory.sectorSize,
+		blockSize: memory.blockSize,
 		erase: (sector) => memory.erase(sector),
+		eraseBlock: (block) => memory.eraseBlock(block),
 		write: (offset, length, buffer) => memory.write(offset, length, buffer),
 		readInto(offset, length, into) {
 			if (into !== scratch) foreignReads++;

@@ -17,12 +17,21 @@ export interface BoardConfig {
 }
 
 export interface Wear {
+	/** 4 KiB sector erases. */
 	flashErases: number;
+	/** 64 KiB block erases. */
+	flashBlockErases: number;
 	flashWrites: number;
+	/** Page programs (256-byte pages) the flash writes cost. */
+	flashPagePrograms: number;
 	flashBytes: number;
 	preferenceSets: number;
 	preferenceBytes: number;
 	preferenceDeletes: number;
+}
+
+export function noWear(): Wear {
+	return { flashErases: 0, flashBlockErases: 0, flashWrites: 0, flashPagePrograms: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
 }
 
 export function addWear(total: Wear, more: Wear): void {
@@ -70,10 +79,12 @@ export class BoardStorage {
 
 	/** Wear caused since this folder was opened: what the benchmarks count per MiB. */
 	wear(): Wear {
-		const wear = { flashErases: 0, flashWrites: 0, flashBytes: 0, preferenceSets: 0, preferenceBytes: 0, preferenceDeletes: 0 };
+		const wear = noWear();
 		for (const partition of this.#partitions.values()) {
 			wear.flashErases += partition.stats.erases;
+			wear.flashBlockErases += partition.stats.blockErases;
 			wear.flashWrites += partition.stats.writes;
+			wear.flashPagePrograms += partition.stats.pagePrograms;
 			wear.flashBytes += partition.stats.bytesWritten;
 		}
 		wear.preferenceSets = this.nvs.stats.setCount;

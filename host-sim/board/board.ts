@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import { verifyP256 } from "./p256";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
-import type { FlashPartition } from "./flash-chip";
+import { blockEraseSize, sectorSize, type FlashPartition } from "./flash-chip";
 import { MqttNetwork, type MqttSpec } from "./mqtt-network";
 import { HttpNetwork, type RequestSpec } from "./network";
 import { OtaState } from "./otadata";
@@ -51,6 +51,31 @@ function verifySignature(bytes: Uint8Array, signatureLength: number): boolean {
 }
 
 const espErrOtaValidateFailed = 0x1503;
+const espErrInvalidArg = 0x102;
+const espErrInvalidSize = 0x104;
+
+/**
+	esp_partition_erase_range as ESP-IDF documents it: offset and length whole sectors, inside the partition. Its
+	flash driver clears a 64 KiB-aligned 64 KiB stretch with one block erase and the rest sector by sector; the
+	partition table keeps every partition 64 KiB-aligned, so partition offsets align as chip addresses do.
+*/
+function eraseRange(partition: FlashPartition, offset: unknown, byteLength: unknown): number {
+	if (!Number.isInteger(offset) || !Number.isInteger(byteLength)) return espErrInvalidArg;
+	const start = offset as number, end = start + (byteLength as number);
+	if (start < 0 || end < start || start % sectorSize || end % sectorSize) return espErrInvalidArg;
+	if (end > partition.byteLength) return espErrInvalidSize;
+	for (let at = start; at < end;) {
+		if (at % blockEraseSize === 0 && end - at >= blockEraseSize) {
+			partition.eraseBlock(at / blockEraseSize);
+			at += blockEraseSize;
+		}
+		else {
+			partition.erase(at / sectorSize);
+			at += sectorSize;
+		}
+	}
+	return espOk;
+}
 
 /** The app's resources, as built into the firmware: files in the board folder's resources/ (null: none). */
 export const resourcesFolder = "resources";
@@ -197,6 +222,7 @@ export class Board {
 				this.storage.otadata.setBoot(this.inactiveSlot);
 				return espOk;
 			}
+			case "ota.eraseNext": return eraseRange(this.storage.appSlot(this.inactiveSlot), args[0], args[1]);
 			case "ota.markValid": {
 				this.storage.otadata.markValid(this.runningSlot);
 				return espOk;
@@ -283,7 +309,9 @@ export function checkSlot(partition: FlashPartition, chipId: number) {
 	const flashSlot = {
 		byteLength: partition.byteLength,
 		sectorSize: partition.blockSize,
+		blockSize: blockEraseSize,
 		erase() { throw new Error("read only"); },
+		eraseBlock() { throw new Error("read only"); },
 		write() { throw new Error("read only"); },
 		readInto(offset: number, byteLength: number, into: Uint8Array) { into.set(partition.read(offset, byteLength)); },
 	};

@@ -8,12 +8,34 @@ import * as path from "node:path";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export const sectorSize = 4096;
+/** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
+export const blockEraseSize = 65536;
+/** Page programs cover at most one 256-byte page each. */
+export const pageSize = 256;
+
+/** Winbond W25Q32JV, the 4 MB part on common ESP32 modules: milliseconds per operation, typical / maximum. */
+export const w25q32jv = {
+	sectorEraseMs: [45, 400],
+	blockEraseMs: [150, 2000],
+	pageProgramMs: [0.4, 3],
+} as const;
 
 export interface FlashStats {
+	/** 4 KiB sector erases. */
 	erases: number;
+	/** 64 KiB block erases (a torn one counts). */
+	blockErases: number;
 	writes: number;
+	/** Page programs the writes cost: a write that straddles page boundaries costs one per page it touches. */
+	pagePrograms: number;
 	/** Bytes that actually landed (a torn write counts only its prefix). */
 	bytesWritten: number;
+}
+
+/** Milliseconds of chip work behind `stats`, [typical, maximum], from the datasheet's per-operation times. */
+export function busyMs(stats: FlashStats): number[] {
+	return [0, 1].map((i) => stats.erases * w25q32jv.sectorEraseMs[i] + stats.blockErases * w25q32jv.blockEraseMs[i]
+		+ stats.pagePrograms * w25q32jv.pageProgramMs[i]);
 }
 
 export class FlashPartition {
@@ -21,7 +43,7 @@ export class FlashPartition {
 	readonly file: string;
 	readonly byteLength: number;
 	readonly blockSize = sectorSize;
-	readonly stats: FlashStats = { erases: 0, writes: 0, bytesWritten: 0 };
+	readonly stats: FlashStats = { erases: 0, blockErases: 0, writes: 0, pagePrograms: 0, bytesWritten: 0 };
 	readonly #power: PowerSupply;
 	readonly #bytes: Uint8Array;
 
@@ -64,6 +86,26 @@ export class FlashPartition {
 		this.stats.erases++;
 	}
 
+	/**
+		Erases 64 KiB block `block` in one operation. A cut during it leaves the block torn: the chip clears it
+		in address order here, so the sectors before the cut point read erased, those after keep their old
+		bytes, and the sector the cut falls in is partly erased.
+	*/
+	eraseBlock(block: number): void {
+		this.#power.assertOn();
+		if (!Number.isInteger(block) || block < 0 || (block + 1) * blockEraseSize > this.byteLength) throw new Error("erase failed");
+		const start = block * blockEraseSize;
+		const torn = this.#power.beginOp("flash-block-erase") === "torn";
+		const landed = torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize;
+		this.#bytes.fill(0xff, start, start + landed);
+		this.#flush(start, landed);
+		this.stats.blockErases++;
+		if (torn) {
+			this.#power.cut("flash-block-erase");
+			throw new PowerCutError();
+		}
+	}
+
 	/** Programs `byteLength` bytes from the start of `buffer` at `offset`. NOR: bits only go 1 → 0. */
 	write(offset: number, byteLength: number, buffer: ArrayBuffer | ArrayBufferView): void {
 		this.#power.assertOn();
@@ -79,6 +121,7 @@ export class FlashPartition {
 		for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
 		this.#flush(offset, landed);
 		this.stats.writes++;
+		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
 		this.stats.bytesWritten += landed;
 		if (outcome === "torn") {
 			this.#power.cut("flash-write");

@@ -21,7 +21,10 @@ const appSlots = ["ota_0", "ota_1"];
 const ImageState = { new: 0, pendingVerify: 1, valid: 2, invalid: 3, aborted: 4, none: -1 } as const;
 
 const espOk = 0;
+const espErrInvalidArg = 0x102;
+const espErrInvalidSize = 0x104;
 const espErrOtaValidateFailed = 0x1503;
+const sectorSize = 4096;
 
 // Offsets in an app image (NOTES §5): the app description follows the 24-byte header and the first
 // 8-byte segment header.
@@ -189,6 +192,27 @@ export default class FFI {
 		state.select = next;
 		state.states[next] = ImageState.new;
 		save(state);
+		return espOk;
+	}
+
+	// esp_partition_erase_range on the inactive slot. A file has no block erase: the range is set to 0xFF
+	// sector by sector, as the chip's result would read.
+	xs_ota_erase_next(offset: number, byteLength: number): number {
+		const found = partitionFile("nextota")!;
+		if (!Number.isInteger(offset) || !Number.isInteger(byteLength) || offset < 0 || byteLength < 0 || offset % sectorSize || byteLength % sectorSize)
+			return espErrInvalidArg;
+		if (offset + byteLength > found.byteLength) return espErrInvalidSize;
+		const erased = new Uint8Array(sectorSize).fill(0xff).buffer;
+		const file = new File(found.path, true);
+		try {
+			for (let at = offset; at < offset + byteLength; at += sectorSize) {
+				file.position = at;
+				file.write(erased);
+			}
+		}
+		finally {
+			file.close();
+		}
 		return espOk;
 	}
 

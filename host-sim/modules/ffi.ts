@@ -17,6 +17,9 @@ export default class FFI {
 	xs_ota_set_boot_next(): number {
 		return call("ota.setBootNext");
 	}
+	xs_ota_erase_next(offset: number, byteLength: number): number {
+		return call("ota.eraseNext", offset, byteLength);
+	}
 	xs_ota_mark_valid(): number {
 		return call("ota.markValid");
 	}

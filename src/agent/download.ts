@@ -12,8 +12,9 @@
 	    fail, or retries used up                                         → done(failure)
 	A redirect may go from http to https, never from https to http.
 
-	Flash discipline: a sector is erased when the first write enters it, so after a cut the sector at the
-	checkpoint is erased again before it is rewritten. The record's committed offset only ever names bytes
+	Flash discipline: the erase plan (erase-plan.ts) erases ahead of each write, a 64 KiB block at a time where
+	no byte of the block is committed, so after a cut the sectors past the checkpoint are erased again before
+	they are rewritten and the committed ones never. The record's committed offset only ever names bytes
 	already written, and only advances at checkpoint boundaries (a multiple of the sector size), so a cut
 	re-fetches at most one checkpoint interval. Before the first write of a body that starts at 0, the record is
 	saved with the new ETag and offset 0: bytes of a new file are never paired with an old file's checkpoint.
@@ -21,6 +22,7 @@
 
 import type { Clock, FlashSlot, HttpClient, HttpExchange, HttpHandler, Logger, Url } from "../platform/ports";
 import { Result, type ResultCode } from "./firmware-object";
+import { ErasePlan } from "./erase-plan";
 import type { DownloadRecord } from "./record";
 import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
 import { formatUrl, resolveLocation, schemePort } from "./url";
@@ -98,7 +100,7 @@ export class Download implements HttpHandler, Transfer {
 	#retryAfterMs = 0;
 	#writing = false;
 	#offset = 0;
-	#erasedEnd = 0;
+	#erasing: ErasePlan;
 	#known = 0;
 	#redirects = 0;
 	#failures = 0;
@@ -119,6 +121,9 @@ export class Download implements HttpHandler, Transfer {
 		this.#url = url;
 		this.#listener = listener;
 		const sector = ports.slot.sectorSize;
+		// The sectors wholly below the checkpoint are kept; a partly written one is erased and fetched again.
+		this.#erasing = new ErasePlan(ports.slot, (index) => (index + 1) * sector <= record.committed);
+		this.#erasing.extent = record.totalSize;
 		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
@@ -196,7 +201,6 @@ export class Download implements HttpHandler, Transfer {
 		switch (decision.kind) {
 			case "resume":
 				this.#offset = this.#known;
-				this.#erasedEnd = Math.ceil(this.#known / this.#ports.slot.sectorSize) * this.#ports.slot.sectorSize;
 				this.#writing = true;
 				return;
 			case "fresh":
@@ -236,7 +240,9 @@ export class Download implements HttpHandler, Transfer {
 		record.totalSize = totalSize;
 		record.committed = 0;
 		this.#listener.save();
-		this.#known = this.#offset = this.#erasedEnd = 0;
+		this.#known = this.#offset = 0;
+		this.#erasing.reset();
+		this.#erasing.extent = totalSize;
 		this.#writing = true;
 	}
 
@@ -249,10 +255,7 @@ export class Download implements HttpHandler, Transfer {
 			return this.#fail(Result.notEnoughFlash, "image larger than the slot");
 		if (record.totalSize && end > record.totalSize)
 			return this.#transientFailure("body longer than announced");
-		while (this.#erasedEnd < end) {
-			slot.erase(this.#erasedEnd / slot.sectorSize);
-			this.#erasedEnd += slot.sectorSize;
-		}
+		this.#erasing.prepare(this.#offset, end);
 		slot.write(this.#offset, length, chunk);
 		this.#offset = this.#known = end;
 		const interval = this.#options.checkpointBytes;

@@ -2,7 +2,7 @@
 	xs-ota native helper: the few ESP-IDF OTA calls that Moddable's JavaScript API does not reach.
 	Bound to JavaScript by manifest.json's "ffi" section (import FFI from "mc/ffi"), which generates the
 	glue; FFI results cannot be pointers, hence these small wrappers around the esp_partition_t* calls.
-	Written from ESP-IDF's documented API: esp_ota_ops.h, esp_app_desc.h, esp_system.h.
+	Written from ESP-IDF's documented API: esp_ota_ops.h, esp_partition.h, esp_app_desc.h, esp_system.h.
 	Needs CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE (boards/esp32/sdkconfig.defaults) for the image states.
 */
 
@@ -12,6 +12,7 @@
 // Moddable's ESP32 build puts $(IDF_PATH)/components on the include path, not app_update's own folder.
 #include "app_update/include/esp_ota_ops.h"
 #include "esp_app_desc.h"
+#include "esp_partition.h"
 #include "esp_system.h"
 #include "mbedtls/ecdsa.h"
 #include "mbedtls/ecp.h"
@@ -20,6 +21,7 @@ int32_t xs_ota_running_slot(void);
 int32_t xs_ota_running_state(void);
 int32_t xs_ota_running_version(uint8_t *into);
 int32_t xs_ota_set_boot_next(void);
+int32_t xs_ota_erase_next(int32_t offset, int32_t byteLength);
 int32_t xs_ota_mark_valid(void);
 void xs_ota_restart(void);
 int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatureLength, uint8_t *publicKey);
@@ -67,6 +69,20 @@ int32_t xs_ota_set_boot_next(void)
 	if (!next)
 		return ESP_ERR_NOT_FOUND;
 	return esp_ota_set_boot_partition(next);
+}
+
+// Erases [offset, offset + byteLength) of the inactive OTA slot, both whole 4 KiB sectors. Moddable's flash.erase
+// clears one sector per call; esp_partition_erase_range takes a range, and its flash driver clears each 64 KiB-
+// aligned 64 KiB stretch with one block erase (150 ms typical on a W25Q32JV, against 16 x 45 ms sector by sector).
+// App partitions start 64 KiB-aligned, so a slot-relative block is a chip block. Returns the esp_err_t.
+int32_t xs_ota_erase_next(int32_t offset, int32_t byteLength)
+{
+	const esp_partition_t *next = esp_ota_get_next_update_partition(NULL);
+	if (!next)
+		return ESP_ERR_NOT_FOUND;
+	if ((offset < 0) || (byteLength < 0))
+		return ESP_ERR_INVALID_ARG;
+	return esp_partition_erase_range(next, (size_t)offset, (size_t)byteLength);
 }
 
 // Confirms the running image (PENDING_VERIFY -> VALID) so the bootloader will not roll it back.

@@ -5,7 +5,11 @@
 export interface FlashSlot {
 	readonly byteLength: number;
 	readonly sectorSize: number;
+	/** Bytes one eraseBlock clears (64 KiB on ESP32), a multiple of sectorSize; sectorSize where there is no block erase. */
+	readonly blockSize: number;
 	erase(sector: number): void;
+	/** Erases block `block` (bytes block × blockSize onwards) in one operation, much faster than sector by sector. */
+	eraseBlock(block: number): void;
 	/** Writes `byteLength` bytes of `buffer` (from its start) at `offset`. */
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void;
 	/** Reads into `into` (from its start) `byteLength` bytes at `offset`; no allocation. */

@@ -7,15 +7,18 @@
 	blockTimeoutMs the missing blocks of the window are asked again; after maxSilentRequests such requests in
 	a row the download gives up with result 4 and keeps what it has.
 
-	Flash discipline: a sector is erased the first time a block touches it in this power-on. The record's
-	bitmap holds only blocks whose whole sectors are written, so after a cut every block of a partly written
-	sector is fetched again (after its sector is erased once more), and nothing committed is ever erased.
+	Flash discipline: the erase plan (agent/erase-plan.ts) erases the sectors a block touches the first time a
+	block touches them in this power-on, the whole 64 KiB flash block at once when nothing in it is committed.
+	The record's bitmap holds only blocks whose whole sectors are written, so after a cut every block of a
+	partly written sector is fetched again (after its sector is erased once more), and nothing committed is
+	ever erased: a flash block that holds committed blocks is erased sector by sector, its committed ones left.
 	The record is saved whenever checkpointBytes more bytes are committed.
 */
 
 import type { Clock, FlashSlot, Logger } from "../platform/ports";
 import { Result } from "../agent/firmware-object";
 import type { DownloadListener } from "../agent/download";
+import { ErasePlan } from "../agent/erase-plan";
 import type { DownloadRecord } from "../agent/record";
 import { decodeBase64Bytes, hexEncode } from "../lib/base64";
 import { cborSize, decodeCbor, encodeCbor } from "../lib/cbor";
@@ -56,7 +59,7 @@ export class StreamDownload {
 	#blockCount: number;
 	/** Blocks held on flash in this power-on (the record's bitmap is the committed subset). */
 	#held: Uint8Array;
-	#erased: Uint8Array;
+	#erasing: ErasePlan;
 	#block: Uint8Array<ArrayBuffer>;
 	#windowStart = 0;
 	#windowEnd = 0;
@@ -86,7 +89,8 @@ export class StreamDownload {
 		this.#held = record.blocks.slice();
 		for (let i = 0; i < this.#blockCount; i++)
 			if (this.#has(this.#held, i)) this.#heldCount++;
-		this.#erased = new Uint8Array(Math.ceil(ports.slot.byteLength / ports.slot.sectorSize / 8));
+		this.#erasing = new ErasePlan(ports.slot, (sector) => this.#keeps(sector));
+		this.#erasing.extent = record.totalSize;
 		this.#block = new Uint8Array(blockSize);
 		const base = `$aws/things/${thing}/streams/${record.streamId}`;
 		this.dataTopic = `${base}/data/${options.format}`;
@@ -188,14 +192,19 @@ export class StreamDownload {
 	}
 
 	#write(start: number, length: number): void {
-		const slot = this.#slot, sectorSize = slot.sectorSize;
+		const slot = this.#slot;
 		if (start + length > slot.byteLength) throw new Error("block past the slot");
-		for (let sector = Math.floor(start / sectorSize); sector * sectorSize < start + length; sector++) {
-			if (this.#has(this.#erased, sector)) continue;
-			slot.erase(sector);
-			this.#set(this.#erased, sector);
-		}
+		this.#erasing.prepare(start, start + length);
 		slot.write(start, length, this.#block.buffer);
+	}
+
+	/** Whether flash sector `sector` holds bytes of a committed block. */
+	#keeps(sector: number): boolean {
+		const record = this.#record, blocks = record.blocks!, sectorSize = this.#slot.sectorSize, blockSize = record.blockSize;
+		const last = Math.min(this.#blockCount, Math.ceil((sector + 1) * sectorSize / blockSize));
+		for (let i = Math.floor(sector * sectorSize / blockSize); i < last; i++)
+			if (this.#has(blocks, i)) return true;
+		return false;
 	}
 
 	/** Marks committed every block of each sector that `index` touches once all of that sector's blocks are held. */

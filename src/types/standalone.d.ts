@@ -9,6 +9,7 @@ declare module "mc/ffi" {
 		xs_ota_running_state(): number;
 		xs_ota_running_version(into: ArrayBuffer): number;
 		xs_ota_set_boot_next(): number;
+		xs_ota_erase_next(offset: number, byteLength: number): number;
 		xs_ota_mark_valid(): number;
 		xs_ota_restart(): void;
 		xs_ota_verify_p256(sha256: ArrayBuffer, signature: ArrayBuffer, signatureLength: number, publicKey: ArrayBuffer): number;

@@ -3,23 +3,39 @@
 import { createHash, type Hash } from "node:crypto";
 import type { Digest, FlashSlot } from "../../src/platform/ports";
 
-/** NOR flash in RAM: starts erased, erase sets a whole sector to 0xFF, writes only clear bits. */
+/**
+	NOR flash in RAM: starts erased, erase sets a whole sector (eraseBlock a whole block) to 0xFF, writes only
+	clear bits. `erases` logs every erase as the byte range it cleared, in order.
+*/
 export class MemorySlot implements FlashSlot {
 	readonly bytes: Uint8Array;
 	readonly byteLength: number;
 	readonly sectorSize: number;
+	readonly blockSize: number;
+	readonly erases: { start: number; end: number }[] = [];
 
-	constructor(byteLength: number, sectorSize = 4096) {
+	constructor(byteLength: number, sectorSize = 4096, blockSize = 65536) {
 		if (!(byteLength > 0 && byteLength % sectorSize === 0)) throw new Error("slot must be whole sectors");
+		if (blockSize % sectorSize) throw new Error("block must be whole sectors");
 		this.byteLength = byteLength;
 		this.sectorSize = sectorSize;
+		this.blockSize = blockSize;
 		this.bytes = new Uint8Array(byteLength).fill(0xff);
 	}
 
 	erase(sector: number): void {
-		const start = sector * this.sectorSize;
-		if (!Number.isInteger(sector) || sector < 0 || start >= this.byteLength) throw new Error("erase failed");
-		this.bytes.fill(0xff, start, start + this.sectorSize);
+		this.#clear(sector, this.sectorSize);
+	}
+
+	eraseBlock(block: number): void {
+		this.#clear(block, this.blockSize);
+	}
+
+	#clear(index: number, size: number): void {
+		const start = index * size;
+		if (!Number.isInteger(index) || index < 0 || start + size > this.byteLength) throw new Error("erase failed");
+		this.bytes.fill(0xff, start, start + size);
+		this.erases.push({ start, end: start + size });
 	}
 
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void {
