@@ -183,7 +183,7 @@ async function device(flags: Flags): Promise<void> {
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
 		else if (event.event === "log") console.log(`  ${event.message}`);
-		else if (event.event !== "progress") console.log(JSON.stringify(event));
+		else if (event.event !== "progress" && event.event !== "erase") console.log(JSON.stringify(event));
 	};
 	const runFor = optionalText(flags, "run-for");
 	const commands: DeviceCommand[] = [];

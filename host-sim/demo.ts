@@ -23,7 +23,7 @@ export async function runDemo(flags: Flags): Promise<void> {
 	console.log(`xs-ota demo on the ${engine} engine: board in ${board}, package ${url} (${image.length} bytes)`);
 	const show = (event: DeviceReport) => {
 		if (event.event === "progress") return bar(event.received as number, event.total as number);
-		if (event.event === "log") return;
+		if (event.event === "log" || event.event === "erase") return;
 		if (lastBar) process.stdout.write("\n");
 		lastBar = "";
 		if (event.event === "boot") console.log(`boot: slot ${event.slot}, firmware ${event.version}${event.rolledBack ? " (rolled back)" : ""}`);

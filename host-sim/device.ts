@@ -12,6 +12,7 @@ import type { Engine, EngineStop } from "./engines/engine";
 import { NodeEngine } from "./engines/node";
 import { XsEngine } from "./engines/xs";
 import { makeAppImage, sha256Hex } from "./image";
+import { seeded } from "./random";
 import { type PolicyName, policyCodes } from "../src/agent/record";
 import { installResources, provision, type Credentials } from "./credentials";
 
@@ -129,6 +130,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					emit({ event: "maintenance", status: args[0], kind: args[1], ...(args[2] !== undefined ? { nextStart: args[2] } : {}), at: board.clock.wallTime });
 				else if (kind === "report.shutdown") emit({ event: "shutdown", at: board.clock.wallTime });
 				else if (kind === "report.unreachable") emit({ event: "unreachable", reason: args[0] });
+				else if (kind === "flash.erase") emit({ event: "erase", partition: args[0], start: args[1], end: args[2], op: ops + (args[3] as number) });
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});
@@ -230,4 +232,13 @@ export function prepareFactoryBoard(dir: string, layout?: BoardLayout): void {
 	const slot = storage.appSlot(0);
 	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
 	slot.write(0, image.length, image);
+}
+
+/** Fills app slot `slot` with seeded noise: a board that has updated before holds old bytes there, not 0xFF. */
+export function fillSlotWithNoise(dir: string, slot: number, seed: number): void {
+	const partition = BoardStorage.open(dir, new PowerSupply()).appSlot(slot);
+	const next = seeded(seed);
+	const bytes = new Uint8Array(partition.byteLength);
+	for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256);
+	partition.write(0, bytes.length, bytes);
 }

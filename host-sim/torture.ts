@@ -2,7 +2,8 @@
 	Power-cut torture, over an HTTP pull or an AWS IoT job with an MQTT stream: for one published image, cut the power at every persistent write of the whole update
 	life cycle (download, checkpoints, verify, switch, first boot, self-test, confirm, report), power on again
 	until idle, and check the invariants after each run. A sample of runs gets a second cut during the
-	recovery from the first.
+	recovery from the first. The inactive slot starts full of an older image's bytes, as on a board that has
+	updated before, so a missed erase, or a torn one (sector or 64 KiB block) left unrepaired, corrupts the image.
 
 	Invariants:
 	  bootable      every boot ran a valid image (the boot event names its version)
@@ -19,7 +20,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName } from "./device";
+import { fillSlotWithNoise, prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport, type EngineName } from "./device";
 import { startAwsIot } from "./server/aws-iot";
 import { seeded } from "./random";
 import { makeAppImage, sha256Hex } from "./image";
@@ -57,6 +58,9 @@ export interface TortureSummary {
 	totalOps: number;
 	cutPointsTried: number;
 	doubleCuts: number;
+	/** Cuts (first or second) that fell during a 64 KiB block erase, and during a sector erase. */
+	blockEraseCuts: number;
+	sectorEraseCuts: number;
 	violations: string[];
 	refetchPerCut: { mean: number; max: number };
 	bootsToCompletion: { mean: number; max: number };
@@ -138,6 +142,7 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 	const pristine = path.join(work, "pristine");
 	prepareFactoryBoard(pristine);
+	fillSlotWithNoise(pristine, 1, options.seed);
 	const next = seeded(options.seed);
 	const device = (dir: string, extra: Partial<DeviceOptions>) => runDevice({ dir, engine: options.engine, config, ...extra });
 	try {
@@ -146,11 +151,15 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 		const totalOps = whole.ops;
 		const runs: TortureRun[] = [];
 		let doubleCuts = 0;
+		const cutKinds: string[] = [];
 		for (let cut = 1; cut <= totalOps; cut += options.stride) {
 			const name = `cut-${cut}`;
 			const board = copyBoard(pristine, work, name);
 			const events: DeviceReport[] = [];
-			const onEvent = (event: DeviceReport) => { if (event.event === "result" || event.event === "boot") events.push(event); };
+			const onEvent = (event: DeviceReport) => {
+				if (event.event === "result" || event.event === "boot") events.push(event);
+				else if (event.event === "power-cut") cutKinds.push(String(event.kind));
+			};
 			const cuts = [cut];
 			const begin = delivery.begin(name);
 			const first = await device(board, { ...begin, cutAfterOps: cut, onEvent });
@@ -198,6 +207,8 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 			totalOps,
 			cutPointsTried: runs.length,
 			doubleCuts,
+			blockEraseCuts: cutKinds.filter((kind) => kind === "flash-block-erase").length,
+			sectorEraseCuts: cutKinds.filter((kind) => kind === "flash-erase").length,
 			violations: runs.flatMap((run) => run.violations.map((v) => `cut ${run.cuts.join("+")}: ${v}`)),
 			refetchPerCut: { mean: Number(mean(perCut).toFixed(1)), max: Math.max(...perCut) },
 			bootsToCompletion: { mean: Number(mean(boots).toFixed(2)), max: Math.max(...boots) },
@@ -224,10 +235,10 @@ function mean(values: number[]): number {
 
 export function tortureTable(summaries: TortureSummary[]): string {
 	const lines = [
-		"| transport | engine | writes in the life cycle | cut points tried | double cuts | violations | re-fetched per cut (mean / max) | boots to completion (mean / max) | repeated result reports | seconds |",
-		"|---|---|---|---|---|---|---|---|---|---|",
+		"| transport | engine | writes in the life cycle | cut points tried | double cuts | cuts in block / sector erases | violations | re-fetched per cut (mean / max) | boots to completion (mean / max) | repeated result reports | seconds |",
+		"|---|---|---|---|---|---|---|---|---|---|---|",
 	];
 	for (const s of summaries)
-		lines.push(`| ${s.transport} | ${s.engine} | ${s.totalOps} | ${s.cutPointsTried} | ${s.doubleCuts} | ${s.violations.length} | ${s.refetchPerCut.mean} / ${s.refetchPerCut.max} ${s.unit} | ${s.bootsToCompletion.mean} / ${s.bootsToCompletion.max} | ${s.duplicateReports} | ${s.seconds} |`);
+		lines.push(`| ${s.transport} | ${s.engine} | ${s.totalOps} | ${s.cutPointsTried} | ${s.doubleCuts} | ${s.blockEraseCuts} / ${s.sectorEraseCuts} | ${s.violations.length} | ${s.refetchPerCut.mean} / ${s.refetchPerCut.max} ${s.unit} | ${s.bootsToCompletion.mean} / ${s.bootsToCompletion.max} | ${s.duplicateReports} | ${s.seconds} |`);
 	return lines.join("\n");
 }

@@ -116,6 +116,11 @@ export class Board {
 		this.#online = options.online ?? (() => true);
 		this.runningSlot = options.previousSlot ?? 0;
 		this.#dir = options.dir;
+		for (const slot of [0, 1]) {
+			const partition = this.storage.appSlot(slot);
+			// The op count is the erase's own: it is reported before the power supply counts it.
+			partition.onErase = (start, end) => this.#report("flash.erase", [partition.label, start, end, this.power.ops + 1]);
+		}
 	}
 
 	/** The bootloader: picks the slot (its otadata writes can be cut like any other). */

@@ -44,6 +44,8 @@ export class FlashPartition {
 	readonly byteLength: number;
 	readonly blockSize = sectorSize;
 	readonly stats: FlashStats = { erases: 0, blockErases: 0, writes: 0, pagePrograms: 0, bytesWritten: 0 };
+	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
+	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
 	readonly #bytes: Uint8Array;
 
@@ -72,6 +74,7 @@ export class FlashPartition {
 		this.#power.assertOn();
 		if (!Number.isInteger(sector) || sector < 0 || (sector + 1) * sectorSize > this.byteLength) throw new Error("erase failed");
 		const start = sector * sectorSize;
+		this.onErase(start, start + sectorSize);
 		if (this.#power.beginOp("flash-erase") === "torn") {
 			// An interrupted NOR erase: part of the sector is erased, the rest keeps its old bits.
 			const landed = Math.floor(this.#power.tearFraction() * sectorSize);
@@ -95,6 +98,7 @@ export class FlashPartition {
 		this.#power.assertOn();
 		if (!Number.isInteger(block) || block < 0 || (block + 1) * blockEraseSize > this.byteLength) throw new Error("erase failed");
 		const start = block * blockEraseSize;
+		this.onErase(start, start + blockEraseSize);
 		const torn = this.#power.beginOp("flash-block-erase") === "torn";
 		const landed = torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize;
 		this.#bytes.fill(0xff, start, start + landed);
