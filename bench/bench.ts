@@ -15,6 +15,7 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { BoardStorage, type Wear } from "../host-sim/board/board-files";
+import { busyMs, w25q32jv } from "../host-sim/board/flash-chip";
 import type { BoardLayout } from "../host-sim/board/partition-table";
 import { PowerSupply } from "../host-sim/board/power";
 import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type EngineName } from "../host-sim/device";
@@ -155,7 +156,10 @@ try {
 		}
 	}
 
-	const projection = project(cuts.find((result) => result.checkpointBytes === defaultInterval)!.wear, image.length);
+	const projection = project([
+		{ label: `HTTP update, ${defaultInterval / KiB} KiB checkpoints`, wear: cuts.find((result) => result.checkpointBytes === defaultInterval)!.wear },
+		...formats.map((format) => ({ label: `MQTT ${format.toUpperCase()} update, ${defaultInterval / KiB} KiB checkpoints`, wear: mqttCutResults[format].wear })),
+	], image.length);
 	const results = {
 		date: new Date().toISOString(),
 		node: process.version,
@@ -398,37 +402,37 @@ async function heapRun(target: Published, heapAfterGc: boolean, delivery: Delive
 }
 
 /*
-	5. Winbond W25Q32JV, typical / maximum. Moddable runs the download, erase and program on one core, one
-	after the other, so the honest projection is their sum; max(link, flash) is what full overlap would give.
-	Page programs = ceil(bytes / 256) (a fragment that straddles pages costs a few more in practice). Each
-	preference set costs two page programs (the new entry; the old one marked erased), and NVS page recycling
-	one 4 KiB sector erase per 4 KiB of preference bytes.
+	5. Winbond W25Q32JV, typical / maximum (host-sim/board/flash-chip.ts holds the datasheet's times). Moddable runs
+	the download, erase and program on one core, one after the other, so the honest projection is their sum;
+	max(link, flash) is what full overlap would give. The simulated chip counts what the update did: 4 KiB sector
+	and 64 KiB block erases apart, and page programs as the writes touched pages (a write that straddles a page
+	boundary costs two). Each preference set costs two page programs (the new entry; the old one marked erased),
+	and NVS page recycling one 4 KiB sector erase per 4 KiB of preference bytes.
 */
-function project(wear: Wear, imageBytes: number) {
-	const datasheet = { sectorErase: [0.045, 0.4], blockErase: [0.15, 2], pageProgram: [0.0004, 0.003] };
-	const seconds = (erases: number, blockErases: number, programs: number) => [0, 1].map((i) =>
-		erases * datasheet.sectorErase[i] + blockErases * datasheet.blockErase[i] + programs * datasheet.pageProgram[i]);
+function project(updates: { label: string; wear: Wear }[], imageBytes: number) {
+	const work = (sectorErases: number, blockErases: number, pagePrograms: number) => {
+		const stats = { erases: sectorErases, blockErases, pagePrograms, writes: 0, bytesWritten: 0 };
+		return { sectorErases, blockErases, pagePrograms, seconds: busyMs(stats).map((ms) => ms / 1000) };
+	};
 	const imagePages = Math.ceil(imageBytes / 256);
-	const measured = {
-		sectorErases: wear.flashErases + Math.ceil(wear.preferenceBytes / 4096),
-		pagePrograms: Math.ceil(wear.flashBytes / 256) + 2 * wear.preferenceSets,
-	};
-	const flashSeconds = {
-		measured: seconds(measured.sectorErases, 0, measured.pagePrograms),
-		sectorFloor: seconds(Math.ceil(imageBytes / 4096), 0, imagePages),
-		blockFloor: seconds(0, Math.ceil(imageBytes / 65536), imagePages),
-	};
+	const measured = updates.map(({ label, wear }) => ({
+		label,
+		...work(wear.flashErases + Math.ceil(wear.preferenceBytes / 4096), wear.flashBlockErases, wear.flashPagePrograms + 2 * wear.preferenceSets),
+	}));
+	const sectorFloor = work(Math.ceil(imageBytes / 4096), 0, imagePages);
+	const blockFloor = work(0, Math.ceil(imageBytes / 65536), imagePages);
+	const http = measured[0].seconds;
 	const links = [1, 10].map((mbps) => {
 		const link = (imageBytes * 8) / (mbps * 1e6);
 		return {
 			mbps,
 			linkSeconds: link,
-			sum: flashSeconds.measured.map((flash) => link + flash),
-			overlap: flashSeconds.measured.map((flash) => Math.max(link, flash)),
-			sumBlockFloor: flashSeconds.blockFloor.map((flash) => link + flash),
+			sum: http.map((flash) => link + flash),
+			overlap: http.map((flash) => Math.max(link, flash)),
+			sumBlockFloor: blockFloor.seconds.map((flash) => link + flash),
 		};
 	});
-	return { datasheet, measured, imagePages, flashSeconds, links };
+	return { datasheet: w25q32jv, measured, sectorFloor, blockFloor, overBlockFloor: http[0] / blockFloor.seconds[0], links };
 }
 
 type Results = {
@@ -449,14 +453,16 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 	const fixed = (n: number, digits = 1) => n.toFixed(digits);
 	const int = (n: number) => Math.round(n).toLocaleString("en-US");
 	const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
-	const ms = (seconds: number[]) => seconds.map((s) => s * 1000).join(" / ");
+	const ms = (values: readonly number[]) => values.join(" / ");
+	const flashRow = (label: string, row: { sectorErases: number; blockErases: number; pagePrograms: number; seconds: number[] }) =>
+		[label, int(row.sectorErases), int(row.blockErases), int(row.pagePrograms), span(row.seconds), `${fixed(row.seconds[0] / projection.blockFloor.seconds[0], 2)}×`];
 	const table = (header: string[], rows: string[][]) =>
 		[`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
 	const mib = results.imageBytes / MiB;
 	const { plainDownload: plain, projection, mqtt } = results;
 	const speedRow = (label: string, t: UpdateTiming) =>
 		[label, fixed(t.downloadMiBps), `${fixed(plain.MiBps / t.downloadMiBps)}×`, int(t.downloadVerifyMs), int(t.wholeMs), fixed(t.receivedPerByte, 2)];
-	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
+	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashBlockErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
 	const blocks = (n: number) => `${int(n * blockSize)} (${fixed(n)} blocks)`;
 	const heapRow = (label: string, one: HeapRun, four: HeapRun) =>
 		[label, int(one.peak), int(one.steady), int(four.peak), int(four.steady), fixed(four.peak / one.peak, 2), fixed(four.steady / one.steady, 2)];
@@ -484,7 +490,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			+ `each cut after 1 to ${maxCutOps} persistent writes (seeded), then one uncut; a cut's re-fetched blocks are those its `
 			+ "power-on fetched less those its record kept. Writes per MiB, over the whole uncut update.",
 		"",
-		table(["transport, checkpoint", "re-fetched per cut, bytes: mean", "max", "preference sets", "preference bytes", "flash erases", "flash writes", "flash bytes"], [
+		table(["transport, checkpoint", "re-fetched per cut, bytes: mean", "max", "preference sets", "preference bytes", "4 KiB erases", "64 KiB erases", "flash writes", "flash bytes"], [
 			...results.intervals.map((r) => [`HTTP, ${r.checkpointBytes / KiB} KiB`, int(r.refetched.mean), int(r.refetched.max), ...wearCells(r.wear)]),
 			...formats.map((format) => {
 				const r = mqtt.cuts[format];
@@ -505,15 +511,16 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			...formats.map((format) => heapRow(`MQTT ${format.toUpperCase()}, live`, mqttHeap[format]["1MiB"], mqttHeap[format]["4MiB"])),
 		]),
 		"",
-		`**Projected on a real board**: ${mib} MiB, W25Q32JV typical / max (4 KiB sector erase ${ms(projection.datasheet.sectorErase)} ms, `
-			+ `64 KiB block erase ${ms(projection.datasheet.blockErase)} ms, 256 B page program ${ms(projection.datasheet.pageProgram)} ms). `
-			+ "Download, erase and program run one after another on one core, so the time is their sum; max(link, flash) is what full "
-			+ "overlap would give. Verification reads and hashing are left out.",
+		`**Projected on a real board**: ${mib} MiB, W25Q32JV typical / max (4 KiB sector erase ${ms(projection.datasheet.sectorEraseMs)} ms, `
+			+ `64 KiB block erase ${ms(projection.datasheet.blockEraseMs)} ms, 256 B page program ${ms(projection.datasheet.pageProgramMs)} ms), `
+			+ "applied to the erases and page programs the simulated chip counted during the uncut update (node engine), "
+			+ "preference traffic included. Download, erase and program run one after another on one core, so the time is their "
+			+ "sum; max(link, flash) is what full overlap would give. Verification reads and hashing are left out.",
 		"",
-		table(["flash work", "4 KiB erases", "64 KiB erases", "page programs", "seconds"], [
-			[`measured update, ${defaultInterval / KiB} KiB checkpoints`, int(projection.measured.sectorErases), "0", int(projection.measured.pagePrograms), span(projection.flashSeconds.measured)],
-			["floor: the image alone, sector erase", int(Math.ceil(results.imageBytes / 4096)), "0", int(projection.imagePages), span(projection.flashSeconds.sectorFloor)],
-			["floor: the image alone, block erase", "0", int(Math.ceil(results.imageBytes / 65536)), int(projection.imagePages), span(projection.flashSeconds.blockFloor)],
+		table(["flash work", "4 KiB erases", "64 KiB erases", "page programs", "seconds", "÷ block-erase floor"], [
+			...projection.measured.map((row) => flashRow(`measured: ${row.label}`, row)),
+			flashRow("floor: the image alone, sector erase", projection.sectorFloor),
+			flashRow("floor: the image alone, block erase", projection.blockFloor),
 		]),
 		"",
 		table(["link (Wi-Fi, effective)", "download s", "update s (sum)", "max(link, flash)", "sum with block erase"],
