@@ -523,7 +523,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			flashRow("floor: the image alone, block erase", projection.blockFloor),
 		]),
 		"",
-		table(["link (Wi-Fi, effective)", "download s", "update s (sum)", "max(link, flash)", "sum with block erase"],
+		table(["link (Wi-Fi, effective)", "download s", "update s (sum)", "max(link, flash)", "sum at the block-erase floor"],
 			projection.links.map((link) => [`${link.mbps} Mbit/s`, fixed(link.linkSeconds), span(link.sum), span(link.overlap), span(link.sumBlockFloor)])),
 		"",
 	].join("\n");

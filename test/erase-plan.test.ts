@@ -27,7 +27,7 @@ test("a fresh image is erased a block at a time, and a short tail sector by sect
 	const slot = new MemorySlot(slotBytes);
 	const image = pattern(3 * block + 3 * sector - 100, 1);
 	const plan = new ErasePlan(slot, () => false);
-	plan.extent = image.length;
+	plan.setImageSize(image.length);
 	for (let at = 0; at < image.length; at += 1460) write(plan, slot, at, image.subarray(at, Math.min(at + 1460, image.length)));
 	assert.equal(sizes(slot), [block, block, block, sector, sector, sector]);
 	assert.equal(slot.bytes.subarray(0, image.length), image);
@@ -36,7 +36,7 @@ test("a fresh image is erased a block at a time, and a short tail sector by sect
 test("a tail of four sectors or more takes a block erase, as it is cheaper", () => {
 	const slot = new MemorySlot(slotBytes);
 	const plan = new ErasePlan(slot, () => false);
-	plan.extent = block + 4 * sector;
+	plan.setImageSize(block + 4 * sector);
 	write(plan, slot, 0, pattern(block + 4 * sector, 2));
 	assert.equal(sizes(slot), [block, block]);
 });
@@ -48,7 +48,7 @@ test("after a resume inside a block only the sectors past the checkpoint are era
 	// The cut power-on left the committed prefix and some uncommitted bytes after it.
 	slot.bytes.set(image.subarray(0, committed + 3000));
 	const plan = new ErasePlan(slot, (index) => (index + 1) * sector <= committed);
-	plan.extent = image.length;
+	plan.setImageSize(image.length);
 	for (let at = committed; at < image.length; at += 1460) write(plan, slot, at, image.subarray(at, Math.min(at + 1460, image.length)));
 	assert.ok(slot.erases.every((erase) => erase.start >= committed), "an erase reached a committed byte");
 	assert.equal(slot.erases.map((erase) => erase.start / sector), [...Array.from({ length: 11 }, (_, i) => 21 + i), 32]);
@@ -64,7 +64,7 @@ test("a torn block erase is redone whole: the record shows nothing committed in 
 	// Block 1 half erased by the cut, the rest old bytes.
 	slot.bytes.set(pattern(block / 2, 5), block + block / 2);
 	const plan = new ErasePlan(slot, (index) => (index + 1) * sector <= committed);
-	plan.extent = image.length;
+	plan.setImageSize(image.length);
 	write(plan, slot, committed, image.subarray(committed));
 	assert.equal(slot.erases, [{ start: block, end: 2 * block }]);
 	assert.equal(slot.bytes.subarray(0, image.length), image);
@@ -76,7 +76,7 @@ test("blocks arriving out of order: a flash block holding committed sectors is e
 	const committed = new Set([3, 4, 17, 40, 41, 42, 63]);
 	for (const index of committed) slot.bytes.set(image.subarray(index * sector, (index + 1) * sector), index * sector);
 	const plan = new ErasePlan(slot, (index) => committed.has(index));
-	plan.extent = image.length;
+	plan.setImageSize(image.length);
 	const order = Array.from({ length: 64 }, (_, i) => i).filter((i) => !committed.has(i));
 	const next = seeded(7);
 	for (let i = order.length - 1; i > 0; i--) {
@@ -95,7 +95,7 @@ test("blocks arriving out of order: a flash block holding committed sectors is e
 test("a block with no committed sector is erased whole even when its first write lands mid-block", () => {
 	const slot = new MemorySlot(slotBytes);
 	const plan = new ErasePlan(slot, () => false);
-	plan.extent = 2 * block;
+	plan.setImageSize(2 * block);
 	write(plan, slot, block + 7 * sector, pattern(sector, 8));
 	write(plan, slot, block + 2 * sector, pattern(sector, 9));
 	assert.equal(slot.erases, [{ start: block, end: 2 * block }]);
@@ -118,7 +118,7 @@ test("without a block erase (blockSize = sectorSize) every erase is a sector", (
 test("reset: a body that replaces the one written erases its sectors again", () => {
 	const slot = new MemorySlot(slotBytes);
 	const plan = new ErasePlan(slot, () => false);
-	plan.extent = block;
+	plan.setImageSize(block);
 	write(plan, slot, 0, pattern(block, 11));
 	plan.reset();
 	const second = pattern(block, 12);

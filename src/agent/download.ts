@@ -123,7 +123,7 @@ export class Download implements HttpHandler, Transfer {
 		const sector = ports.slot.sectorSize;
 		// The sectors wholly below the checkpoint are kept; a partly written one is erased and fetched again.
 		this.#erasing = new ErasePlan(ports.slot, (index) => (index + 1) * sector <= record.committed);
-		this.#erasing.extent = record.totalSize;
+		this.#erasing.setImageSize(record.totalSize);
 		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
@@ -242,7 +242,7 @@ export class Download implements HttpHandler, Transfer {
 		this.#listener.save();
 		this.#known = this.#offset = 0;
 		this.#erasing.reset();
-		this.#erasing.extent = totalSize;
+		this.#erasing.setImageSize(totalSize);
 		this.#writing = true;
 	}
 

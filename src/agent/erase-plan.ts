@@ -33,19 +33,19 @@ export class ErasePlan {
 	#erased: Uint8Array;
 	#sectorsPerBlock: number;
 	/** Where the image ends (the slot's end while unknown): sectors past it never make a block erase worth it. */
-	#extent: number;
+	#imageEnd: number;
 
 	constructor(slot: FlashSlot, kept: KeptSector) {
 		this.#slot = slot;
 		this.#kept = kept;
 		this.#erased = new Uint8Array(Math.ceil(slot.byteLength / slot.sectorSize / 8));
 		this.#sectorsPerBlock = slot.blockSize / slot.sectorSize;
-		this.#extent = slot.byteLength;
+		this.#imageEnd = slot.byteLength;
 	}
 
 	/** The image's size in bytes, once known (0: unknown). */
-	set extent(byteLength: number) {
-		this.#extent = byteLength > 0 ? Math.min(byteLength, this.#slot.byteLength) : this.#slot.byteLength;
+	setImageSize(byteLength: number): void {
+		this.#imageEnd = byteLength > 0 ? Math.min(byteLength, this.#slot.byteLength) : this.#slot.byteLength;
 	}
 
 	/** Forgets what this power-on erased: bytes written so far belong to a body that is being replaced. */
@@ -75,7 +75,7 @@ export class ErasePlan {
 		const perBlock = this.#sectorsPerBlock, sectorSize = this.#slot.sectorSize;
 		if (perBlock < 2 || (block + 1) * perBlock * sectorSize > this.#slot.byteLength) return false;
 		const first = block * perBlock;
-		if (Math.min(perBlock, Math.ceil(this.#extent / sectorSize) - first) < blockWorth) return false;
+		if (Math.min(perBlock, Math.ceil(this.#imageEnd / sectorSize) - first) < blockWorth) return false;
 		for (let sector = first; sector < first + perBlock; sector++)
 			if (this.#has(sector) || this.#kept(sector)) return false;
 		return true;

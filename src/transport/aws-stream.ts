@@ -90,7 +90,7 @@ export class StreamDownload {
 		for (let i = 0; i < this.#blockCount; i++)
 			if (this.#has(this.#held, i)) this.#heldCount++;
 		this.#erasing = new ErasePlan(ports.slot, (sector) => this.#keeps(sector));
-		this.#erasing.extent = record.totalSize;
+		this.#erasing.setImageSize(record.totalSize);
 		this.#block = new Uint8Array(blockSize);
 		const base = `$aws/things/${thing}/streams/${record.streamId}`;
 		this.dataTopic = `${base}/data/${options.format}`;
