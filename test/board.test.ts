@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PowerCutError, PowerSupply } from "../host-sim/board/power";
-import { FlashPartition } from "../host-sim/board/flash-chip";
+import { Board } from "../host-sim/board/board";
+import { FlashPartition, busyMs } from "../host-sim/board/flash-chip";
 import { PreferenceStore, capacityBytes } from "../host-sim/board/nvs";
 import { OtaData, OtaState, crc32Le, seqCrc } from "../host-sim/board/otadata";
 import { defaultPartitions, toCsv, validatePartitions, type Partition } from "../host-sim/board/partition-table";
@@ -71,7 +72,7 @@ test("flash: a new partition file is erased and sized; NOR writes AND into old b
 	assert.is(flash.read(10, 1)[0], 0x30);
 	flash.erase(0);
 	assert.ok(flash.read(0, 4096).every((b) => b === 0xff));
-	assert.equal(flash.stats, { erases: 1, writes: 3, bytesWritten: 5 });
+	assert.equal(flash.stats, { erases: 1, blockErases: 0, writes: 3, pagePrograms: 3, bytesWritten: 5 });
 });
 
 test("flash: write takes the bytes a view covers and only byteLength of them", () => {
@@ -129,6 +130,56 @@ test("flash: a torn erase sets only a prefix of the sector to 0xFF", () => {
 	assert.ok(after.subarray(0, erased).every((b) => b === 0xff));
 	assert.ok(after.subarray(erased).every((b) => b === 0), "the rest keeps its old bits");
 	assert.ok(erased > 0 && erased < 4096);
+});
+
+test("flash: a block erase clears 64 KiB in one op; a torn one leaves sectors erased, one part-way, the rest old", () => {
+	const dir = newFolder();
+	const open = (power = new PowerSupply({})) => FlashPartition.open(dir, "slot", 2 * 65536, power);
+	open().write(0, 2 * 65536, new Uint8Array(2 * 65536));
+	const whole = open();
+	whole.eraseBlock(0);
+	assert.ok(whole.read(0, 65536).every((b) => b === 0xff));
+	assert.ok(whole.read(65536, 65536).every((b) => b === 0), "the next block is untouched");
+	assert.throws(() => whole.eraseBlock(2), /^erase failed$/);
+	assert.equal([whole.stats.erases, whole.stats.blockErases], [0, 1]);
+	const power = cutPower(1, 4);
+	throwsCut(() => open(power).eraseBlock(1));
+	assert.equal(power.cutAt, { op: 1, kind: "flash-block-erase" });
+	const erased = Math.floor(power.tearFraction() * 65536);
+	const after = open().read(65536, 65536);
+	assert.ok(after.subarray(0, erased).every((b) => b === 0xff));
+	assert.ok(after.subarray(erased).every((b) => b === 0), "the rest keeps its old bits");
+	assert.ok(erased % 4096 !== 0 && erased > 4096 && erased < 65536 - 4096, `${erased} bytes erased: some whole sectors, one part-way, some old`);
+});
+
+test("flash: writes cost one page program per 256-byte page they touch; busyMs applies the W25Q32JV's times", () => {
+	const flash = slotFlash(newFolder());
+	flash.write(250, 10, new Uint8Array(10));
+	flash.write(512, 256, new Uint8Array(256));
+	flash.write(0, 0, new Uint8Array(0));
+	assert.is(flash.stats.pagePrograms, 3);
+	flash.erase(3);
+	assert.equal(busyMs(flash.stats), [45 + 3 * 0.4, 400 + 3 * 3]);
+	assert.equal(busyMs({ erases: 0, blockErases: 2, writes: 0, pagePrograms: 0, bytesWritten: 0 }), [300, 4000]);
+});
+
+test("board: ota.eraseNext erases the inactive slot as esp_partition_erase_range does, or returns its error", () => {
+	const dir = newFolder();
+	const board = new Board({ dir });
+	const slot = board.storage.appSlot(1);
+	slot.write(0, 3 * 65536, new Uint8Array(3 * 65536));
+	board.storage.appSlot(0).write(0, 3 * 65536, new Uint8Array(3 * 65536));
+	// Sectors 1..15, block 1 whole, then sector 32: a block erase only where 64 KiB are aligned.
+	assert.is(board.call("ota.eraseNext", [4096, 2 * 65536], undefined), 0);
+	assert.equal([slot.stats.erases, slot.stats.blockErases], [16, 1]);
+	assert.ok(slot.read(0, 4096).every((b) => b === 0), "sector 0 kept");
+	assert.ok(slot.read(4096, 2 * 65536).every((b) => b === 0xff));
+	assert.ok(slot.read(4096 + 2 * 65536, 4096).every((b) => b === 0), "the sector after the range kept");
+	assert.ok(board.storage.appSlot(0).read(0, 3 * 65536).every((b) => b === 0), "the running slot is not touched");
+	assert.is(board.call("ota.eraseNext", [100, 4096], undefined), 0x102);
+	assert.is(board.call("ota.eraseNext", [0, 100], undefined), 0x102);
+	assert.is(board.call("ota.eraseNext", [slot.byteLength - 4096, 8192], undefined), 0x104);
+	assert.equal([slot.stats.erases, slot.stats.blockErases], [16, 1]);
 });
 
 test("flash: the file size must match an existing partition", () => {

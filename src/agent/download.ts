@@ -121,10 +121,9 @@ export class Download implements HttpHandler, Transfer {
 		this.#url = url;
 		this.#listener = listener;
 		const sector = ports.slot.sectorSize;
-		// The sectors wholly below the checkpoint are kept; a partly written one is erased and fetched again.
+		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
 		this.#erasing = new ErasePlan(ports.slot, (index) => (index + 1) * sector <= record.committed);
 		this.#erasing.setImageSize(record.totalSize);
-		// Trust only whole sectors of the checkpoint: a partly written sector is erased and fetched again.
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
 		this.#furthest = this.#known;
