@@ -38,6 +38,8 @@ export interface JobExecution {
 	versionNumber: number;
 	status: string;
 	document: unknown;
+	/** What the service holds from the device's last accepted update. */
+	statusDetails: { [key: string]: unknown } | undefined;
 }
 
 export type JobStatus = "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED";
@@ -243,7 +245,8 @@ export class JobsClient implements MqttHandler {
 		if (!validJobId.test(execution.jobId)) return this.#log(`next execution ignored: bad job id`);
 		const { jobId, versionNumber, status } = execution;
 		if (typeof versionNumber === "number") this.#versions[jobId] = versionNumber;
-		this.#listener.next({ jobId, versionNumber: versionNumber ?? 0, status: String(status ?? ""), document: execution.jobDocument });
+		const details = execution.statusDetails && typeof execution.statusDetails === "object" ? execution.statusDetails : undefined;
+		this.#listener.next({ jobId, versionNumber: versionNumber ?? 0, status: String(status ?? ""), document: execution.jobDocument, statusDetails: details });
 	}
 
 	#accepted(jobId: string, body: any): void {

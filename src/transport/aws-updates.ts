@@ -13,6 +13,11 @@
 	progress status refused as no longer pending)  → transfer stopped, nothing switched, result 10, no report
 	Each job ends in exactly one terminal status: the agent reports a final result until it is acknowledged,
 	and the service refuses a second terminal status (which the jobs client reads as "already held").
+	downloadTime (seconds, 3 decimals, in every report once known) is the time the device spent receiving the
+	image, on its monotonic clock, summed over its power-ons: the service keeps the earlier power-ons' share in
+	the statusDetails it holds (an update replaces them all), and the device reads it back from $next/get. A
+	final report made before the service has answered since boot waits for that answer (at most retryMs), so
+	the terminal event carries the whole time; the fleet monitor's metric is built from it.
 */
 
 import type { Agent, AgentListener, SelfTest } from "../agent/agent";
@@ -52,6 +57,9 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#lastProgress = -Infinity;
 	#whenConnected: (() => void) | undefined;
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
+	#download = new DownloadTime();
+	/** A final report waiting for the service's first answer since boot, and the timer that bounds the wait. */
+	#deferred: { report: () => void; timer: unknown } | undefined;
 	/** Called when the broker refuses the device's secure connection for good (a "tls: " reason). */
 	onFailure: ((reason: string) => void) | undefined;
 	/** Called on the reboot warning command (topic xs-ota/<thing>/reboot-warning). */
@@ -120,25 +128,45 @@ export class AwsUpdates implements JobsListener, AgentListener {
 			details.self_test = onNewImage ? "active" : "ready";
 			if (onNewImage) details.updatedBy = this.#ports.boot.runningVersion();
 		}
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", details);
+		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", this.#download.into(record.jobId, details));
 	}
 
 	progress(received: number, total: number): void {
 		const record = this.#agent?.record;
 		const now = this.#ports.clock.ticks();
-		if (!record?.jobId || (received < total && now - this.#lastProgress < this.#options.progressIntervalMs)) return;
+		if (!record?.jobId) return;
+		this.#download.receiving(record.jobId, now, received >= total);
+		if (received < total && now - this.#lastProgress < this.#options.progressIntervalMs) return;
 		this.#lastProgress = now;
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
+		const details = { state: String(State.downloading), result: "0", receive: `${received}/${total}` };
+		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", this.#download.into(record.jobId, details, now));
 	}
 
-	result(_updateId: number, result: ResultCode, version: string, reason?: string): boolean {
+	result(updateId: number, result: ResultCode, version: string, reason?: string): boolean {
 		const record = this.#agent?.record;
 		if (!record?.jobId) return true;
+		const jobId = record.jobId;
+		if (!this.#download.known(jobId)) {
+			const report = () => this.result(updateId, result, version, reason);
+			if (this.#deferred) this.#deferred.report = report;
+			else this.#deferred = { report, timer: this.#ports.clock.setTimeout(() => this.#flushDeferred(), this.#options.jobs.retryMs) };
+			return false;
+		}
 		if (result === Result.success)
-			this.#jobs.updateStatus(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
+			this.#jobs.updateStatus(jobId, "SUCCEEDED", this.#download.into(jobId, { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version }));
 		else
-			this.#jobs.updateStatus(record.jobId, "FAILED", { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) });
+			this.#jobs.updateStatus(jobId, "FAILED", this.#download.into(jobId, { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) }));
 		return false;
+	}
+
+	/** Sends the final report that waited for the service's answer, with or without downloadTime. */
+	#flushDeferred(): void {
+		const deferred = this.#deferred;
+		if (!deferred) return;
+		this.#deferred = undefined;
+		this.#ports.clock.clearTimeout(deferred.timer);
+		this.#download.answered();
+		deferred.report();
 	}
 
 	// JobsListener: what the service says.
@@ -157,6 +185,9 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		const agent = this.#agent;
 		if (!agent) return;
 		const record = agent.record;
+		if (execution?.jobId === record.jobId) this.#download.held(record.jobId, execution.statusDetails?.downloadTime);
+		this.#download.answered();
+		this.#flushDeferred();
 		// IN_PROGRESS executions come first: a job of ours that is not next is no longer pending.
 		if (record.jobId && execution?.jobId !== record.jobId && (record.state === State.downloading || record.state === State.downloaded))
 			this.withdrawn(record.jobId);
@@ -217,5 +248,55 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#reject(jobId: string, result: ResultCode, reason: string): void {
 		this.#ports.log(`job ${jobId} rejected: ${reason}`);
 		this.#jobs.updateStatus(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
+	}
+}
+
+/** The download time of the current job: earlier power-ons' share (as the service holds it) plus this one's. */
+class DownloadTime {
+	#jobId = "";
+	#heldMs = 0;
+	/** Ticks when this power-on began receiving, and the total once the image is complete. */
+	#since: number | undefined;
+	#totalMs: number | undefined;
+	/** Whether the service has answered since boot (so the held share is known, or known to be absent). */
+	#answered = false;
+
+	#select(jobId: string): void {
+		if (jobId === this.#jobId) return;
+		this.#jobId = jobId;
+		this.#heldMs = 0;
+		this.#since = this.#totalMs = undefined;
+	}
+
+	/** The service holds `text` (seconds) for the job; counts when this power-on has not measured yet. */
+	held(jobId: string, text: unknown): void {
+		this.#select(jobId);
+		const seconds = typeof text === "string" && /^\d{1,9}(\.\d{1,3})?$/.test(text) ? Number(text) : undefined;
+		if (seconds === undefined || this.#since !== undefined || this.#totalMs !== undefined) return;
+		this.#heldMs = seconds * 1000;
+	}
+
+	answered(): void {
+		this.#answered = true;
+	}
+
+	receiving(jobId: string, now: number, complete: boolean): void {
+		this.#select(jobId);
+		if (this.#totalMs !== undefined) return;
+		this.#since ??= now;
+		if (complete) this.#totalMs = this.#heldMs + now - this.#since;
+	}
+
+	/** Whether a report for the job can carry the whole download time (or the service holds none to add). */
+	known(jobId: string): boolean {
+		return (jobId === this.#jobId && this.#totalMs !== undefined) || this.#answered;
+	}
+
+	/** `details` with downloadTime added when there is one; `now` gives a running total while receiving. */
+	into(jobId: string, details: StatusDetails, now?: number): StatusDetails {
+		if (jobId !== this.#jobId) return details;
+		const ms = this.#totalMs ?? (this.#since !== undefined && now !== undefined ? this.#heldMs + now - this.#since : this.#heldMs || undefined);
+		if (ms !== undefined) details.downloadTime = (ms / 1000).toFixed(3);
+		return details;
 	}
 }
