@@ -9,17 +9,17 @@ import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { packageVersion, signImage, type Package } from "../host-sim/fleet/aws-documents";
-import { fleetCommand, failedRolloutExitCode } from "../host-sim/fleet/command";
-import { parseDeploymentConfig } from "../host-sim/fleet/deployment-config";
+import { packageVersion, signImage, type Package } from "../tools/fleet/aws-documents";
+import { fleetCommand, failedRolloutExitCode } from "../tools/fleet/command";
+import { parseDeploymentConfig } from "../tools/fleet/deployment-config";
 import { defaultFaults, type FaultProfile } from "../host-sim/fleet/faults";
 import { simulateFleet } from "../host-sim/fleet/fleet-sim";
 import { buildReport, type FleetReport, type RoundReport } from "../host-sim/fleet/report";
-import { numberedThings } from "../host-sim/fleet/things";
+import { numberedThings } from "../tools/fleet/things";
 import { makeAppImage } from "../host-sim/image";
 import { tempDir } from "./support/sim";
 
-const examples = fileURLToPath(new URL("../host-sim/fleet/examples/", import.meta.url));
+const examples = fileURLToPath(new URL("../tools/fleet/examples/", import.meta.url));
 const image = makeAppImage({ size: 64 * 1024, version: "2.0.0" });
 
 /** A deployment configuration: the sections given, DEFAULT first. */
