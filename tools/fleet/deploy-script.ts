@@ -138,6 +138,7 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 		"# 3. Job execution events (the downloadTime metric's source) and the monitor stack that turns them into it.",
 		"call iot update-event-configurations --cli-input-json file://event-configurations.json >/dev/null || exit 1",
 		`if ! call cloudformation describe-stacks --stack-name ${monitorStackName} --query 'Stacks[0].StackStatus' --output text >/dev/null; then`,
+		`\tlog "creating the monitor stack ${monitorStackName}"`,
 		`\tcall cloudformation create-stack --stack-name ${monitorStackName} --template-body file://monitor-stack.json --capabilities CAPABILITY_IAM >/dev/null || exit 1`,
 		`\tcall cloudformation wait stack-create-complete --stack-name ${monitorStackName} || exit 1`,
 		"fi",

@@ -17,7 +17,9 @@ import { roundJobId } from "./aws-documents";
 import type { DeploymentConfig } from "./deployment-config";
 
 export const executionStatuses = ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"] as const;
-const endedJob = new Set(["COMPLETED", "CANCELED", "DELETION_IN_PROGRESS"]);
+/** DELETED: the job was there at an earlier look and is gone (deploy.sh deletes each round's job once it ended). */
+const endedJob = new Set(["COMPLETED", "CANCELED", "DELETION_IN_PROGRESS", "DELETED"]);
+const endedExecution = new Set(["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"]);
 
 export interface ExecutionView {
 	thing: string;
@@ -53,6 +55,8 @@ export class AwsCliSource implements JobSource {
 	#region: string;
 	/** Per job: the things' statuses at the last look, and their details. */
 	#known = new Map<string, Map<string, ExecutionView>>();
+	/** Per job: its view at the last look. */
+	#last = new Map<string, JobView>();
 
 	constructor(region: string) {
 		this.#region = region;
@@ -80,8 +84,10 @@ export class AwsCliSource implements JobSource {
 				described = await this.#aws(["iot", "describe-job", "--job-id", jobId]) as { job?: AwsJob };
 			}
 			catch (error) {
-				if (/ResourceNotFound|not found/i.test((error as Error).message)) continue;
-				throw error;
+				if (!/ResourceNotFound|not found/i.test((error as Error).message)) throw error;
+				const last = this.#last.get(jobId);
+				if (last) jobs.push(gone(last));
+				continue;
 			}
 			const job = described.job ?? {};
 			const listed = await this.#aws(["iot", "list-job-executions-for-job", "--job-id", jobId]) as { executionSummaries?: AwsExecutionSummary[] };
@@ -106,15 +112,28 @@ export class AwsCliSource implements JobSource {
 				CANCELED: details.numberOfCanceledThings ?? 0, REMOVED: details.numberOfRemovedThings ?? 0,
 			};
 			const status = job.status ?? "UNKNOWN";
-			jobs.push({
+			this.#last.set(jobId, {
 				jobId, status, counts,
 				ratePerMinute: job.jobExecutionsRolloutConfig?.maximumPerMinute,
 				abort: status === "CANCELED" ? [job.reasonCode, job.comment].filter(Boolean).join(": ") || (job.forceCanceled ? "canceled with --force" : "canceled") : undefined,
 				executions: [...known.values()],
 			});
+			jobs.push(this.#last.get(jobId)!);
 		}
 		return { finished: false, jobs };
 	}
+}
+
+/**
+	A job deleted since the last look: COMPLETED when every execution had ended by then (the list holds them all:
+	deletion came after the end), DELETED otherwise; counted from the executions.
+*/
+function gone(last: JobView): JobView {
+	if (endedJob.has(last.status)) return last;
+	const counts: { [status: string]: number } = {};
+	for (const execution of last.executions) counts[execution.status] = (counts[execution.status] ?? 0) + 1;
+	const ended = last.executions.every((execution) => endedExecution.has(execution.status));
+	return { ...last, status: ended ? "COMPLETED" : "DELETED", counts };
 }
 
 interface AwsJob {
