@@ -283,23 +283,38 @@ function version(): string {
 	return (JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
+const helpFlags = ["-h", "--help"];
+
+/** xs-ota --help: every command, one line each. */
+function commandList(): string {
+	const width = Math.max(...Object.keys(commandSpecs).map((name) => commandSpecs[name].usage.length), "xs-ota fleet monitor".length);
+	const lines = Object.values(commandSpecs).map((spec) => `  ${spec.usage.padEnd(width)}  ${spec.summary.split("\n")[0]}`);
+	lines.splice(lines.findIndex((line) => line.includes("xs-ota fleet ")) + 1, 0, `  ${monitorSpec.usage.padEnd(width)}  ${monitorSpec.summary.split("\n")[0]}`);
+	return `${usage}\n\n${lines.join("\n")}\n  ${"xs-ota --version".padEnd(width)}  prints the version\n\nExit codes: 0 done, 1 the command failed, 2 a usage mistake; fleet adds 3 (a round or job failed) and 4 (a job left running).\n`;
+}
+
 export async function main(argv: string[]): Promise<void> {
 	const [name, ...rest] = argv;
 	if (name === "--version") {
 		console.log(version());
 		return;
 	}
+	if (helpFlags.includes(name)) {
+		process.stdout.write(commandList());
+		return;
+	}
 	// "job" takes its action word, and "fleet" may take "monitor", before the flags.
-	let spec: (CommandSpec & { run: (flags: Flags) => Promise<void> }) | undefined = commandSpecs[name];
+	let spec: (CommandSpec & { run: (flags: Flags) => Promise<void> }) | undefined = Object.hasOwn(commandSpecs, name) ? commandSpecs[name] : undefined;
 	if (name === "job" && rest[0] === "create") rest.shift();
-	else if (name === "job") spec = undefined;
+	else if (name === "job" && !helpFlags.includes(rest[0])) spec = undefined;
 	if (name === "fleet" && rest[0] === "monitor") {
 		rest.shift();
 		spec = { ...monitorSpec, run: monitorCommand };
 	}
-	if (!spec || !Object.hasOwn(commandSpecs, name)) {
-		const hint = name && !name.startsWith("-") ? nearest(name, Object.keys(commandSpecs)) : undefined;
-		console.error(name === undefined || name.startsWith("-") ? usage : `${usage}\nxs-ota: ${name === "job" ? "job takes the action create" : `unknown command ${name}`}${hint && name !== "job" ? `: did you mean ${hint}?` : ""}`);
+	if (!spec) {
+		const hint = name && name !== "job" ? nearest(name, Object.keys(commandSpecs)) : undefined;
+		const why = name === undefined ? "" : name === "job" ? "\nxs-ota: job takes the action create" : `\nxs-ota: unknown command ${name}${hint ? `: did you mean ${hint}?` : ""}`;
+		console.error(`${usage}${why}`);
 		process.exitCode = 2;
 		return;
 	}

@@ -30,6 +30,8 @@ export interface ExecutionReport {
 	lateStatus: string | undefined;
 	result: string | undefined;
 	reason: string | undefined;
+	/** All the device last put in statusDetails (downloadTime among them). */
+	statusDetails: { [key: string]: string };
 	firmware: string | undefined;
 	retries: number;
 	refetchedBytes: number;
@@ -281,6 +283,7 @@ function executionReport(execution: Execution<BoardDetail>): ExecutionReport {
 		lateStatus: execution.lateStatus,
 		result: detail?.result,
 		reason: detail?.reason,
+		statusDetails: detail?.statusDetails ?? {},
 		firmware: detail?.firmware,
 		retries: detail?.retries ?? 0,
 		refetchedBytes: detail?.refetchedBytes ?? 0,

@@ -72,7 +72,7 @@ const maxMessageDepth = 20;
 const validJobId = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
-const nextTries = 5;
+export const nextTries = 5;
 /** Secure connections refused in a row, each for a "tls: " reason, before the client gives up. */
 export const maxTlsFailures = 3;
 

@@ -16,8 +16,10 @@
 	downloadTime (seconds, 3 decimals, in every report once known) is the time the device spent receiving the
 	image, on its monotonic clock, summed over its power-ons: the service keeps the earlier power-ons' share in
 	the statusDetails it holds (an update replaces them all), and the device reads it back from $next/get. A
-	final report made before the service has answered since boot waits for that answer (at most retryMs), so
-	the terminal event carries the whole time; the fleet monitor's metric is built from it.
+	power-on cut between two progress reports loses what it received since the last one (progressIntervalMs).
+	Reports made before the service has answered since boot wait for that answer (the newest per job; at most
+	as long as the jobs client asks again for it: nextTries × retryMs), so none wipes the held share and the terminal event carries the whole time (the fleet tool's
+	downloadTime metric is built from it).
 */
 
 import type { Agent, AgentListener, SelfTest } from "../agent/agent";
@@ -26,7 +28,7 @@ import { parseJobDocument } from "../agent/job-document";
 import type { DownloadRecord } from "../agent/record";
 import type { DownloadListener } from "../agent/download";
 import type { BootControl, Clock, FlashSlot, Logger, MqttConnector } from "../platform/ports";
-import { JobsClient, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
+import { JobsClient, nextTries, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
 import { StreamDownload, type StreamOptions } from "./aws-stream";
 import { isNewerVersion } from "../agent/version";
 
@@ -58,8 +60,9 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#whenConnected: (() => void) | undefined;
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
 	#download = new DownloadTime();
-	/** A final report waiting for the service's first answer since boot, and the timer that bounds the wait. */
-	#deferred: { report: () => void; timer: unknown } | undefined;
+	/** Reports waiting for the service's first answer since boot (the newest per job), and the timer bounding the wait. */
+	#waiting: { [jobId: string]: { status: JobStatus; details: StatusDetails } } = {};
+	#waitTimer: unknown;
 	/** Called when the broker refuses the device's secure connection for good (a "tls: " reason). */
 	onFailure: ((reason: string) => void) | undefined;
 	/** Called on the reboot warning command (topic xs-ota/<thing>/reboot-warning). */
@@ -128,7 +131,7 @@ export class AwsUpdates implements JobsListener, AgentListener {
 			details.self_test = onNewImage ? "active" : "ready";
 			if (onNewImage) details.updatedBy = this.#ports.boot.runningVersion();
 		}
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", this.#download.into(record.jobId, details));
+		this.#report(record.jobId, "IN_PROGRESS", details);
 	}
 
 	progress(received: number, total: number): void {
@@ -138,35 +141,38 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		this.#download.receiving(record.jobId, now, received >= total);
 		if (received < total && now - this.#lastProgress < this.#options.progressIntervalMs) return;
 		this.#lastProgress = now;
-		const details = { state: String(State.downloading), result: "0", receive: `${received}/${total}` };
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", this.#download.into(record.jobId, details, now));
+		this.#report(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
 	}
 
-	result(updateId: number, result: ResultCode, version: string, reason?: string): boolean {
+	result(_updateId: number, result: ResultCode, version: string, reason?: string): boolean {
 		const record = this.#agent?.record;
 		if (!record?.jobId) return true;
-		const jobId = record.jobId;
-		if (!this.#download.known(jobId)) {
-			const report = () => this.result(updateId, result, version, reason);
-			if (this.#deferred) this.#deferred.report = report;
-			else this.#deferred = { report, timer: this.#ports.clock.setTimeout(() => this.#flushDeferred(), this.#options.jobs.retryMs) };
-			return false;
-		}
 		if (result === Result.success)
-			this.#jobs.updateStatus(jobId, "SUCCEEDED", this.#download.into(jobId, { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version }));
+			this.#report(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
 		else
-			this.#jobs.updateStatus(jobId, "FAILED", this.#download.into(jobId, { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) }));
+			this.#report(record.jobId, "FAILED", { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) });
 		return false;
 	}
 
-	/** Sends the final report that waited for the service's answer, with or without downloadTime. */
-	#flushDeferred(): void {
-		const deferred = this.#deferred;
-		if (!deferred) return;
-		this.#deferred = undefined;
-		this.#ports.clock.clearTimeout(deferred.timer);
+	/** Sends a report with downloadTime added, once the service's share of it is known (see the leading comment). */
+	#report(jobId: string, status: JobStatus, details: StatusDetails): void {
+		if (this.#download.known()) {
+			this.#jobs.updateStatus(jobId, status, this.#download.into(jobId, details, this.#ports.clock.ticks()));
+			return;
+		}
+		this.#waiting[jobId] = { status, details };
+		// As long as the jobs client keeps asking for the answer.
+		this.#waitTimer ??= this.#ports.clock.setTimeout(() => this.#flush(), nextTries * this.#options.jobs.retryMs);
+	}
+
+	/** The service answered (or did not in time): the waiting reports go. */
+	#flush(): void {
+		if (this.#waitTimer !== undefined) this.#ports.clock.clearTimeout(this.#waitTimer);
+		this.#waitTimer = undefined;
 		this.#download.answered();
-		deferred.report();
+		const waiting = this.#waiting;
+		this.#waiting = {};
+		for (const jobId in waiting) this.#report(jobId, waiting[jobId].status, waiting[jobId].details);
 	}
 
 	// JobsListener: what the service says.
@@ -186,8 +192,7 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		if (!agent) return;
 		const record = agent.record;
 		if (execution?.jobId === record.jobId) this.#download.held(record.jobId, execution.statusDetails?.downloadTime);
-		this.#download.answered();
-		this.#flushDeferred();
+		this.#flush();
 		// IN_PROGRESS executions come first: a job of ours that is not next is no longer pending.
 		if (record.jobId && execution?.jobId !== record.jobId && (record.state === State.downloading || record.state === State.downloaded))
 			this.withdrawn(record.jobId);
@@ -247,33 +252,32 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	#reject(jobId: string, result: ResultCode, reason: string): void {
 		this.#ports.log(`job ${jobId} rejected: ${reason}`);
-		this.#jobs.updateStatus(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
+		this.#report(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
 	}
 }
 
 /** The download time of the current job: earlier power-ons' share (as the service holds it) plus this one's. */
 class DownloadTime {
 	#jobId = "";
-	#heldMs = 0;
-	/** Ticks when this power-on began receiving, and the total once the image is complete. */
+	/** Undefined while the service holds none for the job. */
+	#heldMs: number | undefined;
+	/** Ticks when this power-on began receiving, and its share once the image is complete. */
 	#since: number | undefined;
-	#totalMs: number | undefined;
+	#ownMs: number | undefined;
 	/** Whether the service has answered since boot (so the held share is known, or known to be absent). */
 	#answered = false;
 
 	#select(jobId: string): void {
 		if (jobId === this.#jobId) return;
 		this.#jobId = jobId;
-		this.#heldMs = 0;
-		this.#since = this.#totalMs = undefined;
+		this.#heldMs = this.#since = this.#ownMs = undefined;
 	}
 
-	/** The service holds `text` (seconds) for the job; counts when this power-on has not measured yet. */
+	/** The service's first answer since boot holds `text` (seconds) for the job: the earlier power-ons' share. */
 	held(jobId: string, text: unknown): void {
+		if (this.#answered) return;
 		this.#select(jobId);
-		const seconds = typeof text === "string" && /^\d{1,9}(\.\d{1,3})?$/.test(text) ? Number(text) : undefined;
-		if (seconds === undefined || this.#since !== undefined || this.#totalMs !== undefined) return;
-		this.#heldMs = seconds * 1000;
+		if (typeof text === "string" && /^\d{1,9}(\.\d{1,3})?$/.test(text)) this.#heldMs = Number(text) * 1000;
 	}
 
 	answered(): void {
@@ -282,21 +286,21 @@ class DownloadTime {
 
 	receiving(jobId: string, now: number, complete: boolean): void {
 		this.#select(jobId);
-		if (this.#totalMs !== undefined) return;
+		if (this.#ownMs !== undefined) return;
 		this.#since ??= now;
-		if (complete) this.#totalMs = this.#heldMs + now - this.#since;
+		if (complete) this.#ownMs = now - this.#since;
 	}
 
-	/** Whether a report for the job can carry the whole download time (or the service holds none to add). */
-	known(jobId: string): boolean {
-		return (jobId === this.#jobId && this.#totalMs !== undefined) || this.#answered;
+	/** Whether reports can go: the service's share is known (or it did not answer in time). */
+	known(): boolean {
+		return this.#answered;
 	}
 
-	/** `details` with downloadTime added when there is one; `now` gives a running total while receiving. */
-	into(jobId: string, details: StatusDetails, now?: number): StatusDetails {
+	/** `details` with downloadTime added when there is one (a running total while receiving). */
+	into(jobId: string, details: StatusDetails, now: number): StatusDetails {
 		if (jobId !== this.#jobId) return details;
-		const ms = this.#totalMs ?? (this.#since !== undefined && now !== undefined ? this.#heldMs + now - this.#since : this.#heldMs || undefined);
-		if (ms !== undefined) details.downloadTime = (ms / 1000).toFixed(3);
+		const own = this.#ownMs ?? (this.#since === undefined ? undefined : now - this.#since);
+		if (own !== undefined || this.#heldMs !== undefined) details.downloadTime = (((this.#heldMs ?? 0) + (own ?? 0)) / 1000).toFixed(3);
 		return details;
 	}
 }
