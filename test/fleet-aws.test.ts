@@ -329,6 +329,26 @@ test("xs-ota fleet --target aws writes the documents next to each other and noth
 		assert.match(error?.message ?? "", message);
 	}
 	assert.not.ok(fs.existsSync(path.join(dir, "refused")), "nothing written when refused");
+
+	// The folder is replaced whole: a stale file goes; a refused run leaves the last good folder as it was.
+	fs.writeFileSync(path.join(out, "stale.json"), "{}");
+	const slashed = fs.readFileSync(path.join(dir, "rehearsal.ini"), "utf8").replaceAll("DownloadTimeUpperLimitAlarm", "ota/download-time");
+	fs.writeFileSync(path.join(dir, "slashed.ini"), slashed);
+	console.log = () => {};
+	try {
+		await fleetCommand({ config: path.join(dir, "slashed.ini"), target: "aws", out });
+	}
+	finally {
+		console.log = log;
+	}
+	assert.ok(fs.existsSync(path.join(out, "alarm-ota_download-time.json")) && !fs.existsSync(path.join(out, "stale.json")));
+	assert.is(JSON.parse(fs.readFileSync(path.join(out, "alarm-ota_download-time.json"), "utf8")).AlarmName, "ota/download-time");
+	const before = fs.readdirSync(out).sort();
+	fs.writeFileSync(path.join(dir, "long.ini"), slashed.replaceAll("ota/download-time", "x".repeat(300)));
+	const refusal = await fleetCommand({ config: path.join(dir, "long.ini"), target: "aws", out }).then(() => undefined, (error: Error) => error.message);
+	assert.match(refusal ?? "accepted", /ALARM_CONFIG\.alarmList: PutMetricAlarm AlarmName: x+… is 300 characters; aws takes 1 to 255/);
+	assert.equal(fs.readdirSync(out).sort(), before);
+	assert.equal(fs.readdirSync(dir).filter((name) => name.startsWith("out.")), [], "no temporary folder left");
 });
 
 test.run();
