@@ -200,11 +200,6 @@ async function device(flags: Flags): Promise<void> {
 	});
 }
 
-const tlsFlags = [
-	{ name: "tls-cert", value: "CHAIN.PEM", help: "serve over TLS with this certificate chain" },
-	{ name: "tls-key", value: "KEY.PEM", help: "the TLS certificate's private key" },
-];
-
 /** Every command: what runs it and its flags. */
 const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Promise<void> } } = {
 	image: {
@@ -222,7 +217,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "dir", value: "DIR", help: "the folder to serve (HTTP)" },
 			{ name: "port", value: "PORT", help: "the port (required for HTTP; MQTT picks one when absent)" },
 			{ name: "mqtt", help: "run the AWS IoT emulator on an MQTT broker instead" },
-			...tlsFlags,
+			{ name: "tls-cert", value: "CHAIN.PEM", help: "serve over TLS with this certificate chain" },
+			{ name: "tls-key", value: "KEY.PEM", help: "the TLS certificate's private key" },
 			{ name: "client-ca", value: "CA.PEM", help: "mqtt: require client certificates signed by this CA" },
 			{ name: "alpn", value: "PROTO", help: "mqtt: accept only clients offering this ALPN protocol" },
 		],
