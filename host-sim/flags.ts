@@ -83,7 +83,8 @@ export function parseFlags(args: string[], spec: CommandSpec): Flags {
 			flags[flag.name] = true;
 		}
 		else if (match[2] !== undefined) flags[flag.name] = match[2];
-		else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags[flag.name] = args[++i];
+		// A value may start with dashes (a PEM's "-----BEGIN"), just not look like a flag.
+		else if (i + 1 < args.length && !/^--[a-z]/.test(args[i + 1])) flags[flag.name] = args[++i];
 		else throw new UsageError(`--${flag.name} needs a value (${flag.value})`);
 	}
 	return flags;
