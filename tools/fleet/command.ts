@@ -113,14 +113,14 @@ export async function fleetCommand(flags: FleetFlags): Promise<void> {
 
 function readPackage(flags: FleetFlags, config: DeploymentConfig): Package & { path: string; publicKey: string | undefined } {
 	const given = value(flags, "image");
-	if (!given && !config.binName) throw new Error(`${config.source}: DEFAULT.binName: missing, and no --image`);
+	if (!given && !config.binName) throw new Error(`${config.where("DEFAULT.binName")}: missing, and no --image`);
 	const file = given ? path.resolve(given) : path.resolve(config.dir, config.binName!);
-	if (!fs.existsSync(file)) throw new Error(given ? `--image: no file ${file}` : `${config.source}: DEFAULT.binName: no file ${file}`);
+	if (!fs.existsSync(file)) throw new Error(given ? `--image: no file ${file}` : `${config.where("DEFAULT.binName")}: no file ${file}`);
 	const bytes = new Uint8Array(fs.readFileSync(file));
 	const form = value(flags, "form") ?? "fota";
-	if (form !== "fota" && form !== "afr_ota") throw new Error("--form is fota or afr_ota");
+	if (form !== "fota" && form !== "afr_ota") throw new UsageError("--form is fota or afr_ota");
 	const keyFile = value(flags, "signing-key");
-	if (keyFile && form !== "afr_ota") throw new Error("--signing-key needs --form afr_ota (a fota document carries an md5sum, not a signature)");
+	if (keyFile && form !== "afr_ota") throw new UsageError("--signing-key needs --form afr_ota (a fota document carries an md5sum, not a signature)");
 	const signing = keyFile ? signImage(bytes, fs.readFileSync(keyFile, "utf8")) : undefined;
 	return {
 		bytes, path: file, fileName: path.basename(file), version: packageVersion(bytes, file), form, fileId: numberFlag(flags, "file-id", 0, 255, true) ?? 0,
@@ -131,13 +131,13 @@ function readPackage(flags: FleetFlags, config: DeploymentConfig): Package & { p
 function thingListName(flags: FleetFlags, config: DeploymentConfig): string {
 	const given = value(flags, "things");
 	if (given) return path.resolve(given);
-	if (!config.thingList) throw new Error(`${config.source}: DEFAULT.thingList: missing, and neither --things nor --boards`);
+	if (!config.thingList) throw new Error(`${config.where("DEFAULT.thingList")}: missing, and neither --things nor --boards`);
 	return path.resolve(config.dir, config.thingList);
 }
 
 function readTargets(flags: FleetFlags, config: DeploymentConfig): Target[] {
 	const file = thingListName(flags, config);
-	if (!fs.existsSync(file)) throw new Error(flags.things ? `--things: no file ${file}` : `${config.source}: DEFAULT.thingList: no file ${file}`);
+	if (!fs.existsSync(file)) throw new Error(flags.things ? `--things: no file ${file}` : `${config.where("DEFAULT.thingList")}: no file ${file}`);
 	return parseThingList(fs.readFileSync(file, "utf8"), file);
 }
 

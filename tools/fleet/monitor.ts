@@ -172,14 +172,15 @@ export function writeMonitorState(file: string, state: MonitorState): void {
 	fs.renameSync(`${file}.tmp`, file);
 }
 
+/** Looks that may fail in a row before anything was seen, before the monitor gives up (exit 1). */
+const maxFailedFirstLooks = 5;
+
 export interface MonitorOptions {
 	config: DeploymentConfig;
 	source: JobSource;
 	intervalMs: number;
 	once: boolean;
 	out: NodeJS.WriteStream;
-	/** Stops following after this long (the report still comes); none: until the deployment is over. */
-	forMs?: number;
 }
 
 /** What the monitor ended with: 0 every job completed with all executions succeeded; 3 one did not; 4 still running. */
@@ -187,7 +188,6 @@ export async function monitor(options: MonitorOptions): Promise<{ exitCode: numb
 	const { config, source, out } = options;
 	const jobIds = Array.from({ length: config.rounds }, (_, index) => roundJobId(config, index + 1));
 	const terminal = out.isTTY === true;
-	const started = Date.now();
 	let state: MonitorState = { finished: false, jobs: [] };
 	let previous: { atMs: number; moved: number } | undefined;
 	let failures = 0;
@@ -201,6 +201,7 @@ export async function monitor(options: MonitorOptions): Promise<{ exitCode: numb
 			// A failed look is not the end: the last view stands until a look succeeds.
 			failures++;
 			note = `look failed (${failures} in a row): ${(error as Error).message}`;
+			if (failures >= maxFailedFirstLooks && !state.jobs.length) throw new Error(`cannot follow the deployment: ${(error as Error).message}`);
 		}
 		// The rate seen: executions that left QUEUED since the last look, a minute.
 		const current = state.jobs[state.jobs.length - 1];
@@ -210,7 +211,7 @@ export async function monitor(options: MonitorOptions): Promise<{ exitCode: numb
 		previous = { atMs: now, moved };
 		if (terminal) out.write(`\r\x1b[K${progressLine(state, seen, note)}`);
 		else if (note) process.stderr.write(`monitor: ${note}\n`);
-		if (options.once || deploymentOver(state, jobIds) || (options.forMs !== undefined && now - started >= options.forMs)) break;
+		if (options.once || deploymentOver(state, jobIds)) break;
 		await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
 	}
 	if (terminal) out.write("\n");
