@@ -18,8 +18,8 @@
 	the statusDetails it holds (an update replaces them all), and the device reads it back from $next/get. A
 	power-on cut between two progress reports loses what it received since the last one (progressIntervalMs).
 	Reports made before the service has answered since boot wait for that answer (the newest per job; at most
-	as long as the jobs client asks again for it: nextTries × retryMs), so none wipes the held share and the terminal event carries the whole time (the fleet tool's
-	downloadTime metric is built from it).
+	as long as the jobs client asks for it: nextTries × retryMs), so none wipes the held share, and the terminal
+	event carries the whole time (the fleet tool's downloadTime metric is built from it).
 */
 
 import type { Agent, AgentListener, SelfTest } from "../agent/agent";
@@ -94,6 +94,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	/** Disconnects for good (shutdown). */
 	stop(): void {
+		if (this.#waitTimer !== undefined) this.#ports.clock.clearTimeout(this.#waitTimer);
+		this.#waitTimer = undefined;
 		this.#jobs.stop();
 	}
 
