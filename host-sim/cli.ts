@@ -15,8 +15,12 @@
 	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]
 	                SIGINT/SIGTERM shut the device down in order (it persists, then the run ends)
 	  xs-ota fleet  --config DEV.INI --target sim|aws [--things FILE | --boards N] [--image FILE] [--out DIR] [faults…]
-	                (see host-sim/fleet/command.ts)
-	  xs-ota demo   (what npm start runs)
+	  xs-ota fleet monitor --config DEV.INI [--target aws|sim] [--out DIR] [--interval S] [--once]
+	                (see tools/fleet/command.ts)
+	  xs-ota demo   [--engine node|xs]  (what npm start runs)
+	Each command's flags are declared once (commandSpecs): --help/-h prints them, an unknown one is refused with
+	the nearest as a hint. Exit codes: 0 done; 1 the command failed (bad input, refused configuration);
+	2 a usage mistake (unknown command or flag, a flag without its value); fleet and its monitor add 3 and 4.
 */
 
 import * as fs from "node:fs";
@@ -25,28 +29,15 @@ import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { runDemo } from "./demo";
-import { fleetCommand } from "./fleet/command";
+import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
+import { HelpRequest, parseFlags, UsageError, nearest, type CommandSpec, type Flags } from "./flags";
 import { certificateDer, privateKeyDer, type Credentials } from "./credentials";
 import type { ServerTls } from "./server/server-tls";
-
-type Flags = { [name: string]: string | true };
-
-function parseFlags(args: string[]): Flags {
-	const flags: Flags = {};
-	for (let i = 0; i < args.length; i++) {
-		const match = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(args[i]);
-		if (!match) throw new Error(`unexpected argument ${args[i]}`);
-		if (match[2] !== undefined) flags[match[1]] = match[2];
-		else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags[match[1]] = args[++i];
-		else flags[match[1]] = true;
-	}
-	return flags;
-}
 
 function text(flags: Flags, name: string, required = true): string | undefined {
 	const value = flags[name];
 	if (value === undefined && !required) return undefined;
-	if (typeof value !== "string" || !value) throw new Error(`--${name} needs a value`);
+	if (typeof value !== "string" || !value) throw new UsageError(`--${name} needs a value`);
 	return value;
 }
 
@@ -93,8 +84,7 @@ async function serveMqtt(flags: Flags): Promise<void> {
 	process.on("SIGTERM", stop);
 }
 
-async function job(flags: Flags, action: string | undefined): Promise<void> {
-	if (action !== "create") throw new Error("usage: xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota");
+async function job(flags: Flags): Promise<void> {
 	const form = text(flags, "form")!;
 	if (form !== "afr_ota" && form !== "fota") throw new Error("--form is afr_ota or fota");
 	const streamFormat = text(flags, "stream-format", false);
@@ -210,23 +200,130 @@ async function device(flags: Flags): Promise<void> {
 	});
 }
 
-const commands: { [name: string]: (flags: Flags) => Promise<void> } = { image, serve, device, demo: runDemo, fleet: fleetCommand };
+/** Every command: what runs it and its flags. */
+const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Promise<void> } } = {
+	image: {
+		usage: "xs-ota image", summary: "Writes a well-formed ESP32 app image.", run: image,
+		flags: [
+			{ name: "out", value: "FILE", help: "where to write it; required" },
+			{ name: "size", value: "BYTES", help: "its size; required" },
+			{ name: "version", value: "VERSION", help: "the version in its app description; required" },
+			{ name: "chip", value: "esp32|esp32s3|esp32c3|…", help: "the chip id in its header (default esp32)" },
+		],
+	},
+	serve: {
+		usage: "xs-ota serve", summary: "Serves a folder over HTTP(S) with Range and ETags, or (--mqtt) the AWS IoT Jobs and streams emulator.", run: serve,
+		flags: [
+			{ name: "dir", value: "DIR", help: "the folder to serve (HTTP)" },
+			{ name: "port", value: "PORT", help: "the port (required for HTTP; MQTT picks one when absent)" },
+			{ name: "mqtt", help: "run the AWS IoT emulator on an MQTT broker instead" },
+			{ name: "tls-cert", value: "CHAIN.PEM", help: "serve over TLS with this certificate chain" },
+			{ name: "tls-key", value: "KEY.PEM", help: "the TLS certificate's private key" },
+			{ name: "client-ca", value: "CA.PEM", help: "mqtt: require client certificates signed by this CA" },
+			{ name: "alpn", value: "PROTO", help: "mqtt: accept only clients offering this ALPN protocol" },
+		],
+	},
+	job: {
+		usage: "xs-ota job create", summary: "Queues a firmware job for a thing on a running emulator; prints the job and stream ids.", run: job,
+		flags: [
+			{ name: "mqtt", value: "URL", help: "the emulator's URL; required" },
+			{ name: "thing", value: "NAME", help: "the thing; required" },
+			{ name: "image", value: "FILE", help: "the image; required" },
+			{ name: "form", value: "afr_ota|fota", help: "the job document's form; required" },
+			{ name: "stream-format", value: "json|cbor", help: "the stream's format" },
+			{ name: "job-id", value: "ID", help: "the job id" },
+			{ name: "file-id", value: "N", help: "the stream's file id" },
+			{ name: "block-size", value: "N", help: "the stream block size" },
+			{ name: "version", value: "V", help: "the version the document names" },
+			{ name: "signature", value: "BASE64", help: "afr_ota: the image's signature" },
+		],
+	},
+	device: {
+		usage: "xs-ota device", summary: "Powers on the simulated board kept in DIR and runs it until it is idle or the power is cut.", run: device,
+		flags: [
+			{ name: "dir", value: "DIR", help: "the board's folder; required" },
+			{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" },
+			{ name: "url", value: "URL", help: "deliver an update request for this package URI" },
+			{ name: "sha256", value: "HEX", help: "the package's expected SHA-256" },
+			{ name: "policy", value: "save-point|restart|abort|none", help: "the recovery policy of the request" },
+			{ name: "cut-after-ops", value: "N", help: "cut power during the Nth persistent write" },
+			{ name: "json", help: "one JSON object a line" },
+			{ name: "clock", value: "ISO-TIME", help: "start the board's wall clock there" },
+			{ name: "run-for", value: "DURATION", help: "run this much virtual time (400d, 36h, 90s)" },
+			{ name: "reboot-warning", value: "FILE", help: "the reboot warning file to watch" },
+			{ name: "mqtt", value: "mqtt[s]://HOST:PORT", help: "follow AWS IoT jobs on this broker (with --thing)" },
+			{ name: "thing", value: "NAME", help: "the thing name on the broker" },
+			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
+			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
+			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
+			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },
+			{ name: "client-key", value: "FILE", help: "the board's client key" },
+			{ name: "provision", help: "write the credentials to the board's preferences, not its app" },
+			{ name: "maintenance", value: "HH:MM", help: "the maintenance window's start" },
+			{ name: "tz", value: "POSIX-TZ", help: "the board's time zone" },
+			{ name: "window", value: "MINUTES", help: "the maintenance window's length" },
+			{ name: "mode", value: "foreground|background", help: "the maintenance mode" },
+			{ name: "opt-out", value: "none|ignore-update|bypass-optout|enforce-optout", help: "the user's opt-out" },
+		],
+	},
+	fleet: { ...fleetSpec, run: fleetCommand },
+	demo: {
+		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).", run: runDemo,
+		flags: [{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" }],
+	},
+};
+
+const usage = `usage: xs-ota ${Object.keys(commandSpecs).join("|")} [flags]   (xs-ota COMMAND --help; README.md)`;
+
+function version(): string {
+	return (JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+const helpFlags = ["-h", "--help"];
+
+/** xs-ota --help: every command, one line each. */
+function commandList(): string {
+	const width = Math.max(...Object.keys(commandSpecs).map((name) => commandSpecs[name].usage.length), "xs-ota fleet monitor".length);
+	const lines = Object.values(commandSpecs).map((spec) => `  ${spec.usage.padEnd(width)}  ${spec.summary.split("\n")[0]}`);
+	lines.splice(lines.findIndex((line) => line.includes("xs-ota fleet ")) + 1, 0, `  ${monitorSpec.usage.padEnd(width)}  ${monitorSpec.summary.split("\n")[0]}`);
+	return `${usage}\n\n${lines.join("\n")}\n  ${"xs-ota --version".padEnd(width)}  prints the version\n\nExit codes: 0 done, 1 the command failed, 2 a usage mistake; fleet adds 3 (a round or job failed) and 4 (a job left running).\n`;
+}
 
 export async function main(argv: string[]): Promise<void> {
 	const [name, ...rest] = argv;
-	// "job" takes an action word before its flags.
-	const action = name === "job" ? rest.shift() : undefined;
-	const command = name === "job" ? (flags: Flags) => job(flags, action) : commands[name];
-	if (!command) {
-		console.error("usage: xs-ota image|serve|device|job|fleet|demo [--flags]  (see README.md)");
+	if (name === "--version") {
+		console.log(version());
+		return;
+	}
+	if (helpFlags.includes(name)) {
+		process.stdout.write(commandList());
+		return;
+	}
+	// "job" takes its action word, and "fleet" may take "monitor", before the flags.
+	let spec: (CommandSpec & { run: (flags: Flags) => Promise<void> }) | undefined = Object.hasOwn(commandSpecs, name) ? commandSpecs[name] : undefined;
+	if (name === "job" && rest[0] === "create") rest.shift();
+	else if (name === "job" && !helpFlags.includes(rest[0])) spec = undefined;
+	if (name === "fleet" && rest[0] === "monitor") {
+		rest.shift();
+		spec = { ...monitorSpec, run: monitorCommand };
+	}
+	if (!spec) {
+		const hint = name && name !== "job" ? nearest(name, Object.keys(commandSpecs)) : undefined;
+		const why = name === undefined ? "" : name === "job" ? "\nxs-ota: job takes the action create" : `\nxs-ota: unknown command ${name}${hint ? `: did you mean ${hint}?` : ""}`;
+		console.error(`${usage}${why}`);
 		process.exitCode = 2;
 		return;
 	}
 	try {
-		await command(parseFlags(rest));
+		await spec.run(parseFlags(rest, spec));
 	}
 	catch (error) {
-		console.error(`xs-ota ${name}: ${(error as Error).message}`);
-		process.exitCode = 1;
+		if (error instanceof HelpRequest) {
+			process.stdout.write(error.text);
+			return;
+		}
+		const lines = (error as Error).message.split("\n");
+		for (const line of lines) console.error(`${spec.usage}: ${line}`);
+		process.exitCode = error instanceof UsageError ? 2 : 1;
 	}
 }

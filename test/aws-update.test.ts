@@ -60,6 +60,11 @@ for (const engine of ["node", "xs"] as const) {
 			const { execution, accepted } = terminalUpdates(overMosquitto, thing, job.jobId);
 			assert.is(execution.status, "SUCCEEDED");
 			assert.is(accepted.length, 1);
+			// The time spent receiving, summed over the eleven power-ons, reaches the terminal status as a string.
+			const downloadTime = execution.statusDetails.downloadTime;
+			assert.match(downloadTime, /^\d+\.\d{3}$/);
+			const progressTimes = execution.updates.flatMap((update) => update.outcome === "accepted" ? [Number((update.statusDetails as { downloadTime?: string })?.downloadTime ?? 0)] : []);
+			assert.ok(Number(downloadTime) > 0 && Number(downloadTime) >= Math.max(...progressTimes), `${downloadTime} s after ${progressTimes.join(", ")}`);
 			const total = Math.ceil(image.length / blockSize);
 			assert.ok(blocks <= total + 10 * (checkpointBlocks + 1), `${blocks} blocks for ${total}`);
 		});

@@ -1,6 +1,7 @@
 // `xs-ota fleet --target aws`: the documents written for the AWS CLI, checked against the request shapes the AWS
 // API reference documents for CreateJob, CreateStream and CloudWatch PutMetricAlarm (every field known, typed and
-// in range, the required ones present), the job document against the device's own parser, and deploy.sh's order.
+// in range, the required ones present), the job document against the device's own parser, deploy.sh's order,
+// and what AWS would refuse refused here, table-driven, every problem at once with file:line and key.
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -9,15 +10,15 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { awsDeployment, deploymentJobDocument, packageVersion, readCustomDocument, signImage, type Package } from "../host-sim/fleet/aws-documents";
-import { fleetCommand } from "../host-sim/fleet/command";
-import { parseDeploymentConfig, type DeploymentConfig } from "../host-sim/fleet/deployment-config";
-import { parseThingList } from "../host-sim/fleet/things";
+import { awsDeployment, deploymentJobDocument, packageVersion, readCustomDocument, signImage, type Package } from "../tools/fleet/aws-documents";
+import { fleetCommand } from "../tools/fleet/command";
+import { ConfigErrors, parseDeploymentConfig, type DeploymentConfig } from "../tools/fleet/deployment-config";
+import { parseThingList } from "../tools/fleet/things";
 import { makeAppImage } from "../host-sim/image";
 import { parseJobDocument, type UpdateJob } from "../src/agent/job-document";
 import { tempDir } from "./support/sim";
 
-const examples = fileURLToPath(new URL("../host-sim/fleet/examples/", import.meta.url));
+const examples = fileURLToPath(new URL("../tools/fleet/examples/", import.meta.url));
 const rehearsal = fs.readFileSync(`${examples}rehearsal.ini`, "utf8");
 const targets = parseThingList(fs.readFileSync(`${examples}thingsList.txt`, "utf8"), "thingsList.txt");
 const image = makeAppImage({ size: 100_000, version: "2.0.0" });
@@ -145,7 +146,7 @@ test("create-job.json has the CreateJob request's documented shape and carries e
 	assert.is(job.jobId, "esp32-fw-2_0_0");
 	assert.equal(job.targets, targets.map((target) => target.arn));
 	assert.is(job.targetSelection, "SNAPSHOT");
-	assert.equal(job.presignedUrlConfig, { roleArn: "arn:aws:iam::123456789012:role/ota-signing-role", expiresInSec: 3600 });
+	assert.is(job.presignedUrlConfig, undefined);
 	assert.equal(job.jobExecutionsRolloutConfig, { maximumPerMinute: 100, exponentialRate: { baseRatePerMinute: 4, incrementFactor: 2, rateIncreaseCriteria: { numberOfNotifiedThings: 4, numberOfSucceededThings: 4 } } });
 	assert.equal(job.abortConfig.criteriaList.map((criterion: { failureType: string }) => criterion.failureType), ["FAILED", "TIMED_OUT"]);
 	assert.equal(job.timeoutConfig, { inProgressTimeoutInMinutes: 30 });
@@ -174,6 +175,8 @@ test("each ALARM_CONFIG alarm becomes a PutMetricAlarm request of the documented
 	assert.equal(mismatches(alarm, putMetricAlarm), []);
 	assert.equal([alarm.ExtendedStatistic, alarm.Period, alarm.EvaluationPeriods, alarm.DatapointsToAlarm, alarm.Threshold, alarm.ComparisonOperator, alarm.AlarmActions],
 		["p99", 60, 5, 3, 600, "GreaterThanThreshold", ["arn:aws:sns:us-east-1:123456789012:email-notification"]]);
+	// The metric the monitor stack's function puts: its namespace, name, unit and the job's dimension.
+	assert.equal([alarm.Namespace, alarm.MetricName, alarm.Unit, alarm.Dimensions], ["IoT:OTA:JobExecution", "downloadTime", "Seconds", [{ Name: "jobId", Value: "esp32-fw-2_0_0" }]]);
 	const lower = parseDeploymentConfig(rehearsal.replace("stat=p99", "stat=Average").replace("alarmType=upper", "alarmType=lower"), "dev.ini");
 	const average = deployment(lower).json("alarm-DownloadTimeUpperLimitAlarm.json");
 	assert.equal(mismatches(average, putMetricAlarm), []);
@@ -212,36 +215,83 @@ test("a custom job document keeps its fields; the runtime fields are written ove
 	assert.throws(() => readCustomDocument(custom), /CUSTOM_JOB_DOCUMENT\.jobDocPath: .*job_temp\.json is not a json object/);
 });
 
-test("deploy.sh runs upload, stream, alarms, then the job, and cleans up; valid sh; several rounds loop with their own job ids", () => {
+test("deploy.sh: upload, stream, events, monitor stack, then per round the alarms and the job; valid sh; rounds loop over their job ids", () => {
 	const script = deployment(config).files.get("deploy.sh")!;
-	const order = ["aws s3 cp '/fw/test.bin' 's3://iot-ota-deployment-tool/7/test.bin'", "aws iot create-stream", "aws cloudwatch put-metric-alarm", "aws iot create-job",
-		"aws iot describe-job", "aws iot delete-job", "aws iot delete-stream --stream-id 'esp32-fw-2_0_0-stream'", "aws cloudwatch delete-alarms --alarm-names 'DownloadTimeUpperLimitAlarm'"];
+	const order = ["call s3 cp '/fw/test.bin' 's3://iot-ota-deployment-tool/7/test.bin'", "call iot create-stream", "call iot update-event-configurations",
+		"call cloudformation create-stack --stack-name xs-ota-download-time", "# 4. The job", "call cloudwatch put-metric-alarm --cli-input-json 'file://alarm-DownloadTimeUpperLimitAlarm.json' --dimensions \"Name=jobId,Value=$job\"",
+		"call iot create-job", 'finished "$job"', 'remove "$job"', "cleanup || exit 1"];
 	const positions = order.map((command) => script.indexOf(command));
 	assert.ok(positions.every((position, index) => position >= 0 && (index === 0 || position > positions[index - 1])), positions.join(","));
-	assert.ok(script.includes(`job='esp32-fw-2_0_0'`));
+	assert.ok(script.includes(`JOBS='esp32-fw-2_0_0'`) && script.includes("call iot delete-stream --stream-id \"$STREAM\"") && script.includes("delete-alarms --alarm-names 'DownloadTimeUpperLimitAlarm'"));
+	assert.not.ok(/delete-job[^\n]*--force/.test(script.slice(script.indexOf("# 1."))), "outside --abort, no job is force-deleted");
 	const dir = tempDir("fleet-sh");
 	const stress = deployment(parseDeploymentConfig(rehearsal.replace("rounds = 1", "rounds = 3"), "dev.ini")).files.get("deploy.sh")!;
-	assert.ok(stress.includes(`while [ "$round" -le 3 ]`) && stress.includes(`job='esp32-fw-2_0_0-'"$round"`) && stress.includes("sleep 5"));
+	assert.ok(stress.includes(`JOBS='esp32-fw-2_0_0-1 esp32-fw-2_0_0-2 esp32-fw-2_0_0-3'`) && stress.includes("sleep 5"));
 	const keep = deployment(parseDeploymentConfig(rehearsal.replace("cleanUpCfg = True", "cleanUpCfg = False"), "dev.ini")).files.get("deploy.sh")!;
-	assert.not.ok(keep.includes("delete-"));
+	assert.not.ok(keep.slice(keep.indexOf("# 1.")).includes("remove \"$job\"") || keep.includes("cleanup || exit 1"));
 	for (const [name, each] of [["once.sh", script], ["stress.sh", stress], ["keep.sh", keep]]) {
 		fs.writeFileSync(path.join(dir, name), each);
 		assert.is(spawnSync("sh", ["-n", path.join(dir, name)]).status, 0, name);
 	}
 	const continuous = deployment(parseDeploymentConfig(rehearsal.replace("targetSelection = SNAPSHOT", "targetSelection = CONTINUOUS"), "dev.ini")).files.get("deploy.sh")!;
-	assert.ok(continuous.includes("never completes") && !continuous.includes("describe-job --job-id"));
+	assert.ok(continuous.includes("never completes") && !continuous.includes('finished "$job"'));
 });
 
-test("what AWS would refuse is refused before writing, naming the key: the seed sample's placeholders among them", () => {
-	const sample = parseDeploymentConfig(fs.readFileSync(`${examples}dev.ini`, "utf8"), "dev.ini");
-	assert.throws(() => deployment(sample), /dev\.ini: DEFAULT\.jobId: <yourJobId> must be 1 to 61 letters/);
-	const filled = (text: string) => parseDeploymentConfig(text.replace("<yourJobId>", "job").replace("<yourSteamId>", "stream"), "dev.ini");
-	assert.throws(() => deployment(filled(fs.readFileSync(`${examples}dev.ini`, "utf8"))), /DEFAULT\.roleArn: arn:aws:iam::12345678:role\/<your_role> is not an iam role arn/);
-	assert.throws(() => deployment(parseDeploymentConfig(rehearsal.replace("bucket = iot-ota-deployment-tool\n", ""), "dev.ini")), /DEFAULT\.bucket: missing, and --target aws needs it/);
-	assert.throws(() => deployment(parseDeploymentConfig(rehearsal.replace("region = us-east-1", "region = Mars"), "dev.ini")), /DEFAULT\.region: Mars is not an aws region/);
-	assert.throws(() => deployment(parseDeploymentConfig(rehearsal.replace("sns:us-east-1:123456789012", "sns:<region>:<id>"), "dev.ini")), /ALARM_CONFIG_DownloadTimeUpperLimitAlarm\.snsTopics: arn:aws:sns:<region>/);
-	assert.throws(() => deployment(parseDeploymentConfig(rehearsal.replace("role/ota-signing-role", "role/"), "dev.ini")), /PRESIGNED_URL_CONFIG\.roleArn/);
-	assert.throws(() => deployment(config, packageOf(image, { custom: { padding: "x".repeat(33000) } })), /the job document is \d+ bytes, over the 32768/);
+/** The problems of a deployment refused as a whole. */
+function refusals(config: DeploymentConfig, pkg?: Package, things = targets): string[] {
+	try {
+		awsDeployment(config, things, pkg ?? packageOf(image), "/fw/test.bin");
+	}
+	catch (error) {
+		assert.instance(error, ConfigErrors, (error as Error).message);
+		return (error as ConfigErrors).problems;
+	}
+	assert.unreachable("accepted");
+	return [];
+}
+
+const edit = (from: string, to: string) => parseDeploymentConfig(rehearsal.replace(from, to), "dev.ini");
+
+// Each row: a configuration AWS would refuse, and the problem, naming file:line and key.
+const refusedTable: [string, () => string[], RegExp][] = [
+	["missing bucket", () => refusals(edit("bucket = iot-ota-deployment-tool\n", "")), /^dev\.ini: DEFAULT\.bucket: missing, and --target aws needs it$/],
+	["not a region", () => refusals(edit("region = us-east-1", "region = Mars")), /^dev\.ini:\d+: DEFAULT\.region: Mars is not an aws region$/],
+	["a role of another partition", () => refusals(edit("region = us-east-1", "region = cn-north-1")), /^dev\.ini:\d+: DEFAULT\.roleArn: arn:aws:iam::123456789012:role\/ota-stream-role is in partition aws, but cn-north-1 is in aws-cn$/],
+	["thing ARNs of another region", () => refusals(edit("region = us-east-1", "region = eu-west-1")), /^dev\.ini:\d+: DEFAULT\.thingList: line \d+: arn:aws:iot:us-east-1:\d+:thing\/\S+ is in aws us-east-1, but the deployment is in aws eu-west-1$/],
+	["sns topic of another region", () => refusals(edit("sns:us-east-1:123456789012", "sns:us-west-2:123456789012")), /ALARM_CONFIG_DownloadTimeUpperLimitAlarm\.snsTopics: arn:aws:sns:us-west-2:\d+:email-notification is in aws us-west-2: an alarm notifies topics of its own region/],
+	["not an sns arn", () => refusals(edit("sns:us-east-1:123456789012:email-notification", "sqs:us-east-1:123456789012:q")), /\.snsTopics: arn:aws:sqs:us-east-1:123456789012:q is not an sns topic arn/],
+	["presigned config without placeholder", () => refusals(edit("usePresignedUrlConfig = False", "usePresignedUrlConfig = True")), /^dev\.ini:\d+: DEFAULT\.usePresignedUrlConfig: is True, but the job document holds no \$\{aws:iot:s3-presigned-url:…\} placeholder/],
+	["placeholder without presigned config", () => refusals(config, packageOf(image, { custom: { url: "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/b/k}" } })), /DEFAULT\.binName: the job document holds a presigned-url placeholder .* but usePresignedUrlConfig is False/],
+	["an alarm name of 300 characters", () => refusals(parseDeploymentConfig(rehearsal.replaceAll("DownloadTimeUpperLimitAlarm", "A".repeat(300)), "dev.ini")), /^dev\.ini:\d+: ALARM_CONFIG\.alarmList: PutMetricAlarm AlarmName: A+… is 300 characters; aws takes 1 to 255$/],
+	["a job document over 32768 characters", () => refusals(config, packageOf(image, { custom: { padding: "x".repeat(33000) } })), /DEFAULT\.binName: CreateJob document: .* is \d+ characters; aws takes 0 to 32768/],
+];
+
+for (const [name, problemsOf, expected] of refusedTable)
+	test(`refused as AWS would: ${name}`, () => {
+		const problems = problemsOf();
+		assert.ok(problems.some((problem) => expected.test(problem)), problems.join("\n"));
+	});
+
+test("a presigned placeholder with PRESIGNED_URL_CONFIG is accepted; partitions follow the region", () => {
+	const presigned = edit("usePresignedUrlConfig = False", "usePresignedUrlConfig = True");
+	const custom = packageOf(image, { custom: { url: "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/b/k}" } });
+	assert.equal(deployment(presigned, custom).json("create-job.json").presignedUrlConfig, { roleArn: "arn:aws:iam::123456789012:role/ota-signing-role", expiresInSec: 3600 });
+	const china = parseDeploymentConfig(rehearsal.replace("region = us-east-1", "region = cn-north-1").replaceAll("arn:aws:", "arn:aws-cn:").replaceAll(":us-east-1:", ":cn-north-1:"), "dev.ini");
+	const job = JSON.parse(awsDeployment(china, parseThingList("esp32-a\n", "t.txt"), packageOf(image), "/fw/test.bin").files.get("create-job.json")!);
+	assert.equal(job.targets, ["arn:aws-cn:iot:cn-north-1:123456789012:thing/esp32-a"]);
+	const gov = parseDeploymentConfig(rehearsal.replace("region = us-east-1", "region = us-gov-west-1").replaceAll("arn:aws:", "arn:aws-us-gov:").replaceAll(":us-east-1:", ":us-gov-west-1:"), "dev.ini");
+	assert.equal(JSON.parse(awsDeployment(gov, parseThingList("esp32-a\n", "t.txt"), packageOf(image), "/fw/test.bin").files.get("create-job.json")!).targets, ["arn:aws-us-gov:iot:us-gov-west-1:123456789012:thing/esp32-a"]);
+});
+
+test("every refusal of one deployment at once, each with file:line and key", () => {
+	const problems = refusals(parseDeploymentConfig(rehearsal.replace("region = us-east-1", "region = eu-west-1").replace("usePresignedUrlConfig = False", "usePresignedUrlConfig = True"), "dev.ini"));
+	// 12 thing ARNs, the alarm's topic, the presigned config: 14 problems, each located.
+	assert.is(problems.length, 14, problems.join("\n"));
+	assert.ok(problems.every((problem) => /^dev\.ini:\d+: [A-Z_a-z]+\.\w+: /.test(problem)), problems.join("\n"));
+});
+
+test("the seed sample's placeholders are refused before anything is written", () => {
+	assert.throws(() => parseDeploymentConfig(fs.readFileSync(`${examples}dev.ini`, "utf8"), "dev.ini"), /dev\.ini:5: DEFAULT\.jobId: <yourJobId> is an unfilled placeholder/);
 	assert.throws(() => packageVersion(new Uint8Array(1000), "junk.bin"), /junk\.bin is not an esp32 app image/);
 });
 
@@ -259,7 +309,7 @@ test("xs-ota fleet --target aws writes the documents next to each other and noth
 	finally {
 		console.log = log;
 	}
-	assert.equal(fs.readdirSync(out).sort(), ["alarm-DownloadTimeUpperLimitAlarm.json", "create-job.json", "create-stream.json", "deploy.sh", "job-document.json"]);
+	assert.equal(fs.readdirSync(out).sort(), ["alarm-DownloadTimeUpperLimitAlarm.json", "create-job.json", "create-stream.json", "deploy.sh", "event-configurations.json", "job-document.json", "monitor-stack.json"]);
 	assert.is(fs.statSync(path.join(out, "deploy.sh")).mode & 0o111, 0o111);
 	assert.is(JSON.parse(fs.readFileSync(path.join(out, "create-stream.json"), "utf8")).files[0].s3Location.key, "3/test.bin");
 	assert.match(logged.join("\n"), /nothing was sent/);
@@ -279,6 +329,26 @@ test("xs-ota fleet --target aws writes the documents next to each other and noth
 		assert.match(error?.message ?? "", message);
 	}
 	assert.not.ok(fs.existsSync(path.join(dir, "refused")), "nothing written when refused");
+
+	// The folder is replaced whole: a stale file goes; a refused run leaves the last good folder as it was.
+	fs.writeFileSync(path.join(out, "stale.json"), "{}");
+	const slashed = fs.readFileSync(path.join(dir, "rehearsal.ini"), "utf8").replaceAll("DownloadTimeUpperLimitAlarm", "ota/download-time");
+	fs.writeFileSync(path.join(dir, "slashed.ini"), slashed);
+	console.log = () => {};
+	try {
+		await fleetCommand({ config: path.join(dir, "slashed.ini"), target: "aws", out });
+	}
+	finally {
+		console.log = log;
+	}
+	assert.ok(fs.existsSync(path.join(out, "alarm-ota_download-time.json")) && !fs.existsSync(path.join(out, "stale.json")));
+	assert.is(JSON.parse(fs.readFileSync(path.join(out, "alarm-ota_download-time.json"), "utf8")).AlarmName, "ota/download-time");
+	const before = fs.readdirSync(out).sort();
+	fs.writeFileSync(path.join(dir, "long.ini"), slashed.replaceAll("ota/download-time", "x".repeat(300)));
+	const refusal = await fleetCommand({ config: path.join(dir, "long.ini"), target: "aws", out }).then(() => undefined, (error: Error) => error.message);
+	assert.match(refusal ?? "accepted", /ALARM_CONFIG\.alarmList: PutMetricAlarm AlarmName: x+… is 300 characters; aws takes 1 to 255/);
+	assert.equal(fs.readdirSync(out).sort(), before);
+	assert.equal(fs.readdirSync(dir).filter((name) => name.startsWith("out.")), [], "no temporary folder left");
 });
 
 test.run();

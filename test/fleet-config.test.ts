@@ -5,15 +5,31 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseIni } from "../host-sim/fleet/ini";
-import { parseDeploymentConfig } from "../host-sim/fleet/deployment-config";
-import { numberedThings, parseThingList, simulatedThings } from "../host-sim/fleet/things";
+import { parseIni } from "../tools/fleet/ini";
+import { ConfigErrors, parseDeploymentConfig } from "../tools/fleet/deployment-config";
+import { numberedThings, parseThingList, simulatedThings } from "../tools/fleet/things";
 
-const examples = fileURLToPath(new URL("../host-sim/fleet/examples/", import.meta.url));
+const examples = fileURLToPath(new URL("../tools/fleet/examples/", import.meta.url));
 const seedSample = fs.readFileSync(`${examples}dev.ini`, "utf8");
 const rehearsal = fs.readFileSync(`${examples}rehearsal.ini`, "utf8");
 
 const minimal = "[DEFAULT]\njobId = job-1\nstreamId = stream-1\n";
+/** The seed's sample with its placeholders filled in. */
+const filled = seedSample.replace("<your_role>", "ota-role").replace("<yourJobId>", "job").replace("<yourSteamId>", "stream")
+	.replace("<your_signing_role>", "signing-role").replaceAll("<region>", "us-east-1").replaceAll("<aws-account-id>", "123456789012");
+
+/** The problems of a configuration refused as a whole. */
+function problems(text: string): string[] {
+	try {
+		parseDeploymentConfig(text, "dev.ini");
+	}
+	catch (error) {
+		assert.instance(error, ConfigErrors);
+		return (error as ConfigErrors).problems;
+	}
+	assert.unreachable("accepted");
+	return [];
+}
 
 function refused(text: string, pattern: RegExp): void {
 	assert.throws(() => parseDeploymentConfig(text, "dev.ini"), pattern);
@@ -61,11 +77,18 @@ test("ini: duplicates, keys outside sections and lines without a delimiter are e
 	assert.throws(() => parseIni("[A]\njust words\n", "x.ini"), /x\.ini:2: "just words" has no "=" or ":"/);
 });
 
-test("the seed's sample dev.ini parses as it is; its switched-off sections are not read", () => {
-	const config = parseDeploymentConfig(seedSample, "dev.ini");
+test("the seed's sample dev.ini: each unfilled placeholder reported at once, with file:line and key; switched-off sections unread", () => {
+	assert.equal(problems(seedSample), [
+		"dev.ini:4: DEFAULT.roleArn: arn:aws:iam::12345678:role/<your_role> is an unfilled placeholder: put the real value there",
+		"dev.ini:5: DEFAULT.jobId: <yourJobId> is an unfilled placeholder: put the real value there",
+		"dev.ini:12: DEFAULT.streamId: <yourSteamId> is an unfilled placeholder: put the real value there",
+		"dev.ini:85: ALARM_CONFIG_DownloadTimeUpperLimitAlarm.snsTopics: arn:aws:sns:<region>:<aws-account-id>:email-notification,arn:aws:sns:<region>:<aws-account-id>:sms-notification is an unfilled placeholder: put the real value there",
+		"dev.ini:96: ALARM_CONFIG_DownloadTimeLowerLimitAlarm.snsTopics: arn:aws:sns:<region>:<aws-account-id>:ota-force-stopper is an unfilled placeholder: put the real value there",
+	]);
+	const config = parseDeploymentConfig(filled, "dev.ini");
 	assert.is(config.thingList, "thingsList.txt");
 	assert.is(config.binName, "test.bin");
-	assert.is(config.jobId, "<yourJobId>");
+	assert.is(config.jobId, "job");
 	assert.is(config.rounds, 34);
 	assert.is(config.cleanUp, true);
 	assert.is(config.defaultDelaySeconds, 5);
@@ -84,10 +107,10 @@ test("the seed's sample dev.ini parses as it is; its switched-off sections are n
 });
 
 test("the seed's sample with every switch on reads into the AWS shapes", () => {
-	const on = seedSample.replace(/^(use\w+) = False$/gm, "$1 = True");
+	const on = filled.replace(/^(use\w+) = False$/gm, "$1 = True");
 	const config = parseDeploymentConfig(on, "dev.ini");
 	assert.equal(config.customJobDocument, { source: "local_file", path: "job_temp.json" });
-	assert.equal(config.presignedUrlConfig, { roleArn: "arn:aws:iam::123456789:role/<your_signing_role>", expiresInSec: 3600 });
+	assert.equal(config.presignedUrlConfig, { roleArn: "arn:aws:iam::123456789:role/signing-role", expiresInSec: 3600 });
 	assert.equal(config.rollout, {
 		maximumPerMinute: 100,
 		exponentialRate: { baseRatePerMinute: 100, incrementFactor: 2, rateIncreaseCriteria: { numberOfNotifiedThings: 15, numberOfSucceededThings: 123 } },
@@ -133,16 +156,33 @@ test("values outside what AWS and CloudWatch accept are refused, naming the key"
 	refused(edited("ABORT_CONFIG_TYPE_FAILED", { thresholdPercentage: "10.999" }), /ABORT_CONFIG_TYPE_FAILED\.thresholdPercentage: 10\.999 must be from 0 to 100 with at most 2 decimals/);
 	refused(edited("ABORT_CONFIG_TYPE_FAILED", { minNumberOfExecutedThings: "0" }), /minNumberOfExecutedThings: 0 must be a whole number from 1/);
 	refused(edited("TIMEOUT_CONFIG", { inProgressTimeoutInMinutes: "10081" }), /TIMEOUT_CONFIG\.inProgressTimeoutInMinutes: 10081 must be a whole number from 1 to 10080/);
-	refused(edited("PRESIGNED_URL_CONFIG", { expiresInSec: "30" }), /PRESIGNED_URL_CONFIG\.expiresInSec: 30 must be a whole number from 60 to 3600/);
-	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period: "90" }), /ALARM_CONFIG_DownloadTimeUpperLimitAlarm\.period: 90 must be a multiple of 60/);
+	refused(edited("PRESIGNED_URL_CONFIG", { expiresInSec: "30" }).replace("usePresignedUrlConfig = False", "usePresignedUrlConfig = True"), /PRESIGNED_URL_CONFIG\.expiresInSec: 30 must be a whole number from 60 to 3600/);
+	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period: "90" }), /ALARM_CONFIG_DownloadTimeUpperLimitAlarm\.period: 90 must be 10, 20, 30 or a multiple of 60/);
 	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { stat: "p101" }), /\.stat: p101 must be SampleCount, Average, Sum, Minimum, Maximum or p0 to p100/);
 	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { datapointsToAlarm: "6" }), /\.datapointsToAlarm: 6 must be a whole number from 1 to 5/);
-	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period: "3600", evaluationPeriods: "25" }), /\.evaluationPeriods: 25 periods of 3600 s exceed one day/);
+	// PutMetricAlarm: Period × EvaluationPeriods at most one day for periods under an hour, 7 days otherwise.
+	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period: "60", evaluationPeriods: "1441", datapointsToAlarm: "3" }), /\.evaluationPeriods: 1441 periods of 60 s span 86460 s, over the 86400 s aws allows for periods under an hour/);
+	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period: "3600", evaluationPeriods: "169" }), /\.evaluationPeriods: 169 periods of 3600 s span 608400 s, over the 604800 s/);
+	for (const [period, evaluationPeriods] of [["3600", "48"], ["10", "8640"], ["20", "5"], ["30", "5"], ["86400", "7"]])
+		assert.is(parseDeploymentConfig(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { period, evaluationPeriods }), "dev.ini").alarms[0].periodSeconds, Number(period));
+	refused(edited("ALARM_CONFIG_DownloadTimeUpperLimitAlarm", { snsTopics: Array.from({ length: 6 }, (_, n) => `arn:aws:sns:us-east-1:123456789012:t${n}`).join(",") }), /\.snsTopics: 6 topics: an alarm action list holds at most 5/);
 	refused(edited("DEFAULT", { targetSelection: "ONCE" }), /DEFAULT\.targetSelection: ONCE must be SNAPSHOT or CONTINUOUS/);
 });
 
+test("every error of a file is reported at once, each with file:line and key", () => {
+	const text = edited("DEFAULT", { rounds: "zero", debug: "maybe", colour: "blue" }).replace("incrementFactor = 2.0", "incrementFactor = 9").replace("[TIMEOUT_CONFIG]", "[TIMEOUT_CONFIG]\nstray line");
+	const found = problems(text);
+	assert.ok(found.length >= 5 && found.every((problem) => /^dev\.ini:\d+: /.test(problem)), found.join("\n"));
+	assert.ok(found.some((problem) => /^dev\.ini:\d+: "stray line" has no "=" or ":"/.test(problem)), found.join("\n"));
+	assert.ok(found.some((problem) => /^dev\.ini:\d+: DEFAULT\.colour: unknown key/.test(problem)), found.join("\n"));
+	assert.ok(found.some((problem) => /^dev\.ini:\d+: DEFAULT\.rounds: zero must be a whole number/.test(problem)), found.join("\n"));
+	assert.ok(found.some((problem) => /^dev\.ini:\d+: DEFAULT\.debug: maybe is not a boolean/.test(problem)), found.join("\n"));
+	assert.ok(found.some((problem) => /^dev\.ini:\d+: EXP_RATE_CONFIG\.incrementFactor: 9 must be from 1\.1 to 5/.test(problem)), found.join("\n"));
+	assert.throws(() => parseIni("[A]\nstray\n[A]\nx\n", "dev.ini"), (error: Error) => error.message === 'dev.ini:2: "stray" has no "=" or ":"\ndev.ini:3: duplicate section [A]\ndev.ini:4: "x" has no "=" or ":"');
+});
+
 test("a section's missing key falls back to DEFAULT, as configparser does", () => {
-	const config = parseDeploymentConfig(rehearsal.replace("roleArn = arn:aws:iam::123456789012:role/ota-signing-role\n", ""), "dev.ini");
+	const config = parseDeploymentConfig(rehearsal.replace("usePresignedUrlConfig = False", "usePresignedUrlConfig = True").replace("roleArn = arn:aws:iam::123456789012:role/ota-signing-role\n", ""), "dev.ini");
 	assert.is(config.presignedUrlConfig?.roleArn, "arn:aws:iam::123456789012:role/ota-stream-role");
 });
 

@@ -5,7 +5,7 @@
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { AbortCriterion, RolloutConfig } from "../host-sim/fleet/deployment-config";
+import type { AbortCriterion, RolloutConfig } from "../tools/fleet/deployment-config";
 import { ratePerMinute, runRollout, type BoardReport, type RolloutRules, type TerminalStatus } from "../host-sim/fleet/rollout";
 import { seeded } from "../host-sim/random";
 

@@ -7,12 +7,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as fs from "node:fs";
-import { packageVersion, type Package } from "../host-sim/fleet/aws-documents";
-import { parseDeploymentConfig } from "../host-sim/fleet/deployment-config";
+import { packageVersion, type Package } from "../tools/fleet/aws-documents";
+import { parseDeploymentConfig } from "../tools/fleet/deployment-config";
 import { defaultFaults } from "../host-sim/fleet/faults";
 import { simulateFleet } from "../host-sim/fleet/fleet-sim";
 import { buildReport } from "../host-sim/fleet/report";
-import { numberedThings } from "../host-sim/fleet/things";
+import { numberedThings } from "../tools/fleet/things";
 import { makeAppImage } from "../host-sim/image";
 import { tempDir } from "./support/sim";
 

@@ -9,17 +9,17 @@ import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { packageVersion, signImage, type Package } from "../host-sim/fleet/aws-documents";
-import { fleetCommand, failedRolloutExitCode } from "../host-sim/fleet/command";
-import { parseDeploymentConfig } from "../host-sim/fleet/deployment-config";
+import { packageVersion, signImage, type Package } from "../tools/fleet/aws-documents";
+import { fleetCommand, failedRolloutExitCode, monitorCommand } from "../tools/fleet/command";
+import { parseDeploymentConfig } from "../tools/fleet/deployment-config";
 import { defaultFaults, type FaultProfile } from "../host-sim/fleet/faults";
 import { simulateFleet } from "../host-sim/fleet/fleet-sim";
 import { buildReport, type FleetReport, type RoundReport } from "../host-sim/fleet/report";
-import { numberedThings } from "../host-sim/fleet/things";
+import { numberedThings } from "../tools/fleet/things";
 import { makeAppImage } from "../host-sim/image";
 import { tempDir } from "./support/sim";
 
-const examples = fileURLToPath(new URL("../host-sim/fleet/examples/", import.meta.url));
+const examples = fileURLToPath(new URL("../tools/fleet/examples/", import.meta.url));
 const image = makeAppImage({ size: 64 * 1024, version: "2.0.0" });
 
 /** A deployment configuration: the sections given, DEFAULT first. */
@@ -101,7 +101,7 @@ test("15% of boards failing their self-test against a 10% abort threshold: cance
 		ABORT_CONFIG: { useFailedSubsection: "True" },
 		ABORT_CONFIG_TYPE_FAILED: { failureType: "FAILED", thresholdPercentage: 10, minNumberOfExecutedThings: 20 },
 		ALARM_CONFIG: { alarmList: "Slow" },
-		ALARM_CONFIG_Slow: { namespace: "IoT:OTA:JobExecution", metricName: "downloadTime", stat: "p50", period: 60, threshold: 0.5, alarmType: "upper", evaluationPeriods: 2, datapointsToAlarm: 1 },
+		ALARM_CONFIG_Slow: { namespace: "IoT:OTA:JobExecution", metricName: "downloadTime", stat: "p50", period: 60, threshold: 0.001, alarmType: "upper", evaluationPeriods: 2, datapointsToAlarm: 1 },
 	}));
 	const out = path.join(dir, "out");
 	const log = console.log;
@@ -129,7 +129,26 @@ test("15% of boards failing their self-test against a 10% abort threshold: cance
 	assert.ok(round.executions.filter((execution) => execution.status === "SUCCEEDED").every((execution) => !execution.faults.includes("self-test fails")));
 	assert.match(report.outcome, /^round 1 of 1 aborted: job fw-2 canceled/);
 	assert.match(printed.join("\n"), /round 1 of 1 aborted/);
-	assert.equal(report.alarms.map((alarm) => [alarm.rule.name, alarm.evaluated, alarm.state === "ALARM" || alarm.transitions.some((transition) => transition.state === "ALARM")]), [["Slow", true, true]]);
+	// The alarm watches what the boards reported: downloadTime in their statusDetails, on the round's job.
+	assert.equal(report.alarms.map((alarm) => [alarm.rule.name, alarm.jobId, alarm.evaluated, alarm.state === "ALARM" || alarm.transitions.some((transition) => transition.state === "ALARM")]), [["Slow", "fw-2", true, true]]);
+	const missing = round.executions.filter((execution) => execution.status === "SUCCEEDED" && !/^\d+\.\d{3}$/.test(execution.statusDetails.downloadTime));
+	assert.equal(missing.map((execution) => [execution.thing, execution.statusDetails, execution.faults]), []);
+	// What the rehearsal left for xs-ota fleet monitor --target sim: the round's job, its counts and abort, every thing.
+	const written: string[] = [];
+	const write = process.stdout.write;
+	process.stdout.write = ((text: string) => written.push(text) > 0) as typeof process.stdout.write;
+	try {
+		await monitorCommand({ config: path.join(dir, "dev.ini"), target: "sim", out, once: true });
+	}
+	finally {
+		process.stdout.write = write;
+	}
+	assert.is(process.exitCode, 3, "the job did not succeed");
+	process.exitCode = 0;
+	const monitored = written.join("");
+	assert.match(monitored, new RegExp(`^job fw-2: CANCELED \\(aborted: abort rule FAILED ≥ 10%: ${round.abort!.failures} of ${round.abort!.completed} completed\\)\n`));
+	assert.match(monitored, new RegExp(`executions: .*FAILED ${round.counts.FAILED}`));
+	assert.match(monitored, /thing-0001 +SUCCEEDED +state=0 result=1 reason=accepted v2\.0\.0 updatedBy=2\.0\.0 downloadTime=\d+\.\d{3}\n/);
 	const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
 	assert.ok(html.includes("<svg") && html.includes(">abort</text>") && html.includes("canceled at"));
 	assert.not.ok(/<script|src=|href=/.test(html), "self-contained");
@@ -211,8 +230,7 @@ test("xs-ota fleet --target sim refuses what it cannot simulate, naming it", asy
 		[{ ...base, boards: "0" }, /--boards takes a whole number from 1 to 100000/],
 		[{ ...base, boards: "2", "cut-share": "1.5" }, /--cut-share takes a number from 0 to 1/],
 		[{ ...base, boards: "2", loss: true }, /--loss needs a value/],
-		[{ ...base, boards: "2", warp: "9" }, /--warp is not a flag of xs-ota fleet --target sim/],
-		[{ ...base, config: path.join(examples, "dev.ini") }, /dev\.ini: DEFAULT\.jobId: <yourJobId> must be/],
+		[{ ...base, config: path.join(examples, "dev.ini") }, /dev\.ini:5: DEFAULT\.jobId: <yourJobId> is an unfilled placeholder/],
 	] as const) {
 		let error: Error | undefined;
 		try {

@@ -26,8 +26,8 @@ import { seeded } from "../random";
 import { startAwsIot, type AwsIot } from "../server/aws-iot";
 import { terminalStatuses, type JobExecution } from "../server/aws-jobs";
 import { maxRequestBytes } from "../server/aws-streams";
-import { deploymentJobDocument, roundJobId, type Package } from "./aws-documents";
-import type { DeploymentConfig } from "./deployment-config";
+import { deploymentJobDocument, roundJobId, type Package } from "../../tools/fleet/aws-documents";
+import type { DeploymentConfig } from "../../tools/fleet/deployment-config";
 import { assignFaults, type BoardFaults, type FaultProfile } from "./faults";
 import { runRollout, type BoardReport, type RolloutProgress, type RolloutResult, type TerminalStatus } from "./rollout";
 
@@ -48,6 +48,9 @@ export interface FleetOptions {
 export interface FleetProgress extends RolloutProgress {
 	round: number;
 	rounds: number;
+	jobId: string;
+	/** The executions the emulator holds for the round's job so far (computed when called). */
+	executions(): { thing: string; status: string; statusDetails: { [key: string]: string } }[];
 }
 
 /** What one board's runs for one execution came to. */
@@ -67,9 +70,10 @@ export interface BoardDetail {
 	retries: number;
 	/** Stream block bytes received beyond the image's blocks. */
 	refetchedBytes: number;
-	/** The Update Result and reason the device put in statusDetails. */
+	/** The Update Result and reason the device put in statusDetails, and all it put there last. */
 	result: string | undefined;
 	reason: string | undefined;
+	statusDetails: { [key: string]: string };
 	/** The firmware running when the board last stopped. */
 	firmware: string | undefined;
 	error: string | undefined;
@@ -88,6 +92,8 @@ export interface FleetRun {
 	rounds: RoundRun[];
 	/** The job document every round deployed. */
 	document: Record<string, unknown>;
+	/** The wall-clock time (ms since 1970) fleet time 0 stands for: the boards' clocks and the metric's timestamps. */
+	epochMs: number;
 }
 
 /** The stream block size the boards use (their config.blockSize). */
@@ -110,7 +116,8 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 	const imageBlocks = Math.ceil(pkg.bytes.length / blockSize);
 	const cleanRequests = Math.ceil(imageBlocks / Math.floor(maxRequestBytes / blockSize));
 	const slot = limiter(options.concurrency);
-	const epoch = Date.now();
+	// Whole minutes, so that the alarms' periods start with the deployment.
+	const epoch = Math.floor(Date.now() / 60_000) * 60_000;
 	const aws = await startAwsIot({ faults: { dropRate: faults.messageLoss, seed: faults.seed } });
 	const rounds: RoundRun[] = [];
 	try {
@@ -147,12 +154,17 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 				detail.refetchedBytes = Math.max(0, detail.blocksFetched - imageBlocks) * blockSize;
 				detail.result = held.statusDetails.result;
 				detail.reason = held.statusDetails.reason;
+				detail.statusDetails = { ...held.statusDetails };
 				const status = terminalStatuses.has(held.status) ? held.status as TerminalStatus : undefined;
 				const afterMs = status === "TIMED_OUT" ? times.startedAfterMs! + timeoutMs! : times.afterMs;
 				return { startedAfterMs: times.startedAfterMs, status, afterMs, detail };
 			};
 			const rollout = await runRollout(things, config, runBoard, {
-				progress: (state) => options.onProgress?.({ ...state, round, rounds: config.rounds }),
+				progress: (state) => options.onProgress?.({
+					...state, round, rounds: config.rounds, jobId,
+					executions: () => things.flatMap((thing) => aws.executions(thing).filter((each) => each.jobId === jobId)
+						.map((each) => ({ thing, status: each.status, statusDetails: { ...each.statusDetails } }))),
+				}),
 				canceled: (queued) => {
 					for (const thing of queued) if (!terminalStatuses.has(jobExecution(aws, thing, jobId).status)) aws.endJob(thing, jobId, "CANCELED");
 				},
@@ -168,7 +180,7 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 	finally {
 		await aws.close();
 	}
-	return { rounds, document };
+	return { rounds, document, epochMs: epoch };
 }
 
 function jobExecution(aws: AwsIot, thing: string, jobId: string): JobExecution {
@@ -250,7 +262,7 @@ async function driveBoard(run: BoardRun): Promise<{ afterMs: number; startedAfte
 function emptyDetail(faults: BoardFaults): BoardDetail {
 	return {
 		faults, powerOns: 0, boots: 0, cuts: 0, deviceMs: 0, downtimeMs: 0, linkMs: 0, mqttBytes: 0, blocksFetched: 0, retries: 0,
-		refetchedBytes: 0, result: undefined, reason: undefined, firmware: undefined, error: undefined,
+		refetchedBytes: 0, result: undefined, reason: undefined, statusDetails: {}, firmware: undefined, error: undefined,
 	};
 }
 

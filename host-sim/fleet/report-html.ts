@@ -102,8 +102,8 @@ ${table(["image", "version", "size", "md5", "form", "rounds run", "wall time", "
 	`${report.wall.seconds} s`, formatDuration(report.wall.virtualSeconds * 1000), mib(report.wall.peakRssBytes), report.wall.boardsPerSecond,
 ]])}
 <h2>Alarms</h2>
-${report.alarms.length ? table(["alarm", "metric", "statistic", "threshold", "periods", "state", "first ALARM", "would notify"], report.alarms.map((alarm) => [
-	alarm.rule.name, alarm.rule.metricName, alarm.rule.stat, `${alarm.rule.type === "upper" ? ">" : "<"} ${alarm.rule.threshold}`,
+${report.alarms.length ? table(["alarm", "metric", "job", "statistic", "threshold", "periods", "state", "first ALARM", "would notify"], report.alarms.map((alarm) => [
+	alarm.rule.name, alarm.rule.metricName, alarm.jobId, alarm.rule.stat, `${alarm.rule.type === "upper" ? ">" : "<"} ${alarm.rule.threshold}`,
 	`${alarm.rule.datapointsToAlarm} of ${alarm.rule.evaluationPeriods} × ${alarm.rule.periodSeconds} s`, alarm.evaluated ? alarm.state : "not evaluated (the simulator measures downloadTime only)",
 	alarm.firstAlarmSeconds === undefined ? "–" : formatDuration(alarm.firstAlarmSeconds * 1000), alarm.firstAlarmSeconds === undefined ? "" : alarm.rule.snsTopics.join(" "),
 ])) : "<p>No alarms configured (ALARM_CONFIG).</p>"}

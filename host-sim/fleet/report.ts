@@ -3,16 +3,18 @@
 	  per round: the outcome and why, the job's status, counts per execution status, the abort decision, download
 	  time p50/p90/p99, stream retries and re-fetched bytes, power cuts, the rollout's batches, executions over
 	  time, and every execution;
-	  for the whole deployment: the ALARM_CONFIG alarms evaluated over the downloadTime metric, and the wall time,
-	  peak memory and boards per second it took.
-	downloadTime is the seed monitor's metric: for each execution the device ended (SUCCEEDED or FAILED), the
-	seconds from its start to its terminal status, as a datapoint at that moment.
+	  for the whole deployment: the ALARM_CONFIG alarms, and the wall time, peak memory and boards per second.
+	The alarms are the PutMetricAlarm documents `--target aws` writes (one per alarm and round: deploy.sh
+	points each at the round's job), evaluated over the downloadTime data that AWS's pipeline would put for the
+	same executions: each terminal execution becomes the job execution event AWS IoT would publish (with the
+	statusDetails the device left), and tools/fleet/download-metric.ts's executionDatum turns it into a datum.
 */
 
 import { createHash } from "node:crypto";
-import { evaluateAlarm, statistic, type AlarmEvaluation, type AlarmRule, type Datapoint } from "./alarms";
-import type { Package } from "./aws-documents";
-import type { DeploymentConfig } from "./deployment-config";
+import { evaluateAlarm, statistic, type AlarmEvaluation, type MetricAlarm } from "./alarms";
+import { metricAlarm, type Package } from "../../tools/fleet/aws-documents";
+import type { AlarmRule, DeploymentConfig } from "../../tools/fleet/deployment-config";
+import { downloadTimeMetric, executionDatum, type JobExecutionEvent, type MetricDatum } from "../../tools/fleet/download-metric";
 import type { FaultProfile } from "./faults";
 import type { BoardDetail, FleetRun, RoundRun } from "./fleet-sim";
 import { executionStatuses, type Execution, type ExecutionStatus, type StatusCounts } from "./rollout";
@@ -28,6 +30,8 @@ export interface ExecutionReport {
 	lateStatus: string | undefined;
 	result: string | undefined;
 	reason: string | undefined;
+	/** All the device last put in statusDetails (downloadTime among them). */
+	statusDetails: { [key: string]: string };
 	firmware: string | undefined;
 	retries: number;
 	refetchedBytes: number;
@@ -76,6 +80,10 @@ export interface RoundReport {
 
 export interface AlarmReport extends AlarmEvaluation {
 	rule: AlarmRule;
+	/** The round's job, whose jobId dimension the alarm watched. */
+	jobId: string;
+	/** The PutMetricAlarm document evaluated. */
+	document: MetricAlarm;
 	/** False for a metric the simulator does not produce (only downloadTime). */
 	evaluated: boolean;
 }
@@ -118,10 +126,7 @@ const maxTimelinePoints = 400;
 export function buildReport(run: FleetRun, inputs: ReportInputs): FleetReport {
 	const { config, pkg } = inputs;
 	const rounds = run.rounds.map(roundReport);
-	const datapoints: Datapoint[] = run.rounds.flatMap((round) => round.rollout.executions.flatMap((execution) => {
-		const seconds = downloadSeconds(execution);
-		return seconds === undefined ? [] : [{ atMs: round.startMs + execution.endedAtMs!, value: seconds }];
-	}));
+	const data = metricData(run);
 	const last = run.rounds[run.rounds.length - 1];
 	const endMs = last ? last.startMs + last.rollout.endMs : 0;
 	const notified = run.rounds.reduce((sum, round) => sum + round.rollout.executions.length, 0);
@@ -143,9 +148,12 @@ export function buildReport(run: FleetRun, inputs: ReportInputs): FleetReport {
 		fleet: { boards: inputs.boards, concurrency: inputs.concurrency, faults: inputs.faults },
 		roundsRun: rounds.length,
 		rounds,
-		alarms: config.alarms.map((rule) => rule.metricName === "downloadTime"
-			? { rule, evaluated: true, ...evaluateAlarm(rule, datapoints, endMs) }
-			: { rule, evaluated: false, state: "INSUFFICIENT_DATA", firstAlarmSeconds: undefined, transitions: [], periods: [] }),
+		alarms: run.rounds.flatMap((round) => config.alarms.map((rule): AlarmReport => {
+			const document = metricAlarm(rule, round.jobId) as unknown as MetricAlarm;
+			if (rule.namespace !== downloadTimeMetric.namespace || rule.metricName !== downloadTimeMetric.metricName)
+				return { rule, jobId: round.jobId, document, evaluated: false, state: "INSUFFICIENT_DATA", firstAlarmSeconds: undefined, transitions: [], periods: [] };
+			return { rule, jobId: round.jobId, document, evaluated: true, ...evaluateAlarm(document, downloadTimeMetric.namespace, data, run.epochMs, run.epochMs + endMs) };
+		})),
 		wall: {
 			seconds: round3(inputs.wallMs / 1000),
 			peakRssBytes: inputs.peakRssBytes,
@@ -153,6 +161,19 @@ export function buildReport(run: FleetRun, inputs: ReportInputs): FleetReport {
 			virtualSeconds: round3(endMs / 1000),
 		},
 	};
+}
+
+/** The job execution events AWS IoT would publish for the deployment's terminal executions. */
+export function executionEvents(run: FleetRun): JobExecutionEvent[] {
+	return run.rounds.flatMap((round) => round.rollout.executions.flatMap((execution) => execution.endedAtMs === undefined ? [] : [{
+		eventType: "JOB_EXECUTION", jobId: round.jobId, thingArn: `thing/${execution.thing}`, status: execution.status,
+		timestamp: run.epochMs + round.startMs + execution.endedAtMs, statusDetails: execution.detail?.statusDetails ?? {},
+	}]));
+}
+
+/** The downloadTime data AWS's pipeline would put for the deployment. */
+export function metricData(run: FleetRun): MetricDatum[] {
+	return executionEvents(run).flatMap((event) => executionDatum(event, downloadTimeMetric) ?? []);
 }
 
 /** "1h02m", "3m03s", "12.5s": a fleet duration for people. */
@@ -262,6 +283,7 @@ function executionReport(execution: Execution<BoardDetail>): ExecutionReport {
 		lateStatus: execution.lateStatus,
 		result: detail?.result,
 		reason: detail?.reason,
+		statusDetails: detail?.statusDetails ?? {},
 		firmware: detail?.firmware,
 		retries: detail?.retries ?? 0,
 		refetchedBytes: detail?.refetchedBytes ?? 0,

@@ -29,7 +29,7 @@
 	arrives after the in-progress timer has expired is refused: the execution is TIMED_OUT at the timer's end.
 */
 
-import type { AbortCriterion, RolloutConfig } from "./deployment-config";
+import type { AbortCriterion, RolloutConfig } from "../../tools/fleet/deployment-config";
 
 export type ExecutionStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "CANCELED";
 export type TerminalStatus = "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT";
@@ -88,6 +88,8 @@ export interface RolloutResult<D> {
 export interface RolloutProgress {
 	atMs: number;
 	ratePerMinute: number;
+	/** Set once an abort criterion has canceled the job. */
+	abort: AbortDecision | undefined;
 	counts: StatusCounts;
 	boardsReported: number;
 	boardsRunning: number;
@@ -166,7 +168,7 @@ export async function runRollout<D>(things: string[], rules: RolloutRules, runne
 		counts[status]++;
 		execution.status = status;
 	};
-	const progress = () => observer.progress?.({ atMs: now, ratePerMinute: rate, counts: { ...counts }, boardsReported: reported, boardsRunning: executions.length - reported });
+	const progress = () => observer.progress?.({ atMs: now, ratePerMinute: rate, abort, counts: { ...counts }, boardsReported: reported, boardsRunning: executions.length - reported });
 
 	const accept = (execution: Execution<D>, report: BoardReport<D>) => {
 		execution.detail = report.detail;

@@ -38,6 +38,8 @@ export interface JobExecution {
 	versionNumber: number;
 	status: string;
 	document: unknown;
+	/** What the service holds from the device's last accepted update. */
+	statusDetails: { [key: string]: unknown } | undefined;
 }
 
 export type JobStatus = "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED";
@@ -70,7 +72,7 @@ const maxMessageDepth = 20;
 const validJobId = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
-const nextTries = 5;
+export const nextTries = 5;
 /** Secure connections refused in a row, each for a "tls: " reason, before the client gives up. */
 export const maxTlsFailures = 3;
 
@@ -243,7 +245,8 @@ export class JobsClient implements MqttHandler {
 		if (!validJobId.test(execution.jobId)) return this.#log(`next execution ignored: bad job id`);
 		const { jobId, versionNumber, status } = execution;
 		if (typeof versionNumber === "number") this.#versions[jobId] = versionNumber;
-		this.#listener.next({ jobId, versionNumber: versionNumber ?? 0, status: String(status ?? ""), document: execution.jobDocument });
+		const details = execution.statusDetails && typeof execution.statusDetails === "object" ? execution.statusDetails : undefined;
+		this.#listener.next({ jobId, versionNumber: versionNumber ?? 0, status: String(status ?? ""), document: execution.jobDocument, statusDetails: details });
 	}
 
 	#accepted(jobId: string, body: any): void {

@@ -13,6 +13,13 @@
 	progress status refused as no longer pending)  → transfer stopped, nothing switched, result 10, no report
 	Each job ends in exactly one terminal status: the agent reports a final result until it is acknowledged,
 	and the service refuses a second terminal status (which the jobs client reads as "already held").
+	downloadTime (seconds, 3 decimals, in every report once known) is the time the device spent receiving the
+	image, on its monotonic clock, summed over its power-ons: the service keeps the earlier power-ons' share in
+	the statusDetails it holds (an update replaces them all), and the device reads it back from $next/get. A
+	power-on cut between two progress reports loses what it received since the last one (progressIntervalMs).
+	Reports made before the service has answered since boot wait for that answer (the newest per job; at most
+	as long as the jobs client asks for it: nextTries × retryMs), so none wipes the held share, and the terminal
+	event carries the whole time (the fleet tool's downloadTime metric is built from it).
 */
 
 import type { Agent, AgentListener, SelfTest } from "../agent/agent";
@@ -21,7 +28,7 @@ import { parseJobDocument } from "../agent/job-document";
 import type { DownloadRecord } from "../agent/record";
 import type { DownloadListener } from "../agent/download";
 import type { BootControl, Clock, FlashSlot, Logger, MqttConnector } from "../platform/ports";
-import { JobsClient, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
+import { JobsClient, nextTries, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
 import { StreamDownload, type StreamOptions } from "./aws-stream";
 import { isNewerVersion } from "../agent/version";
 
@@ -52,6 +59,10 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#lastProgress = -Infinity;
 	#whenConnected: (() => void) | undefined;
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
+	#download = new DownloadTime();
+	/** Reports waiting for the service's first answer since boot (the newest per job), and the timer bounding the wait. */
+	#waiting: { [jobId: string]: { status: JobStatus; details: StatusDetails } } = {};
+	#waitTimer: unknown;
 	/** Called when the broker refuses the device's secure connection for good (a "tls: " reason). */
 	onFailure: ((reason: string) => void) | undefined;
 	/** Called on the reboot warning command (topic xs-ota/<thing>/reboot-warning). */
@@ -83,6 +94,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	/** Disconnects for good (shutdown). */
 	stop(): void {
+		if (this.#waitTimer !== undefined) this.#ports.clock.clearTimeout(this.#waitTimer);
+		this.#waitTimer = undefined;
 		this.#jobs.stop();
 	}
 
@@ -120,25 +133,48 @@ export class AwsUpdates implements JobsListener, AgentListener {
 			details.self_test = onNewImage ? "active" : "ready";
 			if (onNewImage) details.updatedBy = this.#ports.boot.runningVersion();
 		}
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", details);
+		this.#report(record.jobId, "IN_PROGRESS", details);
 	}
 
 	progress(received: number, total: number): void {
 		const record = this.#agent?.record;
 		const now = this.#ports.clock.ticks();
-		if (!record?.jobId || (received < total && now - this.#lastProgress < this.#options.progressIntervalMs)) return;
+		if (!record?.jobId) return;
+		this.#download.receiving(record.jobId, now, received >= total);
+		if (received < total && now - this.#lastProgress < this.#options.progressIntervalMs) return;
 		this.#lastProgress = now;
-		this.#jobs.updateStatus(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
+		this.#report(record.jobId, "IN_PROGRESS", { state: String(State.downloading), result: "0", receive: `${received}/${total}` });
 	}
 
 	result(_updateId: number, result: ResultCode, version: string, reason?: string): boolean {
 		const record = this.#agent?.record;
 		if (!record?.jobId) return true;
 		if (result === Result.success)
-			this.#jobs.updateStatus(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
+			this.#report(record.jobId, "SUCCEEDED", { state: "0", result: "1", reason: `accepted v${version}`, updatedBy: version });
 		else
-			this.#jobs.updateStatus(record.jobId, "FAILED", { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) });
+			this.#report(record.jobId, "FAILED", { state: "0", result: String(result), reason: (reason || resultNames[result]).slice(0, 1024) });
 		return false;
+	}
+
+	/** Sends a report with downloadTime added, once the service's share of it is known (see the leading comment). */
+	#report(jobId: string, status: JobStatus, details: StatusDetails): void {
+		if (this.#download.known()) {
+			this.#jobs.updateStatus(jobId, status, this.#download.into(jobId, details, this.#ports.clock.ticks()));
+			return;
+		}
+		this.#waiting[jobId] = { status, details };
+		// As long as the jobs client keeps asking for the answer.
+		this.#waitTimer ??= this.#ports.clock.setTimeout(() => this.#flush(), nextTries * this.#options.jobs.retryMs);
+	}
+
+	/** The service answered (or did not in time): the waiting reports go. */
+	#flush(): void {
+		if (this.#waitTimer !== undefined) this.#ports.clock.clearTimeout(this.#waitTimer);
+		this.#waitTimer = undefined;
+		this.#download.answered();
+		const waiting = this.#waiting;
+		this.#waiting = {};
+		for (const jobId in waiting) this.#report(jobId, waiting[jobId].status, waiting[jobId].details);
 	}
 
 	// JobsListener: what the service says.
@@ -157,6 +193,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		const agent = this.#agent;
 		if (!agent) return;
 		const record = agent.record;
+		if (execution?.jobId === record.jobId) this.#download.held(record.jobId, execution.statusDetails?.downloadTime);
+		this.#flush();
 		// IN_PROGRESS executions come first: a job of ours that is not next is no longer pending.
 		if (record.jobId && execution?.jobId !== record.jobId && (record.state === State.downloading || record.state === State.downloaded))
 			this.withdrawn(record.jobId);
@@ -216,6 +254,55 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	#reject(jobId: string, result: ResultCode, reason: string): void {
 		this.#ports.log(`job ${jobId} rejected: ${reason}`);
-		this.#jobs.updateStatus(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
+		this.#report(jobId, "REJECTED", { state: "0", result: String(result), reason: reason.slice(0, 1024) });
+	}
+}
+
+/** The download time of the current job: earlier power-ons' share (as the service holds it) plus this one's. */
+class DownloadTime {
+	#jobId = "";
+	/** Undefined while the service holds none for the job. */
+	#heldMs: number | undefined;
+	/** Ticks when this power-on began receiving, and its share once the image is complete. */
+	#since: number | undefined;
+	#ownMs: number | undefined;
+	/** Whether the service has answered since boot (so the held share is known, or known to be absent). */
+	#answered = false;
+
+	#select(jobId: string): void {
+		if (jobId === this.#jobId) return;
+		this.#jobId = jobId;
+		this.#heldMs = this.#since = this.#ownMs = undefined;
+	}
+
+	/** The service's first answer since boot holds `text` (seconds) for the job: the earlier power-ons' share. */
+	held(jobId: string, text: unknown): void {
+		if (this.#answered) return;
+		this.#select(jobId);
+		if (typeof text === "string" && /^\d{1,9}(\.\d{1,3})?$/.test(text)) this.#heldMs = Number(text) * 1000;
+	}
+
+	answered(): void {
+		this.#answered = true;
+	}
+
+	receiving(jobId: string, now: number, complete: boolean): void {
+		this.#select(jobId);
+		if (this.#ownMs !== undefined) return;
+		this.#since ??= now;
+		if (complete) this.#ownMs = now - this.#since;
+	}
+
+	/** Whether reports can go: the service's share is known (or it did not answer in time). */
+	known(): boolean {
+		return this.#answered;
+	}
+
+	/** `details` with downloadTime added when there is one (a running total while receiving). */
+	into(jobId: string, details: StatusDetails, now: number): StatusDetails {
+		if (jobId !== this.#jobId) return details;
+		const own = this.#ownMs ?? (this.#since === undefined ? undefined : now - this.#since);
+		if (own !== undefined || this.#heldMs !== undefined) details.downloadTime = (((this.#heldMs ?? 0) + (own ?? 0)) / 1000).toFixed(3);
+		return details;
 	}
 }

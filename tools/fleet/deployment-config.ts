@@ -14,14 +14,63 @@
 	  TIMEOUT_CONFIG                useTimeoutConfig: inProgressTimeoutInMinutes
 	  ALARM_CONFIG                  alarmList, naming ALARM_CONFIG_<name> sections (namespace, metricName, stat,
 	                                period, threshold, alarmType, evaluationPeriods, datapointsToAlarm, snsTopics)
-	A section whose switch is off is not read, as in the seed. Unknown sections and keys, values out of the
-	ranges AWS accepts, and settings that contradict each other are errors naming the key.
+	A section whose switch is off is not read, as in the seed. Unknown sections and keys, unfilled placeholders
+	(a value holding <…>, as the seed's sample does), values out of the ranges AWS accepts, and settings that
+	contradict each other are errors naming file:line and key; every error of the file is reported at once
+	(ConfigErrors), each read that fails falling back so the rest can still be checked.
 */
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseIni, type Ini } from "./ini";
-import { validStat, type AlarmRule, type AlarmType } from "./alarms";
+
+/** Every problem of one configuration file, one a line. */
+export class ConfigErrors extends Error {
+	constructor(readonly problems: string[]) {
+		super(problems.join("\n"));
+	}
+}
+
+/** A problem already recorded: the read that met it stops, the others go on. */
+class Recorded extends Error {}
+
+export type AlarmType = "upper" | "lower";
+
+/** One ALARM_CONFIG alarm, as configured. */
+export interface AlarmRule {
+	name: string;
+	namespace: string;
+	metricName: string;
+	/** SampleCount, Average, Sum, Minimum, Maximum or a percentile p0 to p100. */
+	stat: string;
+	periodSeconds: number;
+	threshold: number;
+	type: AlarmType;
+	evaluationPeriods: number;
+	datapointsToAlarm: number;
+	snsTopics: string[];
+}
+
+const simpleStats = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+
+/** PutMetricAlarm's Statistic values, or ExtendedStatistic's percentiles p0 to p100 with at most 2 decimals. */
+export function validStat(stat: string): boolean {
+	if (simpleStats.includes(stat)) return true;
+	const match = /^p(\d{1,3}(\.\d{1,2})?)$/.exec(stat);
+	return match !== null && Number(match[1]) <= 100;
+}
+
+/** PutMetricAlarm's Period: 10, 20, 30 (high resolution) or a multiple of 60; its evaluation span, in seconds. */
+export function periodProblem(period: number, evaluationPeriods: number): string | undefined {
+	if (![10, 20, 30].includes(period) && period % 60) return `${period} must be 10, 20, 30 or a multiple of 60`;
+	const span = period * evaluationPeriods, limit = period < 3600 ? 86400 : 604800;
+	if (span > limit) return `${evaluationPeriods} periods of ${period} s span ${span} s, over the ${limit} s aws allows ${period < 3600 ? "for periods under an hour" : "(7 days)"}`;
+	return undefined;
+}
+
+/** A value the user was meant to replace: the seed's sample writes them as <yourJobId>, <region>, … */
+const placeholder = /<[^<>]*>/;
+export const snsTopicsPerAlarm = 5;
 
 export type FailureType = "FAILED" | "REJECTED" | "TIMED_OUT" | "ALL";
 
@@ -65,6 +114,8 @@ export interface DeploymentConfig {
 	abortCriteria: AbortCriterion[] | undefined;
 	inProgressTimeoutInMinutes: number | undefined;
 	alarms: AlarmRule[];
+	/** "file:line: SECTION.key" for a key of the file (the line when the key is written there). */
+	where: (key: string) => string;
 }
 
 const abortTypes: { [section: string]: { type: FailureType; switch: string } } = {
@@ -96,20 +147,32 @@ const sectionKeys: { [section: string]: string[] } = {
 
 /** Reads one section's values, each error naming the section and key. */
 class Section {
-	constructor(readonly ini: Ini, readonly name: string) {}
+	constructor(readonly ini: Ini, readonly name: string, readonly problems: string[]) {}
 
 	where(key: string): string {
-		const entry = this.ini.get(this.name, key);
+		const entry = this.#entry(key);
 		return `${this.ini.source}${entry ? `:${entry.line}` : ""}: ${this.name}.${entry?.name ?? key}`;
 	}
 
 	fail(key: string, message: string): never {
-		throw new Error(`${this.where(key)}: ${message}`);
+		this.problems.push(`${this.where(key)}: ${message}`);
+		throw new Recorded();
 	}
 
-	/** The value, or undefined when the key is missing, empty or None (the seed's placeholder). */
+	#entry(key: string) {
+		try {
+			return this.ini.get(this.name, key);
+		}
+		catch (error) {
+			this.problems.push((error as Error).message);
+			throw new Recorded();
+		}
+	}
+
+	/** The value, or undefined when the key is missing, empty or None; an unfilled placeholder is an error. */
 	optional(key: string): string | undefined {
-		const value = this.ini.get(this.name, key)?.value;
+		const value = this.#entry(key)?.value;
+		if (value !== undefined && placeholder.test(value)) this.fail(key, `${value} is an unfilled placeholder: put the real value there`);
 		return value === undefined || value === "" || value === "None" ? undefined : value;
 	}
 
@@ -175,9 +238,20 @@ export function readDeploymentConfig(file: string): DeploymentConfig {
 }
 
 export function parseDeploymentConfig(text: string, source: string): DeploymentConfig {
-	const ini = parseIni(text, source);
-	checkKeys(ini);
-	const section = (name: string) => new Section(ini, name);
+	const ini = parseIni(text, source, true);
+	const problems: string[] = [...ini.errors];
+	/** The value `read` gives, or `fallback` when it met a problem (recorded, so the rest can be checked). */
+	const read = <T>(fallback: T, read: () => T): T => {
+		try {
+			return read();
+		}
+		catch (error) {
+			if (!(error instanceof Recorded)) throw error;
+			return fallback;
+		}
+	};
+	checkKeys(ini, problems);
+	const section = (name: string) => new Section(ini, name, problems);
 	/** A section switched on by `key` of `by`: it must be there. */
 	const switched = (by: Section, key: string, name: string): Section | undefined => {
 		if (!by.flag(key)) return undefined;
@@ -185,49 +259,60 @@ export function parseDeploymentConfig(text: string, source: string): DeploymentC
 		return section(name);
 	};
 	const base = section("DEFAULT");
-	const rounds = base.integer("rounds", 1, Number.MAX_SAFE_INTEGER, 1);
-	const cleanUp = base.flag("cleanUpCfg");
-	if (rounds > 1 && !cleanUp) base.fail("cleanUpCfg", "must be True when rounds is more than 1 (each round deletes its job)");
-	const targetSelection = base.oneOf("targetSelection", ["SNAPSHOT", "CONTINUOUS"] as const, "SNAPSHOT");
-	if (rounds > 1 && targetSelection === "CONTINUOUS") base.fail("rounds", "must be 1 with a CONTINUOUS job, which never completes");
-	if (base.optional("fileChunkSize") !== undefined && base.optional("fileChunckSize") !== undefined)
-		base.fail("fileChunckSize", "repeats fileChunkSize: give one of them");
-	base.integer(base.optional("fileChunkSize") !== undefined ? "fileChunkSize" : "fileChunckSize", 1, Number.MAX_SAFE_INTEGER, 8192);
-	base.decimal("iotApiSleepTime", 0, Number.MAX_SAFE_INTEGER, 3, 0);
+	const rounds = read(1, () => base.integer("rounds", 1, Number.MAX_SAFE_INTEGER, 1));
+	const cleanUp = read(true, () => base.flag("cleanUpCfg"));
+	read(undefined, () => rounds > 1 && !cleanUp && base.fail("cleanUpCfg", "must be True when rounds is more than 1 (each round deletes its job)"));
+	const targetSelection = read("SNAPSHOT" as const, () => base.oneOf("targetSelection", ["SNAPSHOT", "CONTINUOUS"] as const, "SNAPSHOT"));
+	read(undefined, () => rounds > 1 && targetSelection === "CONTINUOUS" && base.fail("rounds", "must be 1 with a CONTINUOUS job, which never completes"));
+	read(undefined, () => {
+		if (base.optional("fileChunkSize") !== undefined && base.optional("fileChunckSize") !== undefined)
+			base.fail("fileChunckSize", "repeats fileChunkSize: give one of them");
+		base.integer(base.optional("fileChunkSize") !== undefined ? "fileChunkSize" : "fileChunckSize", 1, Number.MAX_SAFE_INTEGER, 8192);
+	});
+	read(0, () => base.decimal("iotApiSleepTime", 0, Number.MAX_SAFE_INTEGER, 3, 0));
+	const optional = (key: string) => read(undefined, () => base.optional(key));
 
-	return {
+	const config: DeploymentConfig = {
 		dir: path.dirname(path.resolve(source)),
 		source,
-		thingList: base.optional("thingList"),
-		binName: base.optional("binName"),
-		roleArn: base.optional("roleArn"),
-		jobId: base.text("jobId"),
+		thingList: optional("thingList"),
+		binName: optional("binName"),
+		roleArn: optional("roleArn"),
+		jobId: read("", () => base.text("jobId")),
 		rounds,
-		bucket: base.optional("bucket"),
+		bucket: optional("bucket"),
 		cleanUp,
-		debug: base.flag("debug"),
-		defaultDelaySeconds: base.decimal("defaultDelay", 0, Number.MAX_SAFE_INTEGER, 3, 0),
-		region: base.optional("region"),
-		streamId: base.text("streamId"),
+		debug: read(false, () => base.flag("debug")),
+		defaultDelaySeconds: read(0, () => base.decimal("defaultDelay", 0, Number.MAX_SAFE_INTEGER, 3, 0)),
+		region: optional("region"),
+		streamId: read("", () => base.text("streamId")),
 		targetSelection,
-		customJobDocument: customDocument(switched(base, "useCustomJobDocument", "CUSTOM_JOB_DOCUMENT")),
-		presignedUrlConfig: presignedUrl(switched(base, "usePresignedUrlConfig", "PRESIGNED_URL_CONFIG")),
-		rollout: rollout(switched(base, "useJobExecutionsRolloutConfig", "JOB_EXECUTE_ROLLOUT_CONFIG"), switched),
-		abortCriteria: abortCriteria(switched(base, "useAbortConfig", "ABORT_CONFIG"), switched),
-		inProgressTimeoutInMinutes: switched(base, "useTimeoutConfig", "TIMEOUT_CONFIG")?.integer("inProgressTimeoutInMinutes", 1, 10080),
-		alarms: alarms(ini),
+		customJobDocument: read(undefined, () => customDocument(switched(base, "useCustomJobDocument", "CUSTOM_JOB_DOCUMENT"))),
+		presignedUrlConfig: read(undefined, () => presignedUrl(switched(base, "usePresignedUrlConfig", "PRESIGNED_URL_CONFIG"))),
+		rollout: read(undefined, () => rollout(switched(base, "useJobExecutionsRolloutConfig", "JOB_EXECUTE_ROLLOUT_CONFIG"), switched)),
+		abortCriteria: read(undefined, () => abortCriteria(switched(base, "useAbortConfig", "ABORT_CONFIG"), switched)),
+		inProgressTimeoutInMinutes: read(undefined, () => switched(base, "useTimeoutConfig", "TIMEOUT_CONFIG")?.integer("inProgressTimeoutInMinutes", 1, 10080)),
+		alarms: alarms(ini, problems, read),
+		where: (key) => {
+			const [name, entry] = key.split(".");
+			return section(name).where(entry);
+		},
 	};
+	if (problems.length) throw new ConfigErrors(problems);
+	return config;
 }
 
 /** Every section is one the seed knows, and holds only keys it knows. */
-function checkKeys(ini: Ini): void {
+function checkKeys(ini: Ini, problems: string[]): void {
 	for (const name of ini.sections.keys()) {
 		const known = sectionKeys[name] ?? (name.startsWith("ALARM_CONFIG_") ? alarmKeys : undefined);
-		if (!known) throw new Error(`${ini.source}:${ini.sectionLine(name)}: [${name}] is not a section of the deployment configuration`);
-		const entries = ini.own(name);
+		if (!known) {
+			problems.push(`${ini.source}:${ini.sectionLine(name)}: [${name}] is not a section of the deployment configuration`);
+			continue;
+		}
 		const lower = new Set(known.map((key) => key.toLowerCase()));
-		const unknown = entries.find((entry) => !lower.has(entry.name.toLowerCase()));
-		if (unknown) throw new Error(`${ini.source}:${unknown.line}: ${name}.${unknown.name}: unknown key (${name} takes ${known.join(", ")})`);
+		for (const unknown of ini.own(name).filter((entry) => !lower.has(entry.name.toLowerCase())))
+			problems.push(`${ini.source}:${unknown.line}: ${name}.${unknown.name}: unknown key (${name} takes ${known.join(", ")})`);
 	}
 }
 
@@ -282,32 +367,40 @@ function abortCriteria(section: Section | undefined, switched: Switched): AbortC
 	});
 }
 
-function alarms(ini: Ini): AlarmRule[] {
+function alarms(ini: Ini, problems: string[], read: <T>(fallback: T, read: () => T) => T): AlarmRule[] {
 	if (!ini.has("ALARM_CONFIG")) return [];
-	const config = new Section(ini, "ALARM_CONFIG");
-	const names = config.list("alarmList");
-	return names.map((name) => {
-		if (names.indexOf(name) !== names.lastIndexOf(name)) config.fail("alarmList", `names ${name} twice`);
+	const config = new Section(ini, "ALARM_CONFIG", problems);
+	const names = read([], () => config.list("alarmList"));
+	return names.flatMap((name, index) => read([], () => {
+		if (names.indexOf(name) !== index) config.fail("alarmList", `names ${name} twice`);
 		const sectionName = `ALARM_CONFIG_${name}`;
 		if (!ini.has(sectionName)) config.fail("alarmList", `names ${name} but there is no [${sectionName}] section`);
-		const alarm = new Section(ini, sectionName);
-		const stat = alarm.text("stat");
-		if (!validStat(stat)) alarm.fail("stat", `${stat} must be SampleCount, Average, Sum, Minimum, Maximum or p0 to p100`);
-		const periodSeconds = alarm.integer("period", 60);
-		if (periodSeconds % 60) alarm.fail("period", `${periodSeconds} must be a multiple of 60`);
-		const evaluationPeriods = alarm.integer("evaluationPeriods", 1);
-		if (evaluationPeriods * periodSeconds > 86400) alarm.fail("evaluationPeriods", `${evaluationPeriods} periods of ${periodSeconds} s exceed one day`);
-		return {
+		const alarm = new Section(ini, sectionName, problems);
+		const stat = read("Average", () => {
+			const stat = alarm.text("stat");
+			if (!validStat(stat)) alarm.fail("stat", `${stat} must be SampleCount, Average, Sum, Minimum, Maximum or p0 to p100 (at most 2 decimals)`);
+			return stat;
+		});
+		const periodSeconds = read(60, () => alarm.integer("period", 10));
+		const evaluationPeriods = read(1, () => alarm.integer("evaluationPeriods", 1));
+		read(undefined, () => {
+			const problem = periodProblem(periodSeconds, evaluationPeriods);
+			if (problem) alarm.fail(problem.startsWith(`${periodSeconds} must`) ? "period" : "evaluationPeriods", problem);
+		});
+		const snsTopics = read([], () => alarm.list("snsTopics"));
+		read(undefined, () => snsTopics.length > snsTopicsPerAlarm && alarm.fail("snsTopics", `${snsTopics.length} topics: an alarm action list holds at most ${snsTopicsPerAlarm}`));
+		const rule: AlarmRule = {
 			name,
-			namespace: alarm.text("namespace"),
-			metricName: alarm.text("metricName"),
+			namespace: read("", () => alarm.text("namespace")),
+			metricName: read("", () => alarm.text("metricName")),
 			stat,
 			periodSeconds,
-			threshold: alarm.number("threshold"),
-			type: alarm.oneOf("alarmType", ["upper", "lower"] as const) as AlarmType,
+			threshold: read(0, () => alarm.number("threshold")),
+			type: read("upper" as AlarmType, () => alarm.oneOf("alarmType", ["upper", "lower"] as const)),
 			evaluationPeriods,
-			datapointsToAlarm: alarm.integer("datapointsToAlarm", 1, evaluationPeriods, evaluationPeriods),
-			snsTopics: alarm.list("snsTopics"),
+			datapointsToAlarm: read(1, () => alarm.integer("datapointsToAlarm", 1, evaluationPeriods, evaluationPeriods)),
+			snsTopics,
 		};
-	});
+		return [rule];
+	}));
 }

@@ -6,7 +6,7 @@
 	  lines starting with "#" or ";" are comments (no inline comments); an indented line continues the value above
 	  %(key)s is replaced by another key's value in the same section (or DEFAULT), %% is a "%"
 	  a duplicate section, a duplicate key in one section, a key before any section or a line without a
-	  delimiter is an error.
+	  delimiter is an error; all of a file's are reported together, one a line.
 */
 
 export interface IniEntry {
@@ -23,6 +23,8 @@ export class Ini {
 	readonly sections = new Map<string, Map<string, IniEntry>>();
 	readonly #headerLines = new Map<string, number>();
 	readonly source: string;
+	/** The syntax errors met, one a line ("file:line: …"); the lines in error were skipped. */
+	readonly errors: string[] = [];
 
 	constructor(source: string) {
 		this.source = source;
@@ -75,9 +77,11 @@ export class Ini {
 	}
 }
 
-export function parseIni(text: string, source = "config"): Ini {
+/** The file's sections; its syntax errors throw, all together, unless `tolerant` (then they are in ini.errors). */
+export function parseIni(text: string, source = "config", tolerant = false): Ini {
 	const ini = new Ini(source);
-	const error = (line: number, message: string) => new Error(`${source}:${line}: ${message}`);
+	const errors = ini.errors;
+	const error = (line: number, message: string) => errors.push(`${source}:${line}: ${message}`);
 	let section: { name: string; entries: Map<string, IniEntry> } | undefined;
 	// The entry an indented line would continue, and the blank lines met since (kept inside the value).
 	let last: { entry: IniEntry; indent: number; blanks: number } | undefined;
@@ -99,20 +103,31 @@ export function parseIni(text: string, source = "config"): Ini {
 		const header = /^\[(.+)\]$/.exec(stripped);
 		if (header) {
 			const name = header[1];
-			if (ini.sections.has(name)) throw error(number, `duplicate section [${name}]`);
-			section = { name, entries: ini.addSection(name, number) };
+			if (ini.sections.has(name)) error(number, `duplicate section [${name}]`);
+			section = { name, entries: ini.sections.get(name) ?? ini.addSection(name, number) };
 			last = undefined;
 			continue;
 		}
-		if (!section) throw error(number, "a key before any [section]");
+		last = undefined;
+		if (!section) {
+			error(number, "a key before any [section]");
+			continue;
+		}
 		const delimiter = stripped.search(/[=:]/);
-		if (delimiter <= 0) throw error(number, delimiter === 0 ? "a value without a key" : `"${stripped}" has no "=" or ":"`);
+		if (delimiter <= 0) {
+			error(number, delimiter === 0 ? "a value without a key" : `"${stripped}" has no "=" or ":"`);
+			continue;
+		}
 		const name = stripped.slice(0, delimiter).trim();
 		const key = name.toLowerCase();
-		if (section.entries.has(key)) throw error(number, `duplicate key ${name} in [${section.name}]`);
+		if (section.entries.has(key)) {
+			error(number, `duplicate key ${name} in [${section.name}]`);
+			continue;
+		}
 		const entry = { name, value: stripped.slice(delimiter + 1).trim(), line: number };
 		section.entries.set(key, entry);
 		last = { entry, indent, blanks: 0 };
 	}
+	if (errors.length && !tolerant) throw new Error(errors.join("\n"));
 	return ini;
 }
