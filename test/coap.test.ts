@@ -11,6 +11,13 @@ import { CoapEndpoint, defaultEndpointOptions, type CoapReply, type CoapRequest,
 import { Block1Receiver, block2Reply, defaultSzx } from "../src/coap/block";
 import type { UdpHandler, UdpOpener } from "../src/platform/ports";
 import { FakeClock } from "./support/fake-clock";
+import * as dgram from "node:dgram";
+import * as fs from "node:fs";
+import { Agent, createServer, request as coapRequest, type IncomingMessage, type OutgoingMessage } from "coap";
+import type { Board } from "../host-sim/board/board";
+import { UdpNetwork, type UdpFaults } from "../host-sim/board/udp-network";
+import { runDevice, type DeviceOutcome, type EngineName } from "../host-sim/device";
+import { tempDir } from "./support/sim";
 
 function hex(text: string): Uint8Array {
 	return new Uint8Array(Buffer.from(text.replace(/\s/g, ""), "hex"));
@@ -342,5 +349,174 @@ test("block: Block1Receiver tells in-order, duplicate and out-of-order parts", (
 	assert.is(receiver.part({ num: 0, more: true, szx: 2 }, 64), "in-order", "block 0 restarts");
 	assert.is(receiver.received, 64);
 });
+
+// The board's UDP sockets: faults repeat with their seed, and an idle socket does not hold the run loop.
+
+function plainSocket(): Promise<{ socket: dgram.Socket; port: number; received: string[] }> {
+	const socket = dgram.createSocket("udp4"), received: string[] = [];
+	socket.on("message", (message) => received.push(message.toString()));
+	return new Promise((resolve) => socket.bind(0, "127.0.0.1", () => resolve({ socket, port: socket.address().port, received })));
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function faultyRun(faults: UdpFaults) {
+	const network = new UdpNetwork(undefined, faults), peer = await plainSocket();
+	network.open(1, 0);
+	for (let i = 0; i < 200; i++) network.send(1, "127.0.0.1", peer.port, stringBytes(String(i)));
+	await pause(200);
+	network.closeAll();
+	peer.socket.close();
+	return { counts: [network.datagramsSent, network.lost, network.duplicated, network.reordered], received: peer.received };
+}
+
+test("host-sim UDP: seeded loss, duplication and reordering, the same for the same seed", async () => {
+	const faults = { loss: 0.2, duplicate: 0.2, reorder: 0.2, seed: 11 };
+	const first = await faultyRun(faults), again = await faultyRun(faults), other = await faultyRun({ ...faults, seed: 12 });
+	const [sent, lost, duplicated, reordered] = first.counts;
+	assert.is(sent, 200);
+	assert.ok(lost > 20 && lost < 60 && duplicated > 15 && reordered > 20, String(first.counts));
+	assert.is(first.received.length, sent - lost + duplicated);
+	assert.ok(first.received.some((value, i) => i > 0 && Number(value) < Number(first.received[i - 1])), "some overtaken");
+	assert.equal(again.counts, first.counts);
+	assert.equal([...again.received].sort(), [...first.received].sort());
+	assert.not.equal(other.counts, first.counts);
+	const clean = await faultyRun({});
+	assert.equal(clean.counts, [200, 0, 0, 0]);
+});
+
+test("host-sim UDP: counters, and the run loop waits for an open socket only while a timer is armed", async () => {
+	const network = new UdpNetwork(), peer = await plainSocket();
+	network.quietMs = 100;
+	assert.is(network.waitFor(undefined), undefined, "no socket");
+	network.open(1, 0);
+	await pause(20);
+	const port = network.localPort(1)!;
+	assert.equal(network.localPorts, [port]);
+	assert.is(network.waitFor(5000), 5000);
+	assert.is(network.waitFor(undefined), undefined, "idle: nothing could ever arrive that the device waits for");
+	network.send(1, "127.0.0.1", peer.port, stringBytes("ping"));
+	assert.ok(network.waitFor(undefined)! > 0 && network.waitFor(undefined)! <= 100, "an answer on its way may still come");
+	peer.socket.send("pong", port, "127.0.0.1");
+	await pause(50);
+	assert.is(network.waitFor(undefined), 0);
+	const { event, data } = network.take()!;
+	assert.equal([event.id, event.address, event.port, Buffer.from(data!).toString()], [1, "127.0.0.1", peer.port, "pong"]);
+	assert.equal([network.datagramsSent, network.bytesSent, network.datagramsReceived, network.bytesReceived], [1, 4, 1, 4]);
+	network.resolve(7, "localhost");
+	assert.equal(network.take()!.event, { id: 7, address: "127.0.0.1" });
+	network.closeAll();
+	assert.is(network.waitFor(1000), undefined);
+	assert.throws(() => network.send(1, "127.0.0.1", peer.port, stringBytes("x")), /socket closed/);
+	peer.socket.close();
+});
+
+// Interoperation: src/coap inside the simulated board (test/support/coap-device.ts) on both engines, against
+// the npm "coap" library as server and as client.
+
+interface Device {
+	outcome: Promise<DeviceOutcome>;
+	logs: string[];
+	board: () => Board;
+	port: () => Promise<number>;
+	dir: string;
+}
+
+function startDevice(engine: EngineName, config: Record<string, unknown>, udpFaults?: UdpFaults): Device {
+	const dir = tempDir("coap"), logs: string[] = [];
+	let board: Board | undefined;
+	const outcome = runDevice({
+		dir, engine, entry: "test/support/coap-device.ts", config, udpFaults,
+		onBoard: (powered) => { board = powered; },
+		onEvent: (event) => { if (event.event === "log") logs.push(String(event.message)); },
+	});
+	const port = async () => {
+		for (;;) {
+			const bound = board?.udp.localPorts[0];
+			if (bound) return bound;
+			await pause(10);
+		}
+	};
+	return { outcome, logs, board: () => board!, port, dir };
+}
+
+function listening(server: ReturnType<typeof createServer>): Promise<number> {
+	return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server as any)._sock.address().port)));
+}
+
+const faults = { loss: 0.2, duplicate: 0.2, reorder: 0.3, seed: 5 };
+
+for (const engine of ["node", "xs"] as const) {
+	for (const faulty of [false, true]) {
+		test(`interop (${engine}${faulty ? ", loss 0.2, duplication 0.2, reordering" : ""}): our client gets piggybacked and separate responses from npm coap's server`, async () => {
+			const handled: string[] = [];
+			const server = createServer((request: IncomingMessage, response: OutgoingMessage) => {
+				handled.push(request.url);
+				if (request.url === "/slow") setTimeout(() => response.end("slow answer"), 150);
+				else response.end(`answer to ${request.url}`);
+			});
+			const serverPort = await listening(server);
+			const paths = faulty ? ["hello", "slow", "a", "slow", "b", "c", "slow", "d"] : ["hello", "slow"];
+			const device = startDevice(engine, { coapPeer: `localhost:${serverPort}`, coapRequests: paths, coapAckTimeoutMs: 300 }, faulty ? faults : undefined);
+			const outcome = await device.outcome;
+			server.close();
+			const answers = device.logs.filter((line) => line.startsWith("GET "));
+			assert.equal(answers.sort(), paths.map((path) => `GET ${path} → 2.05 ${path === "slow" ? "slow answer" : `answer to /${path}`}`).sort(), device.logs.join("\n"));
+			assert.is(outcome.end, "idle");
+			const udp = device.board().udp;
+			if (faulty) {
+				assert.ok(udp.lost > 0 && udp.duplicated > 0 && udp.reordered > 0, `${udp.lost} ${udp.duplicated} ${udp.reordered}`);
+				assert.ok(udp.datagramsSent > paths.length, "retransmissions");
+			}
+			else {
+				// One request each, one ACK for the separate response; the library saw each request once.
+				assert.is(udp.datagramsSent, 3);
+				assert.equal(handled, ["/hello", "/slow"]);
+			}
+			fs.rmSync(device.dir, { recursive: true, force: true });
+		});
+	}
+
+	test(`interop (${engine}): npm coap's client reads 3 KB by Block2, writes 5 KB by Block1, observes 3 notifications`, async () => {
+		const device = startDevice(engine, {});
+		const port = await device.port();
+		const agent = new Agent({ type: "udp4" });
+		const send = (options: Record<string, unknown>, payload?: Uint8Array, block1?: number): Promise<IncomingMessage> => new Promise((resolve, reject) => {
+			const request = coapRequest({ hostname: "127.0.0.1", port, agent, ...options });
+			if (block1 !== undefined) request.setOption("Block1", Buffer.of(block1));
+			request.on("response", resolve);
+			request.on("error", reject);
+			request.end(payload ? Buffer.from(payload) : undefined);
+		});
+		const big = await send({ pathname: "/big" });
+		assert.is(big.code, "2.05");
+		assert.equal([...big.payload], [...new Uint8Array(3000).map((_, i) => (i * 7) & 0xff)]);
+
+		const upload = new Uint8Array(5 * 1024).map((_, i) => (i * 13 + 5) & 0xff);
+		const put = await send({ pathname: "/upload", method: "PUT" }, upload, 4);
+		assert.is(put.code, "2.04");
+		assert.ok(device.logs.includes("upload 5120 bytes"), device.logs.join("\n"));
+		const back = await send({ pathname: "/upload" });
+		assert.equal([...back.payload], [...upload]);
+
+		const values: string[] = [];
+		const observed = await send({ pathname: "/counter", observe: true });
+		await new Promise<void>((resolve) => {
+			// The stream gives the registration's response first, then each notification.
+			observed.on("data", (value: Buffer) => { values.push(value.toString()); if (values.length === 4) resolve(); });
+		});
+		assert.equal(values, ["0", "1", "2", "3"]);
+		(observed as unknown as { close(): void }).close();
+		await pause(100);
+		assert.equal(device.logs.filter((line) => line.startsWith("notification")), ["notification 1 delivered", "notification 2 delivered", "notification 3 delivered"]);
+
+		const stop = await send({ pathname: "/stop", method: "POST" });
+		assert.is(stop.code, "2.04");
+		const outcome = await device.outcome;
+		assert.is(outcome.end, "idle", "the run ends once the device closes its socket");
+		agent.close();
+		fs.rmSync(device.dir, { recursive: true, force: true });
+	});
+}
 
 test.run();

@@ -48,6 +48,8 @@ export class UdpNetwork {
 	reordered = 0;
 	quietMs = defaultQuietMs;
 	#sockets = new Map<number, dgram.Socket>();
+	/** Datagrams handed to each socket and not yet sent: a closed socket still sends them, as lwIP would. */
+	#sending = new Map<dgram.Socket, number>();
 	#queue: EventQueue<UdpEvent>;
 	#faults: Required<UdpFaults> | undefined;
 	#random: () => number;
@@ -87,7 +89,14 @@ export class UdpNetwork {
 		this.#lastTraffic = Date.now();
 		const datagram = Buffer.from(bytes);
 		this.#faulty(() => {
-			if (this.#sockets.get(id) === socket) socket.send(datagram, port, address);
+			if (this.#sockets.get(id) !== socket) return;
+			this.#sending.set(socket, (this.#sending.get(socket) ?? 0) + 1);
+			socket.send(datagram, port, address, () => {
+				const left = this.#sending.get(socket)! - 1;
+				if (left) return void this.#sending.set(socket, left);
+				this.#sending.delete(socket);
+				if (![...this.#sockets.values()].includes(socket)) socket.close();
+			});
 		});
 	}
 
@@ -95,7 +104,7 @@ export class UdpNetwork {
 		const socket = this.#sockets.get(id);
 		if (!socket) return;
 		this.#sockets.delete(id);
-		socket.close();
+		if (!this.#sending.has(socket)) socket.close();
 		this.#queue.drop(id);
 	}
 
@@ -139,7 +148,7 @@ export class UdpNetwork {
 		return quiet > 0 ? quiet : undefined;
 	}
 
-	/** Power off: sockets vanish, queued and held datagrams are lost. */
+	/** Power off: sockets vanish, queued and held datagrams are lost (those already sent still go out). */
 	closeAll(): void {
 		for (const id of [...this.#sockets.keys()]) this.close(id);
 		this.#queue.clear();
