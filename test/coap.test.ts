@@ -446,6 +446,16 @@ function listening(server: ReturnType<typeof createServer>): Promise<number> {
 
 const faults = { loss: 0.2, duplicate: 0.2, reorder: 0.3, seed: 5 };
 
+test("board: a device with an open UDP socket and no timer is idle: the run ends", async () => {
+	const device = startDevice("node", { coapIdle: true });
+	const started = Date.now();
+	const outcome = await device.outcome;
+	assert.is(outcome.end, "idle");
+	assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+	assert.is(device.board().udp.localPorts.length, 0, "closed at the end of the run");
+	fs.rmSync(device.dir, { recursive: true, force: true });
+});
+
 for (const engine of ["node", "xs"] as const) {
 	for (const faulty of [false, true]) {
 		test(`interop (${engine}${faulty ? ", loss 0.2, duplication 0.2, reordering" : ""}): our client gets piggybacked and separate responses from npm coap's server`, async () => {

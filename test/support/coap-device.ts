@@ -4,7 +4,7 @@
 //     answer as "GET path → code payload", then close. Without coapPeer it serves until POST /stop:
 //   GET /big (3000 bytes, Block2), PUT /upload (Block1, kept in RAM) and GET /upload (Block2),
 //   GET /counter with Observe 0: three CON notifications 100 ms apart.
-//   coapAckTimeoutMs: ACK_TIMEOUT (RFC default otherwise).
+//   coapAckTimeoutMs: ACK_TIMEOUT (RFC default otherwise). coapIdle: no timer, just the open socket.
 
 import config from "mc/config";
 import Timer from "timer";
@@ -26,7 +26,7 @@ const upload = new Uint8Array(8192);
 const receiver = new Block1Receiver();
 let uploaded = 0;
 // Keeps the board's run loop waiting for datagrams (it waits only while a timer is armed).
-let keepAlive: Timer | undefined = Timer.repeat(() => {}, 60000);
+let keepAlive: Timer | undefined = config.coapIdle ? undefined : Timer.repeat(() => {}, 60000);
 
 function blocks(representation: Uint8Array, request: CoapRequest, reply: (response: CoapReply) => void): void {
 	const asked = firstOption(request.message, Option.block2);
