@@ -6,6 +6,7 @@
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
 import { BoardStorage, addWear, noWear, type Wear } from "./board/board-files";
+import type { UdpFaults } from "./board/udp-network";
 import type { BoardLayout } from "./board/partition-table";
 import { PowerSupply } from "./board/power";
 import type { Engine, EngineStop } from "./engines/engine";
@@ -56,6 +57,12 @@ export interface DeviceOptions {
 	/** TLS trust anchors and client identity (DER), built into the app as resources or, with provisioned, in its preferences. */
 	credentials?: Credentials;
 	provisioned?: boolean;
+	/** Faults every UDP datagram may meet (host-sim/board/udp-network.ts). */
+	udpFaults?: UdpFaults;
+	/** Another firmware than device-entry.ts (tests of single modules), relative to the repository root. */
+	entry?: string;
+	/** Called with each power-on's board, before it boots: tests reach its networks (UDP ports, counters). */
+	onBoard?: (board: Board) => void;
 }
 
 export type DeviceCommand = { action: string; [key: string]: unknown };
@@ -87,8 +94,8 @@ export interface DeviceOutcome {
 
 export const factoryVersion = "1.0.0";
 
-function makeEngine(name: EngineName, heapAfterGc: boolean): Engine {
-	return name === "xs" ? new XsEngine({ heapAfterGc }) : new NodeEngine();
+function makeEngine(name: EngineName, heapAfterGc: boolean, entry: string | undefined): Engine {
+	return name === "xs" ? new XsEngine({ heapAfterGc, entry }) : new NodeEngine({ entry });
 }
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
@@ -114,6 +121,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			cutAfterOps: options.cutAfterOps === undefined ? undefined : options.cutAfterOps - ops,
 			seed: options.seed,
 			previousSlot,
+			udpFaults: options.udpFaults,
 			config: {
 				checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}),
 				...(rebootWarning ? { rebootWarningFile: rebootWarning } : {}), ...options.config,
@@ -135,6 +143,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			},
 		});
 		boots++;
+		options.onBoard?.(board);
 		try {
 			board.boot();
 		}
@@ -147,7 +156,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		}
 		previousSlot = board.runningSlot;
 		emit({ event: "boot", slot: board.runningSlot, version: board.runningVersion(), rolledBack: board.rolledBack, at: board.clock.wallTime });
-		const engine = makeEngine(options.engine ?? "node", options.heapAfterGc ?? false);
+		const engine = makeEngine(options.engine ?? "node", options.heapAfterGc ?? false, options.entry);
 		let stop: EngineStop | "time-up";
 		try {
 			stop = await engine.boot(board);

@@ -13,10 +13,12 @@ const json = (file: string) => JSON.parse(fs.readFileSync(new URL(file, root), "
 const manifest = json("manifest.json");
 const boards = ["esp32", "esp32c3", "esp32s3", "esp32c6"];
 
-/** Module names as manifest.json maps src/: "main", "agent/agent", "lib/crc32", … */
+/** Module names as manifest.json maps src/: "main", "agent/agent", "lib/crc32", … (every folder it maps as "name/*"). */
 function agentModules(): string[] {
 	const names = ["main"];
-	for (const folder of ["agent", "lib", "platform", "transport"])
+	const folders = Object.keys(manifest.modules).filter((key) => key.endsWith("/*")).map((key) => key.slice(0, -2));
+	assert.ok(folders.includes("agent") && folders.includes("coap"), folders.join());
+	for (const folder of folders)
 		for (const file of fs.readdirSync(new URL(`src/${folder}/`, root)))
 			if (file.endsWith(".ts") && !file.endsWith(".d.ts")) names.push(`${folder}/${file.slice(0, -3)}`);
 	return names.sort();

@@ -1,7 +1,7 @@
 /*
 	One power-on of a simulated ESP32: the bootloader's choice of slot, then the hardware the device code
-	reaches through the emulated Moddable modules (flash, preference, timer, time, http, crypt, mc/config,
-	mc/ffi). call() is that hardware's single entry point; events() yields what it has for the device.
+	reaches through the emulated Moddable modules (flash, preference, timer, time, http, mqtt, socket, net,
+	crypt, mc/config, mc/ffi). call() is that hardware's single entry point; events() yields what it has for the device.
 */
 
 import { createHash, type Hash } from "node:crypto";
@@ -12,6 +12,7 @@ import { VirtualClock } from "./clock";
 import { blockEraseSize, sectorSize, type FlashPartition } from "./flash-chip";
 import { MqttNetwork, type MqttSpec } from "./mqtt-network";
 import { HttpNetwork, type RequestSpec } from "./network";
+import { UdpNetwork, type UdpFaults } from "./udp-network";
 import { OtaState } from "./otadata";
 import { PowerCutError, PowerSupply } from "./power";
 import { NetworkSignal } from "./signal";
@@ -37,6 +38,8 @@ export interface BoardOptions {
 	previousSlot?: number;
 	/** Whether the station has an IP address at a wall-clock time (the network check's answer); always by default. */
 	online?: (wallTime: number) => boolean;
+	/** Faults every UDP datagram may meet (none by default). */
+	udpFaults?: UdpFaults;
 	/** Receives the device's log lines and LwM2M reports. */
 	report?: (kind: string, args: unknown[]) => void;
 }
@@ -92,6 +95,7 @@ export class Board {
 	readonly clock: VirtualClock;
 	readonly network: HttpNetwork;
 	readonly mqtt: MqttNetwork;
+	readonly udp: UdpNetwork;
 	/** Chosen by the bootloader in boot(); until then, the slot that ran before (as the caller says). */
 	runningSlot: number;
 	rolledBack = false;
@@ -111,6 +115,7 @@ export class Board {
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
 		this.mqtt = new MqttNetwork(this.#signal);
+		this.udp = new UdpNetwork(this.#signal, options.udpFaults);
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
 		this.#online = options.online ?? (() => true);
@@ -195,6 +200,18 @@ export class Board {
 			case "mqtt.subscribe": return this.mqtt.subscribe(args[0], args[1]);
 			case "mqtt.unsubscribe": return this.mqtt.unsubscribe(args[0], args[1]);
 			case "mqtt.close": return this.mqtt.close(args[0]);
+			case "udp.open": {
+				const id = this.#nextId++;
+				this.udp.open(id, args[0]);
+				return id;
+			}
+			case "udp.send": return this.udp.send(args[0], args[1], args[2], data!);
+			case "udp.close": return this.udp.close(args[0]);
+			case "net.resolve": {
+				const id = this.#nextId++;
+				this.udp.resolve(id, args[0]);
+				return id;
+			}
 			case "digest.create": {
 				const algorithm = digestAlgorithms[args[0]];
 				if (!algorithm) throw new Error("unsupported digest");
@@ -257,6 +274,8 @@ export class Board {
 		if (http) return { event: { ...http.event }, data: http.data };
 		const mqtt = this.mqtt.take();
 		if (mqtt) return { event: { ...mqtt.event }, data: mqtt.data };
+		const udp = this.udp.take();
+		if (udp) return { event: { ...udp.event }, data: udp.data };
 		return undefined;
 	}
 
@@ -265,10 +284,9 @@ export class Board {
 		undefined when no socket can bring anything. `untilTimer` is the device's next timer.
 	*/
 	networkWait(untilTimer: number | undefined): number | undefined {
-		const http = this.network.busy ? untilTimer ?? 1000 : undefined;
-		const mqtt = this.mqtt.waitFor(untilTimer);
-		if (http === undefined) return mqtt;
-		return mqtt === undefined ? http : Math.min(http, mqtt);
+		const waits = [this.network.busy ? untilTimer ?? 1000 : undefined, this.mqtt.waitFor(untilTimer), this.udp.waitFor(untilTimer)]
+			.filter((wait) => wait !== undefined);
+		return waits.length ? Math.min(...waits) : undefined;
 	}
 
 	/** Resolves when a socket queues an event or after `ms` real milliseconds. */
@@ -279,6 +297,7 @@ export class Board {
 	shutDown(): void {
 		this.network.closeAll();
 		this.mqtt.closeAll();
+		this.udp.closeAll();
 	}
 
 	#openFlash(name: string): FlashPartition {

@@ -3,19 +3,21 @@
 import { buildSync } from "esbuild";
 import { fileURLToPath } from "node:url";
 
-const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "crypt", "modules", "net", "file"];
+const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file"];
 const aliases: Record<string, string> = { Resource: "resource" };
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-let cached: string | undefined;
+const cached = new Map<string, string>();
 
-export function deviceBundle(): string {
-	if (cached) return cached;
+/** The bundle of device-entry.ts, or of another firmware entry (a test's, relative to the repository root). */
+export function deviceBundle(entry = "host-sim/device-entry.ts"): string {
+	const known = cached.get(entry);
+	if (known) return known;
 	const alias: Record<string, string> = { "mc/config": here("../modules/config.ts"), "mc/ffi": here("../modules/ffi.ts") };
 	for (const name of modules) alias[name] = here(`../modules/${name}.ts`);
 	for (const [name, file] of Object.entries(aliases)) alias[name] = here(`../modules/${file}.ts`);
 	const result = buildSync({
-		entryPoints: [here("../device-entry.ts")],
+		entryPoints: [here(`../../${entry}`)],
 		bundle: true,
 		format: "iife",
 		target: "es2022",
@@ -23,6 +25,7 @@ export function deviceBundle(): string {
 		alias,
 		logLevel: "silent",
 	});
-	cached = result.outputFiles[0].text;
-	return cached;
+	const bundle = result.outputFiles[0].text;
+	cached.set(entry, bundle);
+	return bundle;
 }

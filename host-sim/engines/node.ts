@@ -10,6 +10,12 @@ export class NodeEngine implements Engine {
 	readonly heapSlots = undefined;
 	#context: vm.Context | undefined;
 	#board: Board | undefined;
+	readonly #entry: string | undefined;
+
+	/** `entry`: the firmware's entry module (deviceBundle's), device-entry.ts by default. */
+	constructor(options: { entry?: string } = {}) {
+		this.#entry = options.entry;
+	}
 
 	async boot(board: Board): Promise<EngineStop> {
 		this.#board = board;
@@ -36,7 +42,7 @@ export class NodeEngine implements Engine {
 			};
 			globalThis.bytesToDevice = toBuffer;
 		`), context);
-		vm.runInContext(wrapBundle(deviceBundle()), context, { filename: "device.js" });
+		vm.runInContext(wrapBundle(deviceBundle(this.#entry)), context, { filename: "device.js" });
 		return this.#stopReason();
 	}
 

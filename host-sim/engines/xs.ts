@@ -79,8 +79,12 @@ export class XsEngine implements Engine {
 	#board: Board | undefined;
 	#stop: EngineStop;
 
-	constructor(options: { heapAfterGc?: boolean } = {}) {
+	readonly #entry: string | undefined;
+
+	/** `entry`: the firmware's entry module (deviceBundle's), device-entry.ts by default. */
+	constructor(options: { heapAfterGc?: boolean; entry?: string } = {}) {
 		this.#heapAfterGc = options.heapAfterGc ?? false;
+		this.#entry = options.entry;
 	}
 
 	async boot(board: Board): Promise<EngineStop> {
@@ -94,7 +98,7 @@ export class XsEngine implements Engine {
 		this.#fromXs.on("end", () => this.#deliverMessage(undefined));
 		await this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(preludeWithTransport(transport))]));
 		if (this.#stop) return this.#stop;
-		return this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(wrapBundle(deviceBundle()))]));
+		return this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(wrapBundle(deviceBundle(this.#entry)))]));
 	}
 
 	async deliver({ event, data }: DeviceEvent): Promise<EngineStop> {

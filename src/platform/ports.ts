@@ -138,3 +138,20 @@ export interface MqttConnectOptions {
 export interface MqttConnector {
 	connect(options: MqttConnectOptions, handler: MqttHandler): MqttConnection;
 }
+
+export interface UdpHandler {
+	received(packet: ArrayBuffer, address: string, port: number): void;
+}
+
+export interface UdpSocket {
+	/** Sends bytes 0..length of `packet` as one datagram. */
+	send(address: string, port: number, packet: Uint8Array, length: number): void;
+	close(): void;
+}
+
+export interface UdpOpener {
+	/** 0: any port. */
+	open(localPort: number, handler: UdpHandler): UdpSocket;
+	/** Host name → IPv4 address (undefined when unknown); IP literals answer at once. */
+	resolve(host: string, answer: (address: string | undefined) => void): void;
+}

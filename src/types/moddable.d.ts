@@ -116,6 +116,8 @@ declare module "modules" {
 declare module "net" {
 	const Net: {
 		get(what: "IP"): string | undefined;
+		/** Asynchronous DNS look-up; `address` is undefined when the name cannot be resolved. */
+		resolve(host: string, callback: (name: string, address: string | undefined) => void): void;
 	};
 	export default Net;
 }
@@ -125,5 +127,19 @@ declare module "Resource" {
 	export default class Resource extends ArrayBuffer {
 		constructor(path: string);
 		static exists(path: string): boolean;
+	}
+}
+
+declare module "socket" {
+	export class Socket {
+		/** UDP: { kind: "UDP", port? } binds a local port (any when absent). */
+		constructor(dictionary: { kind?: "TCP" | "UDP"; port?: number; host?: string; address?: string });
+		/** UDP data arrives as message 2 with the byte count, the sender's address and port; read() works only inside it. */
+		callback: ((this: Socket, message: number, byteLength?: number, address?: string, port?: number) => void) | undefined;
+		read(type: typeof ArrayBuffer, until?: number): ArrayBuffer;
+		read(): number;
+		/** UDP: one datagram of the whole buffer to address:port. */
+		write(address: string, port: number, data: ArrayBuffer): void;
+		close(): void;
 	}
 }
