@@ -12,6 +12,7 @@ import { generate, parse, type ParsedPacket } from "coap-packet";
 import { Lwm2mServer, type Registration } from "../host-sim/server/lwm2m-server";
 import { decode, encode } from "../host-sim/server/lwm2m-formats";
 import { CoapFileServer } from "../host-sim/server/coap-file-server";
+import { uintOption } from "../host-sim/server/coap-option";
 
 function hex(text: string): Buffer {
 	return Buffer.from(text.replace(/\s/g, ""), "hex");
@@ -126,7 +127,7 @@ class ScriptedClient {
 /** Answers one content read: the given Content-Format and payload. */
 function content(format: number, payload: Buffer | string): Handler {
 	return (_request, response) => {
-		response.setOption("Content-Format", format === 0 ? Buffer.alloc(0) : Buffer.from(format > 255 ? [format >> 8, format & 0xff] : [format]));
+		response.setOption("Content-Format", uintOption(format));
 		response.end(payload);
 	};
 }
@@ -366,8 +367,8 @@ let messageId = 1;
 /** One CON GET with a fresh token and message id; the piggybacked answer, or undefined after `waitMs`. */
 function get(context: FileContext, path: string, block2?: { num: number; szx: number }, waitMs = 2000): Promise<ParsedPacket | undefined> {
 	const token = Buffer.from(createHash("sha256").update(String(messageId)).digest().subarray(0, 4));
-	const options = path.split("/").filter(Boolean).map((part) => ({ name: "Uri-Path", value: Buffer.from(part) }));
-	if (block2) options.push({ name: "Block2", value: Buffer.from(block2.num ? [((block2.num << 4) | block2.szx) >> 8, ((block2.num << 4) | block2.szx) & 0xff].filter((byte, i) => i || byte) : [block2.szx]) });
+	const options: { name: string; value: Buffer }[] = path.split("/").filter(Boolean).map((part) => ({ name: "Uri-Path", value: Buffer.from(part) }));
+	if (block2) options.push({ name: "Block2", value: uintOption((block2.num << 4) | block2.szx) });
 	const mid = messageId++;
 	return new Promise((resolve) => {
 		const timer = setTimeout(() => finish(undefined), waitMs);

@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import * as dgram from "node:dgram";
 import { generate, parse, type ParsedPacket } from "coap-packet";
+import { uintOption } from "./coap-option";
 
 const defaultSzx = 6; // 1024-byte blocks when the client does not ask
 const unavailableMaxAge = 1; // seconds
@@ -19,11 +20,6 @@ const recentLimit = 256;
 
 type File = { bytes: Uint8Array; etag: Buffer };
 
-function uint(value: number): Buffer {
-	const bytes: number[] = [];
-	for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256);
-	return Buffer.from(bytes);
-}
 
 export class CoapFileServer {
 	readonly port: number;
@@ -106,7 +102,7 @@ export class CoapFileServer {
 	}
 
 	#answer(packet: ParsedPacket, count: number): { code: string; options?: { name: string; value: Buffer }[]; payload?: Buffer } {
-		if (this.faults.unavailableEvery && count % this.faults.unavailableEvery === 0) return { code: "5.03", options: [{ name: "Max-Age", value: uint(unavailableMaxAge) }] };
+		if (this.faults.unavailableEvery && count % this.faults.unavailableEvery === 0) return { code: "5.03", options: [{ name: "Max-Age", value: uintOption(unavailableMaxAge) }] };
 		if (packet.code !== "0.01") return { code: "4.05" };
 		const path = "/" + packet.options.filter((option) => option.name === "Uri-Path").map((option) => option.value.toString("utf8")).join("/");
 		const file = this.#files.get(path);
@@ -122,10 +118,10 @@ export class CoapFileServer {
 		const more = start + payload.length < file.bytes.length ? 1 : 0;
 		const options = [
 			{ name: "ETag", value: file.etag },
-			{ name: "Content-Format", value: uint(octetStream) },
-			{ name: "Block2", value: uint((num << 4) | (more << 3) | szx) },
+			{ name: "Content-Format", value: uintOption(octetStream) },
+			{ name: "Block2", value: uintOption((num << 4) | (more << 3) | szx) },
 		];
-		if (num === 0) options.push({ name: "Size2", value: uint(file.bytes.length) });
+		if (num === 0) options.push({ name: "Size2", value: uintOption(file.bytes.length) });
 		this.stats.blocks++;
 		this.stats.bytes += payload.length;
 		return { code: "2.05", options, payload };

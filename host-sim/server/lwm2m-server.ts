@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import * as dgram from "node:dgram";
 import { Agent, createServer, parameters, type IncomingMessage, type ObserveReadStream, type OutgoingMessage, type Server } from "coap";
 import { contentFormats, decode, encode, formatOf, linkFormat, parsePath, type Lwm2mFormat, type Lwm2mValue } from "./lwm2m-formats";
+import { uintOption } from "./coap-option";
 
 export type { Lwm2mFormat, Lwm2mValue } from "./lwm2m-formats";
 
@@ -40,12 +41,6 @@ export type Observation = { code: string; value?: Lwm2mValue; notifications: Not
 
 const expiryGraceMs = 2000;
 
-/** A uint option value in the fewest bytes (0 is empty), as RFC 7252 §3.2 asks. */
-function uint(value: number): Buffer {
-	const bytes: number[] = [];
-	for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256);
-	return Buffer.from(bytes);
-}
 
 /** The library gives a Content-Format as its registered media type name, or as a number for others. */
 const mediaTypes: { [name: string]: number } = {
@@ -233,8 +228,8 @@ export class Lwm2mServer extends EventEmitter {
 		if (!registration) return Promise.reject(new Error(`${endpoint} is not registered`));
 		parsePath(request.path);
 		const options: { [name: string]: Buffer } = {};
-		if (request.accept !== undefined) options.Accept = uint(request.accept);
-		if (request.format !== undefined) options["Content-Format"] = uint(request.format);
+		if (request.accept !== undefined) options.Accept = uintOption(request.accept);
+		if (request.format !== undefined) options["Content-Format"] = uintOption(request.format);
 		if (request.block1 !== undefined) options.Block1 = Buffer.of(request.block1);
 		return new Promise((resolve, reject) => {
 			const outgoing: OutgoingMessage = this.#agent.request({
