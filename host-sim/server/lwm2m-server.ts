@@ -168,8 +168,12 @@ export class Lwm2mServer extends EventEmitter {
 		const token = randomBytes(8);
 		const response = await this.#request(endpoint, { method: "GET", path, accept: format && contentFormats[format], observe: 0, token });
 		const observation: Observation = { code: response.code, ...this.#content(response, path), notifications: [], cancel: async () => {} };
-		if (response.code !== "2.05" || response.headers.Observe === undefined) return observation;
 		const stream = response as ObserveReadStream;
+		if (response.code !== "2.05" || response.headers.Observe === undefined) {
+			// Not observed after all: release the token the library keeps for the stream.
+			if (typeof stream.close === "function") stream.close();
+			return observation;
+		}
 		const streams = this.#observations.get(endpoint) ?? new Set();
 		this.#observations.set(endpoint, streams.add(stream));
 		let first = true;
