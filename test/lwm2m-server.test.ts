@@ -323,6 +323,28 @@ lwm2m("observe: the first value, two CON notifications ACKed and collected, then
 	assert.equal(cancel.options.find((option) => option.name === "Observe")!.value, Buffer.of(1));
 });
 
+lwm2m("a new registration ends the old observations: a late notification is refused with RST", async (context) => {
+	await registered(context);
+	const { server, client, endpoint } = context;
+	let notify: ((payload: string) => void) | undefined;
+	client.handler = (_request, response) => {
+		response.setOption("Content-Format", uintOption(0));
+		notify = (payload) => response.write(payload);
+		notify("1");
+	};
+	const observation = await server.observe(endpoint, "/5/0/3", "text");
+	assert.is((await client.register(server, endpoint)).code, "2.01");
+	const resets = () => client.received.filter((packet) => packet.reset).length;
+	notify!("2");
+	const deadline = Date.now() + 5000;
+	while (resets() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+	assert.is(resets(), 1);
+	assert.equal(observation.notifications, []);
+	const gets = client.requests.length;
+	await observation.cancel();
+	assert.is(client.requests.length, gets, "nothing left to cancel on the client");
+});
+
 lwm2m("push: a 5 KB package goes by Block1 PUT in order, each block after its 2.31", async (context) => {
 	await registered(context);
 	const { server, client, endpoint } = context;

@@ -210,8 +210,7 @@ export class Lwm2mServer extends EventEmitter {
 	close(): Promise<void> {
 		for (const timer of this.#expiry.values()) clearTimeout(timer);
 		this.#expiry.clear();
-		for (const streams of this.#observations.values()) for (const stream of streams) stream.close();
-		this.#observations.clear();
+		for (const endpoint of this.#observations.keys()) this.#forgetObservations(endpoint);
 		return new Promise((resolve) => {
 			this.#agent.close();
 			this.#server.close();
@@ -323,9 +322,16 @@ export class Lwm2mServer extends EventEmitter {
 		this.#registrations.delete(endpoint);
 		clearTimeout(this.#expiry.get(endpoint));
 		this.#expiry.delete(endpoint);
-		for (const stream of this.#observations.get(endpoint) ?? []) stream.close();
-		this.#observations.delete(endpoint);
+		this.#forgetObservations(endpoint);
 		this.#log(`${endpoint} ${why} (${registration.location})`);
 		this.emit("deregister", registration);
+	}
+
+	/** Ends the endpoint's observations here, without a word to a client that has gone or started afresh. */
+	#forgetObservations(endpoint: string): void {
+		const streams = this.#observations.get(endpoint);
+		for (const stream of streams ?? []) stream.close();
+		streams?.clear();
+		this.#observations.delete(endpoint);
 	}
 }
