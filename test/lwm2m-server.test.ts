@@ -485,6 +485,8 @@ codecs("each format writes what it reads, for resources, multi-instance resource
 	assert.equal(encode("tlv", "/1/0/10", "3:1"), hex("C4 0A 0003 0001"));
 	assert.equal(decode("text", "/1/0/6", Buffer.from("1")), true);
 	assert.throws(() => decode("tlv", "/3/0", hex("C8 00 14 4F")), /truncated tlv/);
+	assert.throws(() => decode("tlv", "/3", hex("C1 09 64")), /does not match the path/, "a resource where instances belong");
+	assert.equal(decode("tlv", "/3/0", hex("08 00 03 C1 09 64")), { 9: 100 }, "an instance wrapped in its own TLV");
 	assert.throws(() => decode("text", "/3/0/9", Buffer.from("ten")), /bad number/);
 	assert.throws(() => encode("text", "/3/0", { 0: "x" }), /one resource/);
 	assert.throws(() => decode("senml-json", "/3/0", Buffer.from(`[{"n":"/5/0/1","vs":"x"}]`)), /outside/);

@@ -144,7 +144,7 @@ function fromTlv(ids: number[], bytes: Buffer): Lwm2mValue {
 	// Where the top-level ids sit in the path: instances under the object, resources under an instance,
 	// resource instances under a resource.
 	const depth = items[0].kind === Tlv.ObjectInstance ? 1 : items[0].kind === Tlv.ResourceInstance ? 3 : 2;
-	if (depth > ids.length + 1 || depth < 1) throw new Error("tlv does not match the path");
+	if (depth > ids.length) throw new Error("tlv does not match the path");
 	const tree = tlvTree(items, ids.slice(0, depth));
 	if (ids.length <= depth) return tree;
 	const named = tree[ids[depth]];
