@@ -4,6 +4,8 @@
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
 	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
+	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE]
+	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE)
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
@@ -28,6 +30,8 @@ import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type Eng
 import { chipIds, makeAppImage } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
+import { Lwm2mServer } from "./server/lwm2m-server";
+import { CoapFileServer } from "./server/coap-file-server";
 import { runDemo } from "./demo";
 import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
 import { HelpRequest, parseFlags, UsageError, nearest, type CommandSpec, type Flags } from "./flags";
@@ -69,6 +73,7 @@ function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 
 async function serve(flags: Flags): Promise<void> {
 	if (flags.mqtt === true) return serveMqtt(flags);
+	if (flags.lwm2m === true) return serveLwm2m(flags);
 	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")!, tls: serverTls(flags, false) });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
@@ -80,6 +85,22 @@ async function serveMqtt(flags: Flags): Promise<void> {
 	const emulator = await startAwsIot({ port: integer(flags, "port", false), tls: serverTls(flags, true) });
 	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
 	const stop = () => void emulator.close().then(() => process.exit(0));
+	process.on("SIGINT", stop);
+	process.on("SIGTERM", stop);
+}
+
+async function serveLwm2m(flags: Flags): Promise<void> {
+	const file = optionalText(flags, "file");
+	const bytes = file === undefined ? undefined : fs.readFileSync(file);
+	const server = await Lwm2mServer.start({ port: integer(flags, "port", false), log: (line) => console.log(line) });
+	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
+	const files = bytes && await CoapFileServer.start();
+	if (files) {
+		const path = "/" + encodeURIComponent(file!.split("/").pop()!);
+		files.serve(path, bytes!);
+		console.log(`serving ${file} at ${files.url(path)}`);
+	}
+	const stop = () => void Promise.all([server.close(), files?.close()]).then(() => process.exit(0));
 	process.on("SIGINT", stop);
 	process.on("SIGTERM", stop);
 }

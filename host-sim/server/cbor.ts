@@ -1,9 +1,12 @@
-// The CBOR (RFC 8949) the AWS IoT stream emulator needs: maps with text keys, integers, byte and text
-// strings, arrays, booleans, null and floats. Definite lengths out; indefinite lengths and tags read too.
+// The CBOR (RFC 8949) the AWS IoT stream emulator and the LwM2M server need: maps with text keys (and,
+// written from a Map, integer keys such as SenML's labels), integers, byte and text strings, arrays, booleans,
+// null and floats. Definite lengths out; indefinite lengths and tags read too; integer keys read as text.
 
 export type CborValue = number | bigint | string | boolean | null | undefined | Uint8Array | CborValue[] | { [key: string]: CborValue };
+/** What encodeCbor writes: a decoded value, or maps whose keys are integers. */
+export type CborInput = CborValue | CborInput[] | { [key: string]: CborInput } | Map<number | string, CborInput>;
 
-export function encodeCbor(value: CborValue): Uint8Array {
+export function encodeCbor(value: CborInput): Uint8Array {
 	const out: number[] = [];
 	write(value, out);
 	return Uint8Array.from(out);
@@ -24,7 +27,7 @@ function head(major: number, length: number | bigint, out: number[]): void {
 	}
 }
 
-function write(value: CborValue, out: number[]): void {
+function write(value: CborInput, out: number[]): void {
 	if (value === false) out.push(0xf4);
 	else if (value === true) out.push(0xf5);
 	else if (value === null) out.push(0xf6);
@@ -52,7 +55,7 @@ function write(value: CborValue, out: number[]): void {
 		for (const item of value) write(item, out);
 	}
 	else {
-		const entries = Object.entries(value);
+		const entries = value instanceof Map ? [...value] : Object.entries(value);
 		head(5, entries.length, out);
 		for (const [key, item] of entries) {
 			write(key, out);
