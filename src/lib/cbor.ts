@@ -2,7 +2,7 @@
 // integers, text, bytes and booleans, encoded into a buffer the caller reuses. A reply decodes like JSON.parse
 // would, except that a byte string comes back as a view into the input, so a block's payload is never copied.
 
-import { utf8Length, utf8Read, utf8Write } from "./utf8";
+import { isWellFormedUtf8, utf8Length, utf8Read, utf8Write } from "./utf8";
 
 export type CborField = number | string | boolean | Uint8Array;
 export type CborFields = { readonly [key: string]: CborField };
@@ -39,8 +39,8 @@ function putUint(value: number, bytes: number, into: Uint8Array, at: number): nu
 	return at;
 }
 
-// Writes a head with argument `n`, after checking that it and `content` more bytes fit.
-function putHead(major: number, n: number, content: number, into: Uint8Array, at: number): number {
+/** Writes a head with argument `n` at `at`, after checking that it and `content` more bytes fit; returns the offset after it. */
+export function putHead(major: number, n: number, content: number, into: Uint8Array, at: number): number {
 	const size = headSize(n);
 	if (at + size + content > into.length) throw new Error("cbor buffer too small");
 	if (size === 1) {
@@ -53,7 +53,8 @@ function putHead(major: number, n: number, content: number, into: Uint8Array, at
 	return putUint(n, 4, into, putUint(Math.floor(n / 0x100000000), 4, into, at));
 }
 
-function putField(value: CborField, into: Uint8Array, at: number): number {
+/** Writes one integer, boolean, text or byte string at `at`; returns the offset after it. */
+export function putField(value: CborField, into: Uint8Array, at: number): number {
 	if (typeof value === "number") {
 		if (!Number.isSafeInteger(value)) throw new Error("bad cbor value");
 		return value < 0 ? putHead(0x20, -1 - value, 0, into, at) : putHead(0x00, value, 0, into, at);
@@ -81,6 +82,7 @@ export function encodeCbor(map: CborFields, into: Uint8Array): number {
 const none = new Uint8Array(0);
 let input: Uint8Array = none;
 let at = 0;
+let extended = false;
 
 function fail(): never {
 	throw new Error("bad cbor");
@@ -105,23 +107,6 @@ function argument(info: number): number {
 	return value;
 }
 
-// utf8Read trusts its input, and text must be well-formed UTF-8 (RFC 8949 §3.1): no overlong forms,
-// surrogates, code points past U+10FFFF or sequences cut by the end of the string.
-function checkUtf8(i: number, end: number): void {
-	while (i < end) {
-		const b = input[i++];
-		if (b < 0x80) continue;
-		const more = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0;
-		if (!more || more > end - i) fail();
-		const low = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
-		const high = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
-		if (input[i] < low || input[i] > high) fail();
-		for (let k = 1; k < more; k++)
-			if ((input[i + k] & 0xc0) !== 0x80) fail();
-		i += more;
-	}
-}
-
 // Consumes the break that ends an indefinite-length container, if it comes next.
 function atBreak(): boolean {
 	need(1);
@@ -138,6 +123,7 @@ function item(depth: number): CborValue {
 		if (initial === 0xf4) return false;
 		if (initial === 0xf5) return true;
 		if (initial === 0xf6) return null;
+		if (extended && initial >= 0xf9 && initial <= 0xfb) return float(initial);
 		fail();
 	}
 	const n = argument(initial & 0x1f);
@@ -155,7 +141,7 @@ function item(depth: number): CborValue {
 		return input.subarray(at - n, at);
 	case 3:
 		need(n);
-		checkUtf8(at, at + n);
+		if (!isWellFormedUtf8(input, at, at + n)) fail();
 		at += n;
 		return utf8Read(input, at - n, at);
 	case 4: {
@@ -173,8 +159,9 @@ function item(depth: number): CborValue {
 		const map: { [key: string]: CborValue } = {};
 		for (let i = 0; n < 0 ? !atBreak() : i < n; i++) {
 			need(1);
-			if (input[at] >> 5 !== 3) fail();
-			const key = item(depth + 1) as string;
+			const keyMajor = input[at] >> 5;
+			if (keyMajor !== 3 && !(extended && keyMajor < 2)) fail();
+			const key = String(item(depth + 1));
 			// A repeated key would let two readers of one reply see different values.
 			if (Object.prototype.hasOwnProperty.call(map, key)) fail();
 			const value = item(depth + 1);
@@ -190,14 +177,30 @@ function item(depth: number): CborValue {
 	}
 }
 
+// Half, single and double precision floats (RFC 8949 §3.3 and Appendix D).
+function float(initial: number): number {
+	const bytes = initial === 0xf9 ? 2 : initial === 0xfa ? 4 : 8;
+	need(bytes);
+	const view = new DataView(input.buffer, input.byteOffset + at, bytes);
+	at += bytes;
+	if (bytes === 4) return view.getFloat32(0);
+	if (bytes === 8) return view.getFloat64(0);
+	const half = view.getUint16(0), exponent = (half >> 10) & 0x1f, fraction = half & 0x3ff;
+	const magnitude = exponent === 0 ? fraction * 2 ** -24 : exponent === 31 ? (fraction ? NaN : Infinity) : (fraction + 1024) * 2 ** (exponent - 25);
+	return half & 0x8000 ? -magnitude : magnitude;
+}
+
 /**
  * Decodes the one data item that fills `bytes`. Throws "bad cbor" on anything malformed or unsupported:
  * truncation, trailing bytes, lengths past the end, nesting deeper than 8, indefinite-length strings, tags,
  * floats, undefined, integers beyond 2^53 - 1, map keys that are not text, repeated keys, invalid UTF-8.
+ * With `integerKeysAndFloats`, integer map keys (as their decimal text) and floats are accepted.
  */
-export function decodeCbor(bytes: Uint8Array): CborValue {
+export function decodeCbor(bytes: Uint8Array, options?: { integerKeysAndFloats: boolean }): CborValue {
 	input = bytes;
 	at = 0;
+	// SenML CBOR (RFC 8428 §6) labels its fields with integers and carries floats.
+	extended = options?.integerKeysAndFloats ?? false;
 	try {
 		const value = item(0);
 		if (at !== bytes.length) fail();

@@ -50,3 +50,21 @@ export function utf8Read(bytes: Uint8Array, start: number, end: number): string 
 	}
 	return text;
 }
+
+/** Whether bytes start..end are well-formed UTF-8 (RFC 3629): no overlong forms, surrogates, code points past
+ * U+10FFFF or sequences cut by the end. utf8Read trusts its input: text from a peer is checked with this first. */
+export function isWellFormedUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+	for (let i = start; i < end;) {
+		const b = bytes[i++];
+		if (b < 0x80) continue;
+		const more = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0;
+		if (!more || more > end - i) return false;
+		const low = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+		const high = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+		if (bytes[i] < low || bytes[i] > high) return false;
+		for (let k = 1; k < more; k++)
+			if ((bytes[i + k] & 0xc0) !== 0x80) return false;
+		i += more;
+	}
+	return true;
+}
