@@ -19,6 +19,10 @@
 	server no longer knows it, so a stale job never locks the agent. With reboot persistence off, such a job
 	is dropped at boot without asking.
 
+	A request comes as a Package URI (request: http(s):// through download.ts, coap:// through the coap port), a
+	pushed Package (beginPush: the push port's transfer takes the server's blocks), or an AWS job's stream
+	(requestStream). A push cannot resume: one found downloading at boot ends with 4.
+
 	An automatic install asks the install gate (maintenance.ts) when it may run; until then the agent holds
 	the verified image in State 2 with Update Result 11 (deferred).
 
@@ -26,7 +30,7 @@
 	wrote saved. A reboot warning (polled while a transfer runs) does the same at once, then clears itself.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url } from "../platform/ports";
 import { ImageState } from "../platform/ports";
 import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
@@ -52,12 +56,24 @@ export interface AgentPorts {
 	signature?: SignatureVerifier;
 	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
+	/** Opens a CoAP pull (coap:// Package URI); without it such a URI fails with 9. */
+	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener): Transfer };
+	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
+	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
 	/** The jobs service, asked at boot whether an AWS job still matters. */
 	jobServer?: JobServer;
 	/** When an automatic install may run (maintenance windows, opt-out); without one, at once. */
 	gate?: InstallGate;
 	/** The reboot warning watched while a transfer runs. */
 	warning?: RebootWarning;
+}
+
+/** A pushed package's transfer: the server's blocks are written as they come. */
+export interface PushTransfer extends Transfer {
+	/** Writes the next block; false once the push is over (it failed, or it was stopped). */
+	write(bytes: Uint8Array): boolean;
+	/** The last block was written. */
+	finish(): void;
 }
 
 export interface JobServer {
@@ -174,6 +190,7 @@ export class Agent {
 	#installTimer: unknown;
 	#warningTimer: unknown;
 	#stopConfirming: (() => void) | undefined;
+	#packageName = "";
 
 	constructor(ports: AgentPorts, options: AgentOptions, listener: AgentListener) {
 		this.#ports = ports;
@@ -202,6 +219,11 @@ export class Agent {
 
 	get packageUri(): string {
 		return this.#record.uri;
+	}
+
+	/** Project name of the image verified in this power-on (LwM2M PkgName), "" before. */
+	get packageName(): string {
+		return this.#firmware.state === State.idle && this.#firmware.result !== Result.success ? "" : this.#packageName;
 	}
 
 	/** Every job the agent holds: the current one and the most recent finished ones. */
@@ -296,8 +318,50 @@ export class Agent {
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
-		if (schemePort(url.scheme) === undefined) return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
+		if (schemePort(url.scheme) === undefined || (url.scheme === "coap" && !this.#ports.coap))
+			return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
 		this.#startDownload();
+	}
+
+	/**
+		Writes Package (LwM2M resource 0): starts a push whose blocks the returned transfer writes to the slot,
+		or undefined when the push is refused at once (its result is then in State and Update Result).
+		`size` is the package's announced size (Block1's Size1), 0 when unknown.
+	*/
+	beginPush(options: JobOptions, size: number): PushTransfer | undefined {
+		this.#checkOpen();
+		if (this.#firmware.state === State.updating) throw new Error("update in progress");
+		const push = this.#ports.push;
+		if (!push) throw new Error("no push transport");
+		this.#stopDownload();
+		const previous = this.#record;
+		if (this.#firmware.state !== State.idle) this.#enter(State.idle, Result.initial);
+		const record = emptyRecord();
+		record.source = Source.push;
+		record.policy = Policy.restart;
+		record.updateId = (previous.updateId + 1) >>> 0;
+		record.totalSize = size;
+		this.#record = record;
+		this.#automatic = false;
+		this.#beginJob(options);
+		if (this.#refused(options)) return undefined;
+		if (size > this.#ports.slot.byteLength) {
+			this.#endDownload(Result.notEnoughFlash, `${size} bytes do not fit the slot`);
+			return undefined;
+		}
+		const transfer = push.open(record, this.#transferListener());
+		this.#download = transfer;
+		transfer.start();
+		this.#watchWarning();
+		return transfer;
+	}
+
+	/** Executes Update through the install gate: now, or held as deferred (11) until its window or consent. */
+	install(): void {
+		this.#checkOpen();
+		if (this.#firmware.state !== State.downloaded) throw new Error("nothing downloaded");
+		this.#automatic = this.#record.automatic = true;
+		this.#installWhenAllowed();
 	}
 
 	/** Takes an AWS IoT job (already validated): downloads its stream, then updates automatically. */
@@ -495,7 +559,8 @@ export class Agent {
 			return this.#ports.jobServer.confirm(record.jobId, answer);
 		}
 		const url = parseUrl(record.uri);
-		if (typeof url === "string") return answer(true);
+		// Only an HTTP server answers a HEAD; a CoAP pull finds out for itself (4.04 ends it with 7).
+		if (typeof url === "string" || url.scheme === "coap") return answer(true);
 		this.#stopConfirming = confirmPackage(this.#ports, url, this.#options.confirmRetryMs, this.#options.confirmTries, answer);
 	}
 
@@ -538,13 +603,18 @@ export class Agent {
 		}, this.#options.warningPollMs);
 	}
 
-	#startDownload(): void {
-		const listener: DownloadListener = {
+	#transferListener(): DownloadListener {
+		return {
 			save: () => this.#records.save(this.#record),
 			progress: (received, total) => this.#listener.progress(received, total),
 			done: (outcome) => this.#downloaded(outcome),
 		};
-		if (this.#record.source === Source.awsStream) {
+	}
+
+	#startDownload(): void {
+		const listener = this.#transferListener(), source = this.#record.source;
+		if (source === Source.push) return this.#endDownload(Result.connectionLost, "a pushed package cannot resume: push it again");
+		if (source === Source.awsStream) {
 			const streams = this.#ports.streams;
 			if (!streams) return this.#endDownload(Result.unsupportedProtocol, "no stream transport");
 			this.#download = streams.open(this.#record, listener);
@@ -552,8 +622,12 @@ export class Agent {
 		else {
 			const url = parseUrl(this.#record.uri);
 			if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
-			const { http, slot, clock, log } = this.#ports;
-			this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
+			const { http, slot, clock, log, coap } = this.#ports;
+			if (url.scheme === "coap") {
+				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
+				this.#download = coap.open(this.#record, url, listener);
+			}
+			else this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
 		}
 		this.#download.start();
 		this.#watchWarning();
@@ -594,6 +668,7 @@ export class Agent {
 			return this.#rejectImage(Result.updateFailed, `version ${check.version} is not newer than ${running}`);
 		record.imageLength = check.imageLength;
 		record.version = check.version;
+		this.#packageName = check.projectName;
 		log(`image ${check.version} verified, ${check.imageLength} bytes`);
 		this.#enter(State.downloaded, Result.initial);
 		this.#installWhenAllowed();
@@ -692,7 +767,7 @@ export class Agent {
 	/** The default self-test: the agent runs and the update server answers. */
 	#serverReachable = (done: (passed: boolean, reason?: string) => void): void => {
 		const url = parseUrl(this.#record.uri);
-		if (typeof url === "string") return done(true);
+		if (typeof url === "string" || url.scheme === "coap") return done(true);
 		headStatus(this.#ports.http, url, (status) => typeof status === "number" ? done(true) : done(false, `server unreachable: ${status}`));
 	};
 

@@ -25,7 +25,7 @@ import { Result, type ResultCode } from "./firmware-object";
 import { ErasePlan } from "./erase-plan";
 import type { DownloadRecord } from "./record";
 import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
-import { formatUrl, resolveLocation, schemePort } from "./url";
+import { formatUrl, resolveLocation } from "./url";
 import { isTlsFailure } from "../lib/tls-failure";
 
 export interface DownloadOptions {
@@ -85,6 +85,14 @@ export function retryAfterMs(value: string, now: number): number {
 	const at = Date.parse(value);
 	// A wall clock that SNTP never set (1970) cannot place a date.
 	return Number.isFinite(at) && now > 1e12 ? Math.max(0, at - now) : 0;
+}
+
+/** Exponential backoff with jitter after `failures` failures in a row. A server that says when to come back
+ * (`retryAfterMs`, 0 for no word) is believed, within the backoff's ceiling. */
+export function retryDelay(failures: number, options: DownloadOptions, retryAfterMs: number): number {
+	const { backoffBaseMs, backoffMaxMs, random } = options;
+	const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (failures - 1));
+	return Math.max(Math.round(ceiling / 2 + (random() * ceiling) / 2), Math.min(retryAfterMs, backoffMaxMs));
 }
 
 export class Download implements HttpHandler, Transfer {
@@ -212,7 +220,7 @@ export class Download implements HttpHandler, Transfer {
 					return this.#fail(Result.invalidUri, "too many redirects");
 				const next = resolveLocation(this.#url, decision.location);
 				if (typeof next === "string") return this.#fail(Result.invalidUri, `bad redirect: ${next}`);
-				if (schemePort(next.scheme) === undefined) return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
+				if (next.scheme !== "http" && next.scheme !== "https") return this.#fail(Result.unsupportedProtocol, `redirect to ${next.scheme}`);
 				if (this.#url.scheme === "https" && next.scheme !== "https") return this.#fail(Result.invalidUri, "redirect from https to http refused");
 				this.#url = next;
 				return this.#request();
@@ -312,10 +320,7 @@ export class Download implements HttpHandler, Transfer {
 		this.#record.attempts++;
 		if (failures >= this.#options.maxAttempts)
 			return this.#fail(Result.connectionLost, `${reason}; gave up after ${failures} attempts`);
-		const { backoffBaseMs, backoffMaxMs, random } = this.#options;
-		const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (failures - 1));
-		// A server that says when to come back is believed, within the backoff's ceiling.
-		const delay = Math.max(Math.round(ceiling / 2 + (random() * ceiling) / 2), Math.min(this.#retryAfterMs, backoffMaxMs));
+		const delay = retryDelay(failures, this.#options, this.#retryAfterMs);
 		this.#ports.log(`${reason}; retry in ${delay} ms`);
 		this.#restarts = 0;
 		this.#redirects = 0;

@@ -37,7 +37,7 @@ export interface Job {
 	id: string;
 	/** "lwm2m": a Package URI write; "aws": an AWS IoT job execution. */
 	source: "lwm2m" | "aws";
-	/** The package: an http(s) URI, or "stream:<stream id>/<file id>". */
+	/** The package: an http(s) or coap URI, "stream:<stream id>/<file id>", or "push" (written to /5/0/0). */
 	uri: string;
 	updateId: number;
 	state: JobState;
@@ -90,7 +90,7 @@ export function jobFor(record: DownloadRecord, parameters: Omit<JobParameters, "
 	return {
 		id: aws ? record.jobId : `lwm2m-${record.updateId}`,
 		source: aws ? "aws" : "lwm2m",
-		uri: record.source === Source.awsStream ? `stream:${record.streamId}/${record.fileId}` : record.uri,
+		uri: record.source === Source.awsStream ? `stream:${record.streamId}/${record.fileId}` : record.source === Source.push ? "push" : record.uri,
 		updateId: record.updateId,
 		state, previousState: state, result: record.result,
 		lastActivity: now, downloadTime: 0, installTime: 0,

@@ -12,7 +12,7 @@
 	  21 u8   boot switches        22 u8 target slot (0xff = none)          23 u8  flags
 	  24 [32] expected digest: SHA-256, or MD5 in the first 16 bytes
 	  56 u32  update id (counts requests: the server's key for de-duplicating result reports)
-	  60 u8   source (0 HTTP pull, 1 AWS job with an MQTT stream)   61 u8 stream file id
+	  60 u8   source (0 pull by URI, 1 AWS job with an MQTT stream, 2 pushed package)   61 u8 stream file id
 	  62 u16  stream block size / 256                               64 u16 URI length
 	  66 u8   ETag length   67 u8 version length   68 u8 job id length   69 u8 stream id length
 	  70 u8   signature length                     71 u8 (zero)          72 u16 block bitmap length
@@ -75,7 +75,7 @@ export interface DownloadRecord {
 	blocks: Uint8Array | undefined;
 }
 
-export const Source = { http: 0, awsStream: 1 } as const;
+export const Source = { http: 0, awsStream: 1, push: 2 } as const;
 export type SourceCode = (typeof Source)[keyof typeof Source];
 
 export const recordKeys = ["fw.a", "fw.b"] as const;
@@ -186,7 +186,7 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 	const lengths = [view.getUint16(64, true), bytes[66], bytes[67], bytes[68], bytes[69], bytes[70], view.getUint16(72, true)];
 	if (headerBytes + lengths.reduce((sum, length) => sum + length, 0) !== end) return "bad lengths";
 	const state = bytes[1], result = bytes[2], policy = bytes[3], source = bytes[60], flags = bytes[23];
-	if (state > State.updating || result > Result.deferred || policy > Policy.none || source > Source.awsStream) return "bad codes";
+	if (state > State.updating || result > Result.deferred || policy > Policy.none || source > Source.push) return "bad codes";
 	let at = headerBytes;
 	const text = (length: number) => utf8Read(bytes, at, (at += length));
 	const raw = (length: number) => (length ? bytes.slice(at, (at += length)) : undefined);

@@ -19,11 +19,25 @@
 	  301 302 303 307 308 with Location             redirect (the caller bounds the count)
 	  408 429 5xx                                   retry later (transient; Retry-After honoured within the backoff bounds)
 	  other 4xx                                     fail with 7 (invalid URI)
+
+	CoAP pull (coap://, RFC 7252 with Block2, RFC 7959): every block is its own request for block N of size S,
+	and every answer carries the ETag option of the representation it slices. The checkpoint's ETag is the
+	hex of that option (1–8 bytes). The first answer of a run decides:
+	  2.05, block N = checkpoint / S, the checkpoint's ETag         resume at the checkpoint
+	  2.05 at a checkpoint > 0 with another ETag, or none          restart (another file, or one not provable)
+	  2.05, block 0 (from the start)                               fresh
+	  2.05 of another block than asked                             restart
+	  5.xx (5.03 with Max-Age), no answer after CoAP's retries     retry later
+	  4.xx                                                         fail with 7 (invalid URI)
+	  other codes                                                  fail with 9 (unsupported protocol)
+	Later answers must carry the same ETag and the block asked for; otherwise the file changed under the
+	download: restart.
 */
 
 import { Result, type ResultCode } from "./firmware-object";
 import { maxEtagBytes } from "./record";
 import { utf8Length } from "../lib/utf8";
+import { Code, codeName } from "../coap/message";
 
 export interface Checkpoint {
 	/** Bytes of the file known to be on flash. */
@@ -129,4 +143,28 @@ export function decide(checkpoint: Checkpoint, answer: ServerAnswer): Decision {
 	if (status === 408 || status === 429 || (status >= 500 && status <= 599))
 		return { kind: "retry", reason: `status ${status}` };
 	return { kind: "fail", result: Result.invalidUri, reason: `status ${status}` };
+}
+
+export interface BlockAnswer {
+	/** CoAP response code (class × 32 + detail). */
+	code: number;
+	/** Hex of the ETag option, undefined without one. */
+	etag: string | undefined;
+	/** Byte offset of the block answered (block number × block size). */
+	offset: number;
+}
+
+const coapClientErrors = 128, coapServerErrors = 160;
+
+/** The decision for the first answer of a CoAP pull run that asked for the block at `checkpoint.committed`. */
+export function decideBlock(checkpoint: Checkpoint, answer: BlockAnswer): Decision {
+	const { code } = answer;
+	if (code >= coapServerErrors && code < coapServerErrors + 32) return { kind: "retry", reason: `coap ${codeName(code)}` };
+	if (code >= coapClientErrors && code < coapServerErrors) return { kind: "fail", result: Result.invalidUri, reason: `coap ${codeName(code)}` };
+	if (code !== Code.content) return { kind: "fail", result: Result.unsupportedProtocol, reason: `coap ${codeName(code)}` };
+	if (answer.offset !== checkpoint.committed) return { kind: "restart", reason: "block not the one asked" };
+	if (checkpoint.committed === 0) return { kind: "fresh", totalSize: 0 };
+	if (answer.etag === undefined || answer.etag !== checkpoint.etag)
+		return { kind: "restart", reason: answer.etag === undefined ? "block without etag" : "etag changed" };
+	return { kind: "resume", from: checkpoint.committed, totalSize: checkpoint.totalSize };
 }

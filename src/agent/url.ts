@@ -2,7 +2,7 @@
 
 import type { Url } from "../platform/ports";
 
-const defaultPorts: { [scheme: string]: number } = { http: 80, https: 443 };
+const defaultPorts: { [scheme: string]: number } = { http: 80, https: 443, coap: 5683 };
 
 /** The default port of a scheme the agent can download over, or undefined (own properties only). */
 export function schemePort(scheme: string): number | undefined {

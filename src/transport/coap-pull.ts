@@ -1,0 +1,222 @@
+/*
+	A CoAP pull (coap://host/path): the package is read block by block with Block2 (RFC 7959), each block a
+	confirmable GET that the endpoint retransmits on its own. The record's checkpoint names a block boundary
+	and the ETag option's value, so after a power cut the pull asks for the checkpoint's block and resumes only
+	when the server still sends the same representation (resume.ts decides).
+
+	resolve host → ask block at the checkpoint → decide (first answer of a run)
+	  resume / fresh → write each block, ask the next; checkpoint every checkpointBytes → last block (M=0) → done
+	  restart  → ask block 0 without trusting the checkpoint (twice at most per run, then retry later)
+	  retry / timeout / reset → wait (backoff, 5.03's Max-Age believed) → ask again; maxAttempts in a row → 4
+	  fail → done(7 or 9)
+	A block of another ETag or offset than asked, mid-run, means the file changed under the pull: restart.
+*/
+
+import { type CoapEndpoint, type Peer } from "../coap/endpoint";
+import { Code, type CoapOption, type Message, Option, blockBytes, firstOption, parseBlock, stringBytes, uintBytes, uintOption } from "../coap/message";
+import { hexEncode } from "../lib/base64";
+import { type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "../agent/download";
+import { Result, type ResultCode } from "../agent/firmware-object";
+import type { DownloadRecord } from "../agent/record";
+import { decideBlock } from "../agent/resume";
+import { SlotWriter } from "../agent/slot-writer";
+import type { Clock, FlashSlot, Logger, UdpOpener, Url } from "../platform/ports";
+
+export interface CoapPullPorts {
+	coap: CoapEndpoint;
+	udp: UdpOpener;
+	slot: FlashSlot;
+	clock: Clock;
+	log: Logger;
+}
+
+/** Block size exponent asked for: 1024-byte blocks, the largest RFC 7959 has. */
+const preferredSzx = 6;
+
+export class CoapPull implements Transfer {
+	#ports: CoapPullPorts;
+	#options: DownloadOptions;
+	#record: DownloadRecord;
+	#listener: DownloadListener;
+	#url: Url;
+	#writer: SlotWriter;
+	#peer: Peer | undefined;
+	#cancel: (() => void) | undefined;
+	#waitTimer: unknown;
+	/** Bytes known on flash: where the next run starts. */
+	#known = 0;
+	#szx = preferredSzx;
+	/** Whether the current run's first answer was decided and blocks are being written. */
+	#writing = false;
+	#failures = 0;
+	#restarts = 0;
+	#furthest = 0;
+	#finished = false;
+
+	constructor(ports: CoapPullPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
+		this.#ports = ports;
+		this.#options = options;
+		this.#record = record;
+		this.#url = url;
+		this.#listener = listener;
+		const sector = ports.slot.sectorSize;
+		this.#writer = new SlotWriter(ports.slot, 1 << (preferredSzx + 4), (index) => (index + 1) * sector <= record.committed);
+		// Only whole sectors of the checkpoint are trusted: the sector at the checkpoint is erased and fetched again.
+		this.#known = this.#furthest = record.committed - (record.committed % sector);
+	}
+
+	start(): void {
+		const host = this.#url.host;
+		this.#ports.udp.resolve(host, (address) => {
+			if (this.#finished) return;
+			if (!address) return this.#transientFailure(`cannot resolve ${host}`, 0);
+			this.#peer = { address, port: this.#url.port };
+			this.#ask();
+		});
+	}
+
+	stop(): void {
+		this.#finished = true;
+		this.#cancel?.();
+		this.#cancel = undefined;
+		this.#ports.clock.clearTimeout(this.#waitTimer);
+	}
+
+	suspend(): void {
+		// Everything written belongs to the record's ETag: keep all of it, to the last whole block.
+		if (this.#writing && this.#writer.offset > this.#record.committed) this.#record.committed = this.#writer.offset;
+		this.stop();
+		this.#listener.save();
+	}
+
+	/** Asks for the block at the writer's offset (or, at the start of a run, at the known offset). */
+	#ask(): void {
+		const offset = this.#writing ? this.#writer.offset : this.#known;
+		const size = 16 << this.#szx;
+		const options = requestOptions(this.#url);
+		if (typeof options === "string") return this.#fail(Result.invalidUri, options);
+		options.push({ number: Option.block2, value: blockBytes({ num: offset / size, more: false, szx: this.#szx }) });
+		if (offset === 0) options.push({ number: Option.size2, value: uintBytes(0) });
+		this.#cancel = this.#ports.coap.request(this.#peer!, Code.get, options, undefined, true, (response, error) => {
+			this.#cancel = undefined;
+			if (this.#finished) return;
+			if (!response) return this.#transientFailure(`coap ${error ?? "no answer"}`, 0);
+			this.#answer(response, offset);
+		});
+	}
+
+	#answer(response: Message, asked: number): void {
+		const block = parseBlock(firstOption(response, Option.block2) ?? new Uint8Array(0)) ?? { num: 0, more: false, szx: this.#szx };
+		const size = 16 << block.szx;
+		const etagBytes = firstOption(response, Option.etag);
+		const etag = etagBytes ? hexEncode(etagBytes, 0, etagBytes.length) : undefined;
+		const offset = block.num * size;
+		const record = this.#record;
+		if (!this.#writing) {
+			const decision = decideBlock({ committed: this.#known, etag: record.etag, totalSize: record.totalSize }, { code: response.code, etag, offset: asked === offset ? offset : -1 });
+			switch (decision.kind) {
+				case "retry": return this.#transientFailure(decision.reason, (uintOption(response, Option.maxAge) ?? 0) * 1000);
+				case "fail": return this.#fail(decision.result, decision.reason);
+				case "restart": return this.#restart(decision.reason);
+				case "fresh": {
+					const total = uintOption(response, Option.size2) ?? 0;
+					if (total > this.#ports.slot.byteLength)
+						return this.#fail(Result.notEnoughFlash, `${total} bytes do not fit the ${this.#ports.slot.byteLength} byte slot`);
+					record.etag = etag ?? "";
+					record.totalSize = total;
+					record.committed = 0;
+					this.#listener.save();
+					this.#writer.begin(0, true, total);
+					break;
+				}
+				case "resume":
+					this.#writer.begin(this.#known, false, record.totalSize);
+					break;
+				default:
+					return this.#restart("unexpected answer");
+			}
+			this.#writing = true;
+		}
+		else if (response.code !== Code.content || etag !== (record.etag || undefined) || offset !== asked)
+			return response.code >= Code.internalServerError
+				? this.#transientFailure(`coap block answered ${response.code}`, (uintOption(response, Option.maxAge) ?? 0) * 1000)
+				: this.#restart("the file changed during the pull");
+		// A server may answer with smaller blocks than asked (RFC 7959 §2.4): ask for its size from now on.
+		if (block.szx < this.#szx) this.#szx = block.szx;
+		this.#write(response.payload, block.more);
+	}
+
+	#write(payload: Uint8Array, more: boolean): void {
+		const record = this.#record, writer = this.#writer;
+		if (record.totalSize && writer.offset + payload.length > record.totalSize)
+			return this.#restart("blocks past the announced size");
+		if (!writer.write(payload)) return this.#fail(Result.notEnoughFlash, "image larger than the slot");
+		const end = writer.offset;
+		this.#known = end;
+		const interval = this.#options.checkpointBytes;
+		if (end - record.committed >= interval) {
+			record.committed = end - (end % interval);
+			if (record.committed > this.#furthest) {
+				this.#furthest = record.committed;
+				this.#failures = 0;
+			}
+			this.#listener.save();
+			this.#listener.progress(end, record.totalSize);
+		}
+		if (more) return this.#ask();
+		if (record.totalSize && end !== record.totalSize) return this.#transientFailure(`blocks ended at ${end} of ${record.totalSize}`, 0);
+		if (!record.totalSize) record.totalSize = end;
+		this.#finished = true;
+		record.committed = end;
+		this.#listener.progress(end, end);
+		this.#listener.done({ ok: true });
+	}
+
+	#restart(reason: string): void {
+		this.#ports.log(`restart: ${reason}`);
+		this.#writing = false;
+		this.#known = 0;
+		if (++this.#restarts > 2) return this.#transientFailure(reason, 0);
+		this.#ask();
+	}
+
+	#transientFailure(reason: string, retryAfterMs: number): void {
+		if (this.#finished) return;
+		this.#writing = false;
+		const failures = ++this.#failures;
+		this.#record.attempts++;
+		if (failures >= this.#options.maxAttempts)
+			return this.#fail(Result.connectionLost, `${reason}; gave up after ${failures} attempts`);
+		const delay = retryDelay(failures, this.#options, retryAfterMs);
+		this.#ports.log(`${reason}; retry in ${delay} ms`);
+		this.#restarts = 0;
+		this.#waitTimer = this.#ports.clock.setTimeout(() => {
+			this.#waitTimer = undefined;
+			if (this.#peer) this.#ask();
+			else this.start();
+		}, delay);
+	}
+
+	#fail(result: ResultCode, reason: string): void {
+		this.stop();
+		this.#listener.done({ ok: false, result, reason });
+	}
+}
+
+/** Uri-Path and Uri-Query options of a coap:// URL (percent-decoded); a reason when they cannot be. */
+function requestOptions(url: Url): CoapOption[] | string {
+	const options: CoapOption[] = [];
+	const query = url.path.indexOf("?");
+	const path = query < 0 ? url.path : url.path.slice(0, query);
+	try {
+		for (const segment of path.split("/"))
+			if (segment) options.push({ number: Option.uriPath, value: stringBytes(decodeURIComponent(segment)) });
+		if (query >= 0)
+			for (const argument of url.path.slice(query + 1).split("&"))
+				if (argument) options.push({ number: Option.uriQuery, value: stringBytes(decodeURIComponent(argument)) });
+	}
+	catch {
+		return "malformed uri";
+	}
+	return options;
+}
