@@ -1,0 +1,213 @@
+/*
+	Registration with one LwM2M server (Core §6.2, Transport §6.4): the client's session.
+
+	  stopped ─start→ resolving ─address→ (a stored registration still in its lifetime?) updating : registering
+	  registering ─POST /rd?ep&lt&lwm2m=1.1&b=U, links─→ 2.01 Location → registered
+	  registered ─ at 90% of the lifetime, on a changed lifetime or the trigger ─→ updating
+	  updating ─POST <location>─→ 2.04 → registered
+	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
+	  registering / updating ─ no answer, 5.xx ─→ waiting (doubling from retryBaseMs to retryMaxMs) → registering
+	  any ─stop(deregister)─→ DELETE <location> (best effort) → stopped
+	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
+	power cut within the lifetime the client updates its registration and the server keeps its observations.
+*/
+
+import type { CoapEndpoint, Peer } from "../coap/endpoint";
+import { Code, ContentFormat, type CoapOption, type Message, Option, codeName, stringBytes, stringOptions, uintBytes } from "../coap/message";
+import type { Clock, Logger, UdpOpener } from "../platform/ports";
+import type { ServerSettings } from "./device-objects";
+import type { Session } from "./session";
+
+export interface RegistrationOptions {
+	endpoint: string;
+	retryBaseMs: number;
+	retryMaxMs: number;
+}
+
+export interface RegistrationListener {
+	/** Registered (`fresh`: a new registration, the server knows nothing of earlier observations) or updated. */
+	registered(fresh: boolean): void;
+	/** The session is gone until the next registration. */
+	unregistered(): void;
+}
+
+export interface RegistrationPorts {
+	coap: CoapEndpoint;
+	udp: UdpOpener;
+	clock: Clock;
+	log: Logger;
+}
+
+type Phase = "stopped" | "resolving" | "registering" | "updating" | "registered" | "waiting";
+
+export class Registration {
+	#ports: RegistrationPorts;
+	#session: Session;
+	#settings: ServerSettings;
+	#options: RegistrationOptions;
+	#links: () => string;
+	#listener: RegistrationListener;
+	#phase: Phase = "stopped";
+	#peer: Peer | undefined;
+	#location: string[] = [];
+	#registeredLifetime = 0;
+	#timer: unknown;
+	#cancel: (() => void) | undefined;
+	#failures = 0;
+
+	constructor(ports: RegistrationPorts, session: Session, settings: ServerSettings, options: RegistrationOptions, links: () => string, listener: RegistrationListener) {
+		this.#ports = ports;
+		this.#session = session;
+		this.#settings = settings;
+		this.#options = options;
+		this.#links = links;
+		this.#listener = listener;
+	}
+
+	get registered(): boolean {
+		return this.#phase === "registered" || this.#phase === "updating";
+	}
+
+	/** The server's address, once resolved. */
+	get peer(): Peer | undefined {
+		return this.#peer;
+	}
+
+	get location(): string {
+		return "/" + this.#location.join("/");
+	}
+
+	start(): void {
+		if (this.#phase !== "stopped") return;
+		const server = parseServerUri(this.#settings.serverUri);
+		if (!server) return this.#ports.log(`lwm2m off: server uri ${this.#settings.serverUri} is not coap://host[:port]`);
+		this.#phase = "resolving";
+		this.#ports.udp.resolve(server.host, (address) => {
+			if (this.#phase !== "resolving") return;
+			if (!address) return this.#retry(`cannot resolve ${server.host}`);
+			this.#peer = { address, port: server.port };
+			if (this.#restore()) this.#update();
+			else this.#register();
+		});
+	}
+
+	/** Sends a Registration Update now (a setting changed, or the server asked through Object 1's trigger). */
+	update(): void {
+		if (this.#phase === "registered") this.#update();
+	}
+
+	/** Ends the session: De-register when registered (best effort), then nothing more is sent. */
+	stop(deregister: boolean): void {
+		const registered = this.registered, peer = this.#peer, location = this.#location;
+		this.#halt();
+		this.#phase = "stopped";
+		if (!deregister || !registered || !peer) return;
+		this.#session.data.registration = undefined;
+		this.#session.save();
+		this.#ports.coap.request(peer, Code.delete, pathOptions(location), undefined, true, () => {});
+	}
+
+	#register(): void {
+		const { endpoint } = this.#options, lifetime = this.#settings.lifetime;
+		this.#phase = "registering";
+		const options = [{ number: Option.uriPath, value: stringBytes("rd") }, { number: Option.contentFormat, value: uintBytes(ContentFormat.linkFormat) },
+			...queryOptions([`ep=${endpoint}`, `lt=${lifetime}`, "lwm2m=1.1", "b=U"])];
+		this.#send(Code.post, options, stringBytes(this.#links()), (response) => {
+			if (response.code !== Code.created) return this.#retry(`registration refused: ${codeName(response.code)}`);
+			const location = stringOptions(response, Option.locationPath);
+			if (!location.length) return this.#retry("registration without location");
+			this.#location = location;
+			this.#registered(lifetime, true);
+		});
+	}
+
+	#update(): void {
+		const lifetime = this.#settings.lifetime;
+		this.#phase = "updating";
+		const options = pathOptions(this.#location);
+		if (lifetime !== this.#registeredLifetime) options.push(...queryOptions([`lt=${lifetime}`]));
+		this.#send(Code.post, options, undefined, (response) => {
+			if (response.code === Code.changed) return this.#registered(lifetime, false);
+			this.#ports.log(`registration update refused (${codeName(response.code)}): registering again`);
+			this.#listener.unregistered();
+			this.#register();
+		});
+	}
+
+	#send(method: number, options: CoapOption[], payload: Uint8Array | undefined, answered: (response: Message) => void): void {
+		this.#cancel = this.#ports.coap.request(this.#peer!, method, options, payload, true, (response, error) => {
+			this.#cancel = undefined;
+			if (!response) return this.#retry(`lwm2m server did not answer: ${error}`);
+			if (response.code >= Code.internalServerError) return this.#retry(`lwm2m server error ${codeName(response.code)}`);
+			answered(response);
+		});
+	}
+
+	#registered(lifetime: number, fresh: boolean): void {
+		const { clock, log } = this.#ports;
+		this.#phase = "registered";
+		this.#failures = 0;
+		this.#registeredLifetime = lifetime;
+		this.#session.data.registration = { u: this.#settings.serverUri, e: this.#options.endpoint, l: this.#location, lt: lifetime, at: clock.now() };
+		this.#session.save();
+		log(`lwm2m ${fresh ? "registered" : "registration updated"} at ${this.location}, lifetime ${lifetime} s`);
+		clock.clearTimeout(this.#timer);
+		this.#timer = clock.setTimeout(() => this.update(), lifetime * 900);
+		this.#listener.registered(fresh);
+	}
+
+	#retry(reason: string): void {
+		const wasRegistered = this.registered;
+		this.#halt();
+		if (wasRegistered) this.#listener.unregistered();
+		const { retryBaseMs, retryMaxMs } = this.#options;
+		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** this.#failures++);
+		this.#ports.log(`${reason}; registering again in ${delay} ms`);
+		this.#phase = "waiting";
+		this.#timer = this.#ports.clock.setTimeout(() => {
+			if (this.#phase !== "waiting") return;
+			if (this.#peer) this.#register();
+			else {
+				this.#phase = "stopped";
+				this.start();
+			}
+		}, delay);
+	}
+
+	#halt(): void {
+		this.#ports.clock.clearTimeout(this.#timer);
+		this.#timer = undefined;
+		this.#cancel?.();
+		this.#cancel = undefined;
+	}
+
+	/** The stored registration, when it is this server's and this endpoint's and its lifetime has not run out. */
+	#restore(): boolean {
+		const saved = this.#session.data.registration;
+		if (!saved) return false;
+		const { u, e, l, lt, at } = saved;
+		if (u !== this.#settings.serverUri || e !== this.#options.endpoint || !Array.isArray(l) || !l.length || typeof lt !== "number" || typeof at !== "number") return false;
+		if (!l.every((segment: unknown) => typeof segment === "string" && segment.length <= 255)) return false;
+		// A wall clock that moved backwards (never set, or reset) cannot vouch for the registration.
+		const age = this.#ports.clock.now() - at;
+		if (!(age >= 0 && age < lt * 1000)) return false;
+		this.#location = l;
+		this.#registeredLifetime = lt;
+		return true;
+	}
+}
+
+export function parseServerUri(uri: string): { host: string; port: number } | undefined {
+	const match = /^coap:\/\/(\[[0-9a-fA-F:.]+\]|[^:/?#\s]+)(?::(\d{1,5}))?\/?$/.exec(uri);
+	if (!match) return undefined;
+	const port = Number(match[2] ?? 5683);
+	return port >= 1 && port <= 65535 ? { host: match[1], port } : undefined;
+}
+
+function pathOptions(segments: readonly string[]): CoapOption[] {
+	return segments.map((segment) => ({ number: Option.uriPath, value: stringBytes(segment) }));
+}
+
+function queryOptions(arguments_: readonly string[]): CoapOption[] {
+	return arguments_.map((argument) => ({ number: Option.uriQuery, value: stringBytes(argument) }));
+}
