@@ -11,6 +11,7 @@
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
+	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
 	                [--maintenance HH:MM --tz POSIX-TZ --window MINUTES --mode foreground|background
@@ -19,7 +20,7 @@
 	  xs-ota fleet  --config DEV.INI --target sim|aws [--things FILE | --boards N] [--image FILE] [--out DIR] [faults…]
 	  xs-ota fleet monitor --config DEV.INI [--target aws|sim] [--out DIR] [--interval S] [--once]
 	                (see tools/fleet/command.ts)
-	  xs-ota demo   [--engine node|xs]  (what npm start runs)
+	  xs-ota demo   [--engine node|xs] [--lwm2m]  (what npm start runs; npm start -- --lwm2m)
 	Each command's flags are declared once (commandSpecs): --help/-h prints them, an unknown one is refused with
 	the nearest as a hint. Exit codes: 0 done; 1 the command failed (bad input, refused configuration);
 	2 a usage mistake (unknown command or flag, a flag without its value); fleet and its monitor add 3 and 4.
@@ -191,6 +192,10 @@ async function device(flags: Flags): Promise<void> {
 	if ((mqtt === undefined) !== (thing === undefined)) throw new Error("--mqtt and --thing go together");
 	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new Error("--mqtt takes mqtt://host:port or mqtts://host:port");
 	const alpn = optionalText(flags, "mqtt-alpn");
+	const lwm2m = optionalText(flags, "lwm2m"), endpoint = optionalText(flags, "endpoint");
+	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new Error("--lwm2m and --endpoint go together");
+	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new Error("--lwm2m takes coap://host:port");
+	const lifetime = integer(flags, "lifetime", false);
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
 		else if (event.event === "log") console.log(`  ${event.message}`);
@@ -205,7 +210,10 @@ async function device(flags: Flags): Promise<void> {
 		startTime: clockFlag(flags),
 		runFor: runFor === undefined ? undefined : parseDuration(runFor),
 		rebootWarning: optionalText(flags, "reboot-warning"),
-		config: { ...maintenanceConfig(flags), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}) },
+		config: {
+			...maintenanceConfig(flags), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
+			...(lwm2m !== undefined ? { lwm2m, endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+		},
 		credentials: deviceCredentials(flags),
 		provisioned: flags.provision === true,
 		commands,
@@ -233,7 +241,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 		],
 	},
 	serve: {
-		usage: "xs-ota serve", summary: "Serves a folder over HTTP(S) with Range and ETags, or (--mqtt) the AWS IoT Jobs and streams emulator.", run: serve,
+		usage: "xs-ota serve", summary: "Serves a folder over HTTP(S) with Range and ETags, or (--mqtt) the AWS IoT Jobs and streams emulator, or (--lwm2m) an LwM2M server.", run: serve,
 		flags: [
 			{ name: "dir", value: "DIR", help: "the folder to serve (HTTP)" },
 			{ name: "port", value: "PORT", help: "the port (required for HTTP; MQTT picks one when absent)" },
@@ -242,6 +250,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "tls-key", value: "KEY.PEM", help: "the TLS certificate's private key" },
 			{ name: "client-ca", value: "CA.PEM", help: "mqtt: require client certificates signed by this CA" },
 			{ name: "alpn", value: "PROTO", help: "mqtt: accept only clients offering this ALPN protocol" },
+			{ name: "lwm2m", help: "run a local LwM2M server over CoAP/UDP (NoSec) instead" },
+			{ name: "file", value: "PACKAGE", help: "lwm2m: also serve PACKAGE over coap:// for pulls" },
 		],
 	},
 	job: {
@@ -275,6 +285,9 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "mqtt", value: "mqtt[s]://HOST:PORT", help: "follow AWS IoT jobs on this broker (with --thing)" },
 			{ name: "thing", value: "NAME", help: "the thing name on the broker" },
 			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
+			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
+			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
+			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },
@@ -290,7 +303,10 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 	fleet: { ...fleetSpec, run: fleetCommand },
 	demo: {
 		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).", run: runDemo,
-		flags: [{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" }],
+		flags: [
+			{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" },
+			{ name: "lwm2m", help: "driven by a local LwM2M server, the package pulled over coap://" },
+		],
 	},
 };
 

@@ -94,6 +94,9 @@ export interface DeviceOutcome {
 
 export const factoryVersion = "1.0.0";
 
+/** Commands (a signal's shutdown, a test's) arrive without waking the run loop: it looks at least this often. */
+const commandPollMs = 50;
+
 function makeEngine(name: EngineName, heapAfterGc: boolean, entry: string | undefined): Engine {
 	return name === "xs" ? new XsEngine({ heapAfterGc, entry }) : new NodeEngine({ entry });
 }
@@ -185,14 +188,22 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				}
 				const untilTimer = board.clock.untilNext();
 				if (untilTimer !== undefined && board.clock.now + untilTimer > timeLeft) {
-					board.clock.advance(timeLeft - board.clock.now);
+					// An open UDP socket may still hear from its server (an LwM2M server asks when it likes) until the end.
+					const untilEnd = timeLeft - board.clock.now, listen = board.udp.waitFor(untilEnd);
+					if (listen !== undefined && untilEnd > 0) {
+						const started = Date.now();
+						await board.waitForNetwork(Math.min(listen, untilEnd, commandPollMs));
+						board.clock.advance(Math.min(Date.now() - started, untilEnd));
+						continue;
+					}
+					board.clock.advance(untilEnd);
 					stop = "time-up";
 					break;
 				}
 				const wait = board.networkWait(untilTimer);
 				if (wait !== undefined) {
 					const started = Date.now();
-					await board.waitForNetwork(wait);
+					await board.waitForNetwork(Math.min(wait, commandPollMs));
 					board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
 				}
 				else if (untilTimer !== undefined) board.clock.advance(untilTimer);

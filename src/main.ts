@@ -1,12 +1,14 @@
 // Moddable entry: builds the agent from the board's ports and mc/config, starts it, and requests the
 // package named by config.update (mcconfig -m -p esp32 update=https://host/app.bin) when it is new. With
 // config.mqtt (mqtt://host:port, or mqtts://host[:8883] with a client certificate: platform/tls-credentials.ts) and
-// config.thing it also follows that thing's AWS IoT jobs. Maintenance (windows, opt-out) starts from the
-// persisted settings, or from config the first time.
+// config.thing it also follows that thing's AWS IoT jobs. With config.lwm2m (coap://host[:port]) and
+// config.endpoint it registers with that LwM2M server, which drives updates through Object 5. Package URIs may
+// be http(s):// or coap://. Maintenance (windows, opt-out) starts from the persisted settings, or from config
+// the first time.
 
 import config from "mc/config";
 import { Agent, type AgentListener, type SelfTest, defaultAgentOptions } from "./agent/agent";
-import { resultNames, stateNames } from "./agent/firmware-object";
+import { Result, resultNames, stateNames } from "./agent/firmware-object";
 import { chipIdOf } from "./agent/image";
 import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
@@ -25,6 +27,17 @@ import { Maintenance, type MaintenanceListener, type MaintenanceSettings, type M
 import { ModdableRebootWarning } from "./platform/reboot-warning";
 import { online } from "./platform/network-status";
 import { awsMqttAlpn } from "./platform/tls-credentials";
+import { udp } from "./platform/udp-socket";
+import { CoapEndpoint, defaultEndpointOptions } from "./coap/endpoint";
+import { Code } from "./coap/message";
+import { CoapPull } from "./transport/coap-pull";
+import { PackagePush } from "./transport/package-push";
+import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
+import { type ServerSettings, deviceObject, securityObject, serverObject } from "./lwm2m/device-objects";
+import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
+import type { DownloadListener } from "./agent/download";
+import type { DownloadRecord } from "./agent/record";
+import type { Url } from "./platform/ports";
 
 function log(message: string): void {
 	trace(`xs-ota: ${message}\n`);
@@ -70,38 +83,54 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => (openCoap(), new CoapPull({ coap, udp, slot, clock, log }, download, record, url, listener)) },
+		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
+	// One CoAP endpoint serves the LwM2M client and coap:// pulls; its socket opens on first use.
+	let lwm2m: Lwm2mClient | undefined;
+	const coap = new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
+		request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
+	});
+	const openCoap = () => coap.isOpen || coap.open(0);
 	const download = {
 		...defaultAgentOptions.download,
 		checkpointBytes: numberSetting("checkpointBytes", defaultAgentOptions.download.checkpointBytes),
 		stallMs: numberSetting("stallMs", defaultAgentOptions.download.stallMs),
 		backoffBaseMs: numberSetting("backoffBaseMs", defaultAgentOptions.download.backoffBaseMs),
 	};
+	const lwm2mSelfTest: SelfTest = (done) => (lwm2m ? lwm2m.selfTest(done) : done(true));
 	const options = {
-		...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download, selfTest: chainSelfTests(aws?.selfTest, appSelfTest),
+		...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download,
+		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
 		rebootPersistence: config.rebootPersistence !== false && config.rebootPersistence !== "false",
 		warningPollMs: numberSetting("warningPollMs", defaultAgentOptions.warningPollMs),
 		maxDeferSeconds: numberSetting("maxDeferSeconds", defaultAgentOptions.maxDeferSeconds),
 	};
-	const shutDown = () => (aws?.stop(), listener.shutDown?.());
-	const reporting: AgentListener = !aws ? { ...listener, shutDown } : {
-		status: (state, result) => (listener.status(state, result), aws.status(state, result)),
-		progress: (received, total) => (listener.progress(received, total), aws.progress(received, total)),
-		// A job's result is held once the jobs service accepts it; other results as the app's listener says.
+	const reporting: AgentListener = {
+		status: (state, result) => (listener.status(state, result), aws?.status(state, result), lwm2m?.changed([5])),
+		progress: (received, total) => (listener.progress(received, total), aws?.progress(received, total)),
+		// A job's result is held once the jobs service accepts it, an LwM2M result once its server took it;
+		// other results as the app's listener says.
 		result: (updateId, result, version, reason) => {
 			const acknowledged = listener.result(updateId, result, version, reason);
-			return agent.record.jobId ? aws.result(updateId, result, version, reason) : acknowledged;
+			if (aws && agent.record.jobId) return aws.result(updateId, result, version, reason);
+			if (!lwm2m) return acknowledged;
+			lwm2m.reportResult(updateId);
+			return false;
 		},
-		shutDown,
+		// The LwM2M session is kept (not de-registered): the next boot updates it and the server keeps its observations.
+		shutDown: () => (aws?.stop(), lwm2m?.stop(false), listener.shutDown?.()),
 	};
 	const agent = new Agent(ports, options, reporting);
+	lwm2m = createLwm2m(agent, boot, { coap, udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
+	if (lwm2m) openCoap();
 	if (aws) {
 		aws.onRebootWarning = () => agent.shutdown();
 		aws.onFailure = (reason) => listener.unreachable?.(reason);
 	}
 	maintenance.tasks = maintenanceTasks(agent, aws);
-	return {
+	const updater: Updater = {
 		agent,
 		maintenance,
 		start() {
@@ -109,6 +138,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			const error = maintenance.load() ? undefined : maintenance.configure(configuredMaintenance());
 			if (error) log(`maintenance settings in config ignored: ${error}`);
 			aws?.start(agent);
+			lwm2m?.start();
 			agent.start();
 			maintenance.startOnBoot();
 		},
@@ -118,6 +148,42 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			if (restart) boot.restart();
 		},
 	};
+	return updater;
+}
+
+/** The LwM2M client config.lwm2m and config.endpoint ask for, or undefined. */
+function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
+	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
+	const endpoint = typeof config.endpoint === "string" ? config.endpoint : "";
+	if (!serverUri) return undefined;
+	if (!/^[\x21-\x7e]{1,64}$/.test(endpoint) || /[&=?]/.test(endpoint)) {
+		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
+		return undefined;
+	}
+	const settings: ServerSettings = {
+		serverUri, shortServerId: 1, lifetime: numberSetting("lifetime", 300), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
+	};
+	const firmware = new FirmwareUpdateObject(agent, maxDeferSeconds);
+	const device = deviceObject({
+		manufacturer: typeof config.manufacturer === "string" ? config.manufacturer : "xs-ota",
+		model: String(config.model ?? config.chip ?? "esp32"),
+		serial: typeof config.serial === "string" ? config.serial : endpoint,
+		firmwareVersion: () => boot.runningVersion(),
+		// Error codes (Object 3, resource 11): 5 out of memory, 7 IP connectivity failure, 0 none.
+		errorCodes: () => [agent.result === Result.outOfRam ? 5 : agent.result === Result.connectionLost ? 7 : 0],
+		now: () => ports.clock.now(),
+		// The reply goes out first: the orderly shutdown and restart run a moment later.
+		reboot: () => ports.clock.setTimeout(reboot, 200),
+	});
+	const client: Lwm2mClient = new Lwm2mClient(ports, [
+		securityObject(settings),
+		serverObject(settings, () => client.settingsChanged(), () => client.updateRegistration()),
+		device,
+		firmware,
+	], firmware, settings, {
+		endpoint, retryBaseMs: numberSetting("registrationRetryMs", 4000), retryMaxMs: 600000, maxMessageBytes: defaultEndpointOptions.maxMessageBytes,
+	}, { acknowledged: (updateId) => agent.acknowledgeResult(updateId) });
+	return client;
 }
 
 /** Check for updates (AWS jobs), then install what waits: the tasks maintenance runs, in order. */

@@ -76,8 +76,9 @@ export class UdpNetwork {
 		});
 		// A socket that fails (a port in use) just goes quiet, as a datagram socket would.
 		socket.on("error", () => this.close(id));
+		// Referenced, like a TCP socket: a board waiting for its server keeps the process alive (the board's
+		// power-off closes it).
 		socket.bind(localPort);
-		socket.unref();
 		this.#sockets.set(id, socket);
 	}
 
