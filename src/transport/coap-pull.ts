@@ -41,6 +41,8 @@ export class CoapPull implements Transfer {
 	#url: Url;
 	#writer: SlotWriter;
 	#peer: Peer | undefined;
+	/** Uri-Path and Uri-Query of the package, built once: each block request adds only its Block2. */
+	#pathOptions: CoapOption[] | string;
 	#cancel: (() => void) | undefined;
 	#waitTimer: unknown;
 	/** Bytes known on flash: where the next run starts. */
@@ -59,6 +61,7 @@ export class CoapPull implements Transfer {
 		this.#record = record;
 		this.#url = url;
 		this.#listener = listener;
+		this.#pathOptions = requestOptions(url);
 		const sector = ports.slot.sectorSize;
 		this.#writer = new SlotWriter(ports.slot, 1 << (preferredSzx + 4), (index) => (index + 1) * sector <= record.committed);
 		// Only whole sectors of the checkpoint are trusted: the sector at the checkpoint is erased and fetched again.
@@ -93,9 +96,8 @@ export class CoapPull implements Transfer {
 	#ask(): void {
 		const offset = this.#writing ? this.#writer.offset : this.#known;
 		const size = 16 << this.#szx;
-		const options = requestOptions(this.#url);
-		if (typeof options === "string") return this.#fail(Result.invalidUri, options);
-		options.push({ number: Option.block2, value: blockBytes({ num: offset / size, more: false, szx: this.#szx }) });
+		if (typeof this.#pathOptions === "string") return this.#fail(Result.invalidUri, this.#pathOptions);
+		const options = this.#pathOptions.concat({ number: Option.block2, value: blockBytes({ num: offset / size, more: false, szx: this.#szx }) });
 		if (offset === 0) options.push({ number: Option.size2, value: uintBytes(0) });
 		this.#cancel = this.#ports.coap.request(this.#peer!, Code.get, options, undefined, true, (response, error) => {
 			this.#cancel = undefined;
@@ -106,7 +108,10 @@ export class CoapPull implements Transfer {
 	}
 
 	#answer(response: Message, asked: number): void {
-		const block = parseBlock(firstOption(response, Option.block2) ?? new Uint8Array(0)) ?? { num: 0, more: false, szx: this.#szx };
+		const option = firstOption(response, Option.block2), parsed = option && parseBlock(option);
+		if (option && !parsed) return this.#transientFailure("bad block2 option", 0);
+		// Without Block2 the answer is the whole representation: block 0, the last.
+		const block = parsed || { num: 0, more: false, szx: this.#szx };
 		const size = 16 << block.szx;
 		const etagBytes = firstOption(response, Option.etag);
 		const etag = etagBytes ? hexEncode(etagBytes, 0, etagBytes.length) : undefined;
