@@ -95,6 +95,32 @@ export function retryDelay(failures: number, options: DownloadOptions, retryAfte
 	return Math.max(Math.round(ceiling / 2 + (random() * ceiling) / 2), Math.min(retryAfterMs, backoffMaxMs));
 }
 
+/**
+	The checkpoint of a transfer that writes front to back: it moves to the last interval boundary once a whole
+	interval passed. Only passing the furthest checkpoint of the download counts as progress that forgives
+	failures: a server that starts over every time (no range, no validator) and drops at the same place would
+	otherwise pass the same checkpoint again and again and never run out of retries.
+*/
+export class Checkpoints {
+	#interval: number;
+	#furthest: number;
+
+	constructor(interval: number, furthest: number) {
+		this.#interval = interval;
+		this.#furthest = furthest;
+	}
+
+	/** Bytes up to `end` are on flash: "none", "moved" (save the record), or "further" (moved past every earlier one). */
+	advance(record: DownloadRecord, end: number): "none" | "moved" | "further" {
+		const interval = this.#interval;
+		if (end - record.committed < interval) return "none";
+		record.committed = end - (end % interval);
+		if (record.committed <= this.#furthest) return "moved";
+		this.#furthest = record.committed;
+		return "further";
+	}
+}
+
 export class Download implements HttpHandler, Transfer {
 	#ports: DownloadPorts;
 	#options: DownloadOptions;
@@ -113,8 +139,7 @@ export class Download implements HttpHandler, Transfer {
 	#redirects = 0;
 	#failures = 0;
 	#tlsFailures = 0;
-	/** The furthest checkpoint of this download: only passing it counts as progress that forgives failures. */
-	#furthest = 0;
+	#checkpoints: Checkpoints;
 	#restarts = 0;
 	#received = 0;
 	#receivedAtLastCheck = 0;
@@ -134,7 +159,7 @@ export class Download implements HttpHandler, Transfer {
 		this.#erasing.setImageSize(record.totalSize);
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
-		this.#furthest = this.#known;
+		this.#checkpoints = new Checkpoints(options.checkpointBytes, this.#known);
 	}
 
 	start(): void {
@@ -265,18 +290,11 @@ export class Download implements HttpHandler, Transfer {
 		this.#erasing.prepare(this.#offset, end);
 		slot.write(this.#offset, length, chunk);
 		this.#offset = this.#known = end;
-		const interval = this.#options.checkpointBytes;
-		if (end - record.committed >= interval) {
-			record.committed = end - (end % interval);
-			// A server that starts over every time (no range, no strong ETag) and drops at the same place
-			// would otherwise pass the same checkpoint again and again and never run out of retries.
-			if (record.committed > this.#furthest) {
-				this.#furthest = record.committed;
-				this.#failures = 0;
-			}
-			this.#listener.save();
-			this.#listener.progress(end, record.totalSize);
-		}
+		const step = this.#checkpoints.advance(record, end);
+		if (step === "none") return;
+		if (step === "further") this.#failures = 0;
+		this.#listener.save();
+		this.#listener.progress(end, record.totalSize);
 	}
 
 	complete(): void {

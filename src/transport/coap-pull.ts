@@ -15,7 +15,7 @@
 import { type CoapEndpoint, type Peer } from "../coap/endpoint";
 import { Code, type CoapOption, type Message, Option, blockBytes, firstOption, parseBlock, stringBytes, uintBytes, uintOption } from "../coap/message";
 import { hexEncode } from "../lib/base64";
-import { type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "../agent/download";
+import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "../agent/download";
 import { Result, type ResultCode } from "../agent/firmware-object";
 import type { DownloadRecord } from "../agent/record";
 import { decideBlock } from "../agent/resume";
@@ -52,7 +52,7 @@ export class CoapPull implements Transfer {
 	#writing = false;
 	#failures = 0;
 	#restarts = 0;
-	#furthest = 0;
+	#checkpoints: Checkpoints;
 	#finished = false;
 
 	constructor(ports: CoapPullPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
@@ -65,7 +65,8 @@ export class CoapPull implements Transfer {
 		const sector = ports.slot.sectorSize;
 		this.#writer = new SlotWriter(ports.slot, 1 << (preferredSzx + 4), (index) => (index + 1) * sector <= record.committed);
 		// Only whole sectors of the checkpoint are trusted: the sector at the checkpoint is erased and fetched again.
-		this.#known = this.#furthest = record.committed - (record.committed % sector);
+		this.#known = record.committed - (record.committed % sector);
+		this.#checkpoints = new Checkpoints(options.checkpointBytes, this.#known);
 	}
 
 	start(): void {
@@ -117,6 +118,14 @@ export class CoapPull implements Transfer {
 		const etag = etagBytes ? hexEncode(etagBytes, 0, etagBytes.length) : undefined;
 		const offset = block.num * size;
 		const record = this.#record;
+		// Every block but the last is full (RFC 7959 §2.2): a shorter one was cut on the way in (Moddable's
+		// lin socket reads at most 1024 bytes of a datagram). Ask again, at the same offset, for smaller blocks.
+		if (response.code === Code.content && block.more && response.payload.length !== size) {
+			if (block.szx === 0) return this.#transientFailure(`block of ${response.payload.length} bytes, not ${size}`, 0);
+			this.#szx = block.szx - 1;
+			this.#ports.log(`short block (${response.payload.length} of ${size} bytes): asking for ${16 << this.#szx}-byte blocks`);
+			return this.#ask();
+		}
 		if (!this.#writing) {
 			const decision = decideBlock({ committed: this.#known, etag: record.etag, totalSize: record.totalSize }, { code: response.code, etag, offset: asked === offset ? offset : -1 });
 			switch (decision.kind) {
@@ -158,13 +167,9 @@ export class CoapPull implements Transfer {
 		if (!writer.write(payload)) return this.#fail(Result.notEnoughFlash, "image larger than the slot");
 		const end = writer.offset;
 		this.#known = end;
-		const interval = this.#options.checkpointBytes;
-		if (end - record.committed >= interval) {
-			record.committed = end - (end % interval);
-			if (record.committed > this.#furthest) {
-				this.#furthest = record.committed;
-				this.#failures = 0;
-			}
+		const step = this.#checkpoints.advance(record, end);
+		if (step === "further") this.#failures = 0;
+		if (step !== "none") {
 			this.#listener.save();
 			this.#listener.progress(end, record.totalSize);
 		}
