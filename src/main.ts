@@ -163,7 +163,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxD
 	const settings: ServerSettings = {
 		serverUri, shortServerId: 1, lifetime: numberSetting("lifetime", 300), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
 	};
-	const firmware = new FirmwareUpdateObject(agent, maxDeferSeconds);
+	const firmware = new FirmwareUpdateObject(agent, maxDeferSeconds, (action) => ports.clock.setTimeout(action, 200));
 	const device = deviceObject({
 		manufacturer: typeof config.manufacturer === "string" ? config.manufacturer : "xs-ota",
 		model: String(config.model ?? config.chip ?? "esp32"),

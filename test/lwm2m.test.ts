@@ -97,6 +97,7 @@ function assertUpdated(operator: Operator, outcome: DeviceOutcome, what: string,
 	const order = (cut ? [1, 0] : [1, 2, 3, 0]).map((state) => path.lastIndexOf(state));
 	assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1])), `${what}: the server heard 1, 2, 3, 0 in order (heard ${path.join(",")})`);
 	assert.is(operator.results[operator.results.length - 1], 1, `${what}: final result 1`);
+	if (!cut) assert.equal(operator.executed, ["2.04"], `${what}: Execute Update answered before the reboot`);
 	assert.ok(operator.results.every((result) => result === 0 || result === 1), `${what}: no failure was ever reported (${operator.results.join(",")})`);
 }
 
@@ -205,6 +206,18 @@ for (const engine of engines) {
 		finally {
 			udpFaults = undefined;
 			coapAckTimeoutMs = 2000;
+		}
+	});
+
+	timed(`${engine}: a coap:// update where the device reads only 1024 bytes of a datagram (Moddable's Linux simulator)`, async () => {
+		udpFaults = { receiveBytes: 1024 };
+		try {
+			const { operator, last, all } = await update(engine, writeUri(() => files.url("/fw/app.bin")));
+			assertUpdated(operator, last.outcome, `${engine} short datagrams`);
+			assert.ok(all.some((s) => s.events.some((e) => e.event === "log" && String(e.message).includes("short block"))), "the pull asked for smaller blocks");
+		}
+		finally {
+			udpFaults = undefined;
 		}
 	});
 

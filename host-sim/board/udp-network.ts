@@ -25,6 +25,9 @@ export interface UdpFaults {
 	seed?: number;
 	/** How long a reordered datagram is held back, real ms (default 20). */
 	reorderMs?: number;
+	/** The device reads at most this many bytes of a datagram and loses the rest, as Moddable's Linux
+	 * simulator does (1024); unlimited by default, as on ESP32. */
+	receiveBytes?: number;
 }
 
 /** A datagram for the device (id: its socket) or the answer to a look-up (id: the look-up). */
@@ -59,7 +62,7 @@ export class UdpNetwork {
 
 	constructor(signal = new NetworkSignal(), faults?: UdpFaults) {
 		this.#queue = new EventQueue<UdpEvent>(signal, Infinity, () => {});
-		this.#faults = faults && { loss: 0, duplicate: 0, reorder: 0, seed: 1, reorderMs: 20, ...faults };
+		this.#faults = faults && { loss: 0, duplicate: 0, reorder: 0, seed: 1, reorderMs: 20, receiveBytes: Infinity, ...faults };
 		this.#random = seeded(this.#faults?.seed ?? 1);
 	}
 
@@ -71,7 +74,8 @@ export class UdpNetwork {
 				if (!this.#sockets.has(id)) return;
 				this.datagramsReceived++;
 				this.bytesReceived += message.length;
-				this.#queue.push({ id, address: from.address, port: from.port }, new Uint8Array(message));
+				const received = new Uint8Array(message.subarray(0, this.#faults?.receiveBytes ?? Infinity));
+				this.#queue.push({ id, address: from.address, port: from.port }, received);
 			});
 		});
 		// A socket that fails (a port in use) just goes quiet, as a datagram socket would.

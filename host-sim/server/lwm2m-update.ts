@@ -10,6 +10,8 @@ export class Lwm2mUpdate {
 	/** Every State and Update Result heard, in order (observe answers and notifications). */
 	readonly states: number[] = [];
 	readonly results: number[] = [];
+	/** The device's answers to Execute Update. */
+	readonly executed: string[] = [];
 	started = false;
 	finished = false;
 	readonly #server: Lwm2mServer;
@@ -65,7 +67,7 @@ export class Lwm2mUpdate {
 		const number = Number(value);
 		if (resource === "/5/0/3") {
 			this.states.push(number);
-			if (number === 2) void this.#server.execute(this.#endpoint, "/5/0/2").catch(() => {});
+			if (number === 2) void this.#server.execute(this.#endpoint, "/5/0/2").then((code) => this.executed.push(code), () => this.executed.push("no answer"));
 		}
 		else if (resource === "/5/0/5") this.results.push(number);
 		else return;

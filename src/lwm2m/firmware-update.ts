@@ -32,8 +32,10 @@ export class FirmwareUpdateObject extends ResourceTable {
 	#maxDeferSeconds: number;
 	#push: PushTransfer | undefined;
 	#parts = new Block1Receiver();
+	#defer: (action: () => void) => void;
 
-	constructor(agent: Agent, defaultMaxDeferSeconds: number) {
+	/** `defer` runs an action a moment later: Update's 2.04 must go out before the install reboots. */
+	constructor(agent: Agent, defaultMaxDeferSeconds: number, defer: (action: () => void) => void = (action) => action()) {
 		super(5, "1.1", [
 			{ id: 0, kind: Kind.opaque, write: (value) => this.#writeWhole(value as Uint8Array) },
 			{ id: 1, kind: Kind.string, read: () => agent.record.source === 0 ? agent.packageUri : "", write: (value) => this.#writeUri(value as string) },
@@ -51,6 +53,7 @@ export class FirmwareUpdateObject extends ResourceTable {
 		]);
 		this.#agent = agent;
 		this.#maxDeferSeconds = defaultMaxDeferSeconds;
+		this.#defer = defer;
 	}
 
 	/** The current job, while one is under way (its parameters are the ones the request was given). */
@@ -71,8 +74,13 @@ export class FirmwareUpdateObject extends ResourceTable {
 	}
 
 	#update(): number {
-		if (this.#agent.state !== State.downloaded) return Code.methodNotAllowed;
-		return this.#drive(() => this.#agent.install());
+		const agent = this.#agent;
+		if (agent.state !== State.downloaded) return Code.methodNotAllowed;
+		// The install may reboot at once (esp_restart does not return; on lin restart() throws): answer first.
+		this.#defer(() => {
+			if (agent.state === State.downloaded) agent.install();
+		});
+		return Code.changed;
 	}
 
 	#cancel(): number {

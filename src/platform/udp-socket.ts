@@ -21,7 +21,7 @@ class ModdableUdpSocket implements UdpSocket {
 
 	send(address: string, port: number, packet: Uint8Array, length: number): void {
 		// write() sends a whole ArrayBuffer: the datagram needs one of its exact length.
-		this.#socket?.write(address, port, packet.buffer.slice(packet.byteOffset, packet.byteOffset + length) as ArrayBuffer);
+		this.#socket?.write(address, port, (packet.buffer as ArrayBuffer).slice(packet.byteOffset, packet.byteOffset + length));
 	}
 
 	close(): void {
