@@ -66,10 +66,8 @@ export type UpdaterListener = AgentListener & MaintenanceListener & {
 export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest): Updater {
 	const slot = new ModdableFlashSlot(), boot = new EspBootControl(), clock = new ModdableClock(), store = new Preferences();
 	const aws = createAwsUpdates(slot, boot, clock);
-	const maintenance = new Maintenance({ clock, store, log, online }, {
-		...defaultMaintenanceOptions,
-		networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs),
-	}, listener);
+	const maintenanceOptions = { ...defaultMaintenanceOptions, networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs) };
+	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
 	const ports = {
 		slot,
 		store,
@@ -129,7 +127,8 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		aws.onRebootWarning = () => agent.shutdown();
 		aws.onFailure = (reason) => listener.unreachable?.(reason);
 	}
-	maintenance.tasks = maintenanceTasks(agent, aws);
+	// The check waits for the jobs connection as long as maintenance waits for the network.
+	maintenance.tasks = maintenanceTasks(agent, aws, maintenanceOptions.networkTries * maintenanceOptions.networkRetryMs);
 	const updater: Updater = {
 		agent,
 		maintenance,
@@ -187,7 +186,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxD
 }
 
 /** Check for updates (AWS jobs), then install what waits: the tasks maintenance runs, in order. */
-function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined): MaintenanceTask[] {
+function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined, connectionWaitMs: number): MaintenanceTask[] {
 	const install: MaintenanceTask = {
 		name: "install",
 		critical: () => agent.waitingSeverity === "critical",
@@ -200,7 +199,11 @@ function maintenanceTasks(agent: Agent, aws: AwsUpdates | undefined): Maintenanc
 		},
 	};
 	if (!aws) return [install];
-	const check: MaintenanceTask = { name: "check", critical: () => true, run: (done) => done(aws.checkForJobs() ? "done" : "failed") };
+	const check: MaintenanceTask = {
+		name: "check",
+		critical: () => true,
+		run: (done) => aws.checkForJobs(connectionWaitMs, (checked) => done(checked ? "done" : "failed")),
+	};
 	return [check, install];
 }
 

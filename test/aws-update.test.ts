@@ -9,7 +9,7 @@ import { startAwsIot, type AwsIot } from "../host-sim/server/aws-iot";
 import { startMosquitto, type MosquittoServer } from "../host-sim/server/mosquitto";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
 import type { DeviceOptions, DeviceOutcome } from "../host-sim/device";
-import { assertNewFirmware, assertOldFirmware, run, seeded, tempDir } from "./support/sim";
+import { assertNewFirmware, assertOldFirmware, run, seeded, tempDir, traced } from "./support/sim";
 
 const blockSize = 4096;
 const checkpointBlocks = 16384 / blockSize;
@@ -108,6 +108,26 @@ test("a broker that drops 5% and duplicates 5% of messages still delivers the up
 		overAedes.faults.duplicateRate = 0;
 	}
 });
+
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: on-boot maintenance checks for jobs once connected: COMPLETE, no failed check`, async () => {
+		const thing = `boot-check-${engine}-${++things}`;
+		const outcome = await traced({ engine, dir: tempDir("board"), mqtt: overAedes.url, thing, config: quick });
+		const onBoot = outcome.events.filter((event) => event.event === "maintenance" && event.kind === "on-boot").map((event) => event.status);
+		assert.equal(onBoot, ["STARTED", "COMPLETE"]);
+		assert.not.ok(outcome.logs.some((line) => /task check/.test(line)), outcome.logs.join("\n"));
+		assert.ok(outcome.logs.includes("xs-ota: jobs connected"), "connecting asked the service for the next job");
+	});
+
+	test(`${engine}: a broker that never answers: the check gives up after the network wait, ERROR, old firmware`, async () => {
+		const outcome = await traced({ engine, dir: tempDir("board"), mqtt: "mqtt://127.0.0.1:9", thing: "nobody", runFor: 10 * 60000, config: { ...quick, networkRetryMs: 1000 } });
+		const onBoot = outcome.events.filter((event) => event.event === "maintenance" && event.kind === "on-boot").map((event) => event.status);
+		assert.equal(onBoot, ["STARTED", "ERROR"]);
+		assert.ok(outcome.logs.includes("xs-ota: maintenance task check: failed"), outcome.logs.join("\n"));
+		assert.is(outcome.end, "time-up", "the device keeps trying to connect");
+		assert.equal([outcome.state, outcome.result, outcome.running.slot, outcome.running.version], [0, 0, 0, "1.0.0"]);
+	});
+}
 
 const keys = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const jwk = keys.publicKey.export({ format: "jwk" }) as { x: string; y: string };

@@ -57,7 +57,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#agent: Agent | undefined;
 	#stream: StreamDownload | undefined;
 	#lastProgress = -Infinity;
-	#whenConnected: (() => void) | undefined;
+	/** Called once on the next connection: the self-test's and the maintenance check's waits. */
+	#whenConnected: (() => void)[] = [];
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
 	#download = new DownloadTime();
 	/** Reports waiting for the service's first answer since boot (the newest per job), and the timer bounding the wait. */
@@ -85,11 +86,23 @@ export class AwsUpdates implements JobsListener, AgentListener {
 		},
 	};
 
-	/** Maintenance's update check: asks the service for the next job; false when not connected. */
-	checkForJobs(): boolean {
-		if (!this.#jobs.connected) return false;
-		this.#jobs.requestNext();
-		return true;
+	/**
+		Maintenance's update check: asks the service for the next job, once connected. Connecting asks for it
+		itself ($next/get), so a check made before the connection is up is done when it comes; `done(false)` when
+		none comes within `waitMs`. Returns how to abort the wait.
+	*/
+	checkForJobs(waitMs: number, done: (checked: boolean) => void): () => void {
+		if (this.#jobs.connected) {
+			this.#jobs.requestNext();
+			done(true);
+			return () => {};
+		}
+		const clock = this.#ports.clock;
+		const connected = () => (clock.clearTimeout(timer), done(true));
+		const stopWaiting = () => (this.#whenConnected = this.#whenConnected.filter((waiter) => waiter !== connected));
+		const timer = clock.setTimeout(() => (stopWaiting(), done(false)), waitMs);
+		this.#whenConnected.push(connected);
+		return () => (clock.clearTimeout(timer), stopWaiting());
 	}
 
 	/** Disconnects for good (shutdown). */
@@ -114,7 +127,7 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	/** The default self-test of an image updated by a job: the new firmware reaches the service again. */
 	readonly selfTest: SelfTest = (done) => {
 		if (this.#jobs.connected) return done(true);
-		this.#whenConnected = () => done(true);
+		this.#whenConnected.push(() => done(true));
 	};
 
 	start(agent: Agent): void {
@@ -182,8 +195,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	connected(): void {
 		this.#stream?.connected();
 		const waiting = this.#whenConnected;
-		this.#whenConnected = undefined;
-		waiting?.();
+		this.#whenConnected = [];
+		for (const waiter of waiting) waiter();
 	}
 
 	next(execution: JobExecution | undefined): void {
