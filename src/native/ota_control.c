@@ -14,8 +14,10 @@
 #include "esp_app_desc.h"
 #include "esp_partition.h"
 #include "esp_system.h"
-#include "mbedtls/ecdsa.h"
-#include "mbedtls/ecp.h"
+// PSA is Mbed TLS's public crypto API: the only one in ESP-IDF 6 (Mbed TLS 4 made ecdsa.h and ecp.h private),
+// and present in ESP-IDF 5.x's Mbed TLS 3.6 too. IDF already links it for its own TLS.
+#include "psa/crypto.h"
+#include "mbedtls/psa_util.h"
 
 int32_t xs_ota_running_slot(void);
 int32_t xs_ota_running_state(void);
@@ -97,15 +99,30 @@ void xs_ota_restart(void)
 }
 
 // AWS OTA code signing: ECDSA P-256 over the image's SHA-256. `signature` is DER (at most 72 bytes),
-// `publicKey` an uncompressed point (65 bytes). Returns 1 when it verifies, 0 otherwise.
+// `publicKey` an uncompressed point (65 bytes). Returns 1 when it verifies, 0 otherwise. PSA verifies
+// the raw R||S form, so the DER signature is converted first; a malformed one fails there.
 int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatureLength, uint8_t *publicKey)
 {
-	mbedtls_ecdsa_context ecdsa;
-	mbedtls_ecdsa_init(&ecdsa);
-	int verified = (signatureLength > 0) && (signatureLength <= 72)
-		&& (mbedtls_ecp_group_load(&ecdsa.MBEDTLS_PRIVATE(grp), MBEDTLS_ECP_DP_SECP256R1) == 0)
-		&& (mbedtls_ecp_point_read_binary(&ecdsa.MBEDTLS_PRIVATE(grp), &ecdsa.MBEDTLS_PRIVATE(Q), publicKey, 65) == 0)
-		&& (mbedtls_ecdsa_read_signature(&ecdsa, sha256, 32, signature, (size_t)signatureLength) == 0);
-	mbedtls_ecdsa_free(&ecdsa);
-	return verified ? 1 : 0;
+	const psa_algorithm_t algorithm = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
+	uint8_t raw[64];
+	size_t rawLength = 0;
+	if ((signatureLength <= 0) || (signatureLength > 72))
+		return 0;
+	if (mbedtls_ecdsa_der_to_raw(256, signature, (size_t)signatureLength, raw, sizeof(raw), &rawLength) != 0)
+		return 0;
+	// Once per boot in practice; later calls return at once.
+	if (psa_crypto_init() != PSA_SUCCESS)
+		return 0;
+
+	psa_key_attributes_t attributes = PSA_KEY_ATTRIBUTES_INIT;
+	psa_set_key_type(&attributes, PSA_KEY_TYPE_ECC_PUBLIC_KEY(PSA_ECC_FAMILY_SECP_R1));
+	psa_set_key_bits(&attributes, 256);
+	psa_set_key_usage_flags(&attributes, PSA_KEY_USAGE_VERIFY_HASH);
+	psa_set_key_algorithm(&attributes, algorithm);
+	mbedtls_svc_key_id_t key = MBEDTLS_SVC_KEY_ID_INIT;
+	if (psa_import_key(&attributes, publicKey, 65, &key) != PSA_SUCCESS)
+		return 0;
+	psa_status_t status = psa_verify_hash(key, algorithm, sha256, 32, raw, rawLength);
+	psa_destroy_key(key);
+	return (status == PSA_SUCCESS) ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-// SignatureVerifier over our C helper (src/native/ota_control.c, mbedTLS): ECDSA P-256 of a SHA-256,
+// SignatureVerifier over our C helper (src/native/ota_control.c, Mbed TLS's PSA API): ECDSA P-256 of a SHA-256,
 // with the public key from config as 65 bytes of an uncompressed point in hex.
 
 import FFI from "mc/ffi";
