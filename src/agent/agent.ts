@@ -35,6 +35,7 @@ import { ImageState } from "../platform/ports";
 import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
+import { ErasePlan } from "./erase-plan";
 import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
 import { confirmPackage, headStatus } from "./job-server";
 import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames, policyOf } from "./record";
@@ -486,12 +487,25 @@ export class Agent {
 				record.blocks = undefined;
 				return this.#startDownload();
 			case Policy.abort:
-				this.#ports.slot.erase(0);
+				this.#eraseAbandoned(record);
 				record.committed = 0;
 				return this.#endDownload(Result.updateFailed, "aborted by recovery policy");
 			case Policy.none:
 				return this.#forget("recovery policy none");
 		}
+	}
+
+	/**
+		Erases what an abandoned download may have written: the image's whole extent, since stream blocks land
+		anywhere in it and bytes past the last checkpoint are not recorded. Blocks where worth it (erase-plan.ts).
+		A cut during the erase leaves the record as it was, so the next boot erases again.
+	*/
+	#eraseAbandoned(record: DownloadRecord): void {
+		const slot = this.#ports.slot;
+		const end = Math.min(slot.byteLength, Math.max(record.totalSize, record.committed, slot.sectorSize));
+		const plan = new ErasePlan(slot, () => false);
+		plan.setImageSize(end);
+		plan.prepare(0, end);
 	}
 
 	#checkOpen(): void {
