@@ -14,8 +14,9 @@
 	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
-	                [--maintenance HH:MM --tz POSIX-TZ --window MINUTES --mode foreground|background
-	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]
+	                [--severity critical|major|minor] [--max-defer SECONDS] [--no-reboot-persistence]
+	                [--maintenance HH:MM --tz POSIX-TZ|IANA --window MINUTES --mode foreground|background
+	                 --opt-out none|ignore-update|bypass-optout|enforce-optout]   (replace the stored settings)
 	                SIGINT/SIGTERM shut the device down in order (it persists, then the run ends)
 	  xs-ota fleet  --config DEV.INI --target sim|aws [--things FILE | --boards N] [--image FILE] [--out DIR] [faults…]
 	  xs-ota fleet monitor --config DEV.INI [--target aws|sim] [--out DIR] [--interval S] [--once]
@@ -38,6 +39,9 @@ import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/f
 import { HelpRequest, parseFlags, UsageError, nearest, type CommandSpec, type Flags } from "./flags";
 import { certificateDer, privateKeyDer, type Credentials } from "./credentials";
 import type { ServerTls } from "./server/server-tls";
+import { checkMaintenanceSettings, defaultMaintenanceSettings, type MaintenanceSettings } from "../src/agent/maintenance";
+import { type SeverityName, severityNames } from "../src/agent/job-list";
+import { posixTimeZone } from "./zoneinfo";
 
 function text(flags: Flags, name: string, required = true): string | undefined {
 	const value = flags[name];
@@ -151,17 +155,40 @@ function optionalText(flags: Flags, name: string): string | undefined {
 	return text(flags, name, false);
 }
 
-/** The maintenance flags as the device's config keys. */
-function maintenanceConfig(flags: Flags): Record<string, unknown> {
-	const config: Record<string, unknown> = {};
+/**
+	The maintenance flags as the app's settings: applied at power-on as the app's (or a server's) change is, so
+	they replace stored ones. Checked here by the device's own rules, so a bad one stops the command (exit 2)
+	before the board runs instead of being dropped with the others; an IANA zone name becomes its POSIX TZ.
+*/
+function maintenanceSettings(flags: Flags): Partial<MaintenanceSettings> | undefined {
+	const settings: Partial<MaintenanceSettings> = {};
 	const start = optionalText(flags, "maintenance"), tz = optionalText(flags, "tz"), mode = optionalText(flags, "mode"), optOut = optionalText(flags, "opt-out");
-	if (start !== undefined) config.maintenanceStart = start;
-	if (tz !== undefined) config.tz = tz;
-	const window = integer(flags, "window", false);
-	if (window !== undefined) config.maintenanceWindow = window;
-	if (mode !== undefined) config.maintenanceMode = mode.toUpperCase();
-	if (optOut !== undefined) config.optOut = optOut.toUpperCase().replace(/-/g, "_");
-	return config;
+	const window = optionalText(flags, "window");
+	if (start !== undefined) settings.start = start;
+	if (tz !== undefined) {
+		try {
+			settings.tz = posixTimeZone(tz);
+		}
+		catch (error) {
+			throw new UsageError(`--tz ${(error as Error).message}`);
+		}
+	}
+	if (window !== undefined) settings.windowMinutes = /^\d+$/.test(window) ? Number(window) : NaN;
+	if (mode !== undefined) settings.mode = mode.toUpperCase() as MaintenanceSettings["mode"];
+	if (optOut !== undefined) settings.optOut = optOut.toUpperCase().replace(/-/g, "_") as MaintenanceSettings["optOut"];
+	if (!Object.keys(settings).length) return undefined;
+	const problem = checkMaintenanceSettings({ ...defaultMaintenanceSettings, ...settings });
+	if (problem) throw new UsageError(`maintenance settings refused: ${maintenanceFlagProblem(problem)}`);
+	return settings;
+}
+
+/** The device's reason, in the flags' words. */
+function maintenanceFlagProblem(problem: string): string {
+	if (problem.startsWith("start")) return "--maintenance takes HH:MM, from 00:00 to 23:59";
+	if (problem.startsWith("window")) return "--window takes 1 to 1440 minutes";
+	if (problem.startsWith("unknown mode")) return "--mode is foreground or background";
+	if (problem.startsWith("unknown opt-out")) return "--opt-out is none, ignore-update, bypass-optout or enforce-optout";
+	return problem;
 }
 
 /** --ca, --mqtt-ca, --client-cert, --client-key: the board's TLS credentials, as DER. */
@@ -201,6 +228,11 @@ async function device(flags: Flags): Promise<void> {
 		else if (event.event === "log") console.log(`  ${event.message}`);
 		else if (event.event !== "progress" && event.event !== "erase") console.log(JSON.stringify(event));
 	};
+	const severity = optionalText(flags, "severity") as SeverityName | undefined;
+	if (severity !== undefined && !severityNames.includes(severity)) throw new UsageError(`--severity is ${severityNames.join(", ")}`);
+	const maxDeferSeconds = integer(flags, "max-defer", false);
+	if ((severity !== undefined || maxDeferSeconds !== undefined) && flags.url === undefined) throw new UsageError("--severity and --max-defer go with --url");
+	const maintenance = maintenanceSettings(flags);
 	const runFor = optionalText(flags, "run-for");
 	const commands: DeviceCommand[] = [];
 	const shutdown = () => commands.push({ action: "shutdown" });
@@ -210,8 +242,9 @@ async function device(flags: Flags): Promise<void> {
 		startTime: clockFlag(flags),
 		runFor: runFor === undefined ? undefined : parseDuration(runFor),
 		rebootWarning: optionalText(flags, "reboot-warning"),
+		maintenance,
 		config: {
-			...maintenanceConfig(flags), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
+			...(flags["no-reboot-persistence"] === true ? { rebootPersistence: false } : {}), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
 			...(lwm2m !== undefined ? { lwm2m, endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
 		},
 		credentials: deviceCredentials(flags),
@@ -222,6 +255,8 @@ async function device(flags: Flags): Promise<void> {
 		url: text(flags, "url", false),
 		sha256,
 		policy,
+		severity,
+		maxDeferSeconds,
 		cutAfterOps: integer(flags, "cut-after-ops", false),
 		mqtt,
 		thing,
@@ -293,11 +328,14 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },
 			{ name: "client-key", value: "FILE", help: "the board's client key" },
 			{ name: "provision", help: "write the credentials to the board's preferences, not its app" },
-			{ name: "maintenance", value: "HH:MM", help: "the maintenance window's start" },
-			{ name: "tz", value: "POSIX-TZ", help: "the board's time zone" },
+			{ name: "severity", value: "critical|major|minor", help: "--url: the update's severity (critical installs at once)" },
+			{ name: "max-defer", value: "SECONDS", help: "--url: how long the install may wait for a window" },
+			{ name: "no-reboot-persistence", help: "keep the job list in RAM only (a reboot forgets it)" },
+			{ name: "maintenance", value: "HH:MM", help: "the maintenance window's start (replaces the stored one)" },
+			{ name: "tz", value: "POSIX-TZ|IANA", help: "the board's time zone: CET-1CEST,M3.5.0,M10.5.0/3 or Europe/Berlin" },
 			{ name: "window", value: "MINUTES", help: "the maintenance window's length" },
 			{ name: "mode", value: "foreground|background", help: "the maintenance mode" },
-			{ name: "opt-out", value: "none|ignore-update|bypass-optout|enforce-optout", help: "the user's opt-out" },
+			{ name: "opt-out", value: "none|ignore-update|bypass-optout|enforce-optout", help: "the user's opt-out; bypass-optout is their consent" },
 		],
 	},
 	fleet: { ...fleetSpec, run: fleetCommand },

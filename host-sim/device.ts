@@ -15,6 +15,8 @@ import { XsEngine } from "./engines/xs";
 import { makeAppImage, sha256Hex } from "./image";
 import { seeded } from "./random";
 import { type PolicyName, policyCodes } from "../src/agent/record";
+import type { MaintenanceSettings } from "../src/agent/maintenance";
+import type { SeverityName } from "../src/agent/job-list";
 import { installResources, provision, type Credentials } from "./credentials";
 
 export type EngineName = "node" | "xs";
@@ -29,6 +31,12 @@ export interface DeviceOptions {
 	sha256?: string;
 	/** Recovery policy sent with the update request; the agent's default when omitted. */
 	policy?: PolicyName;
+	/** Severity sent with the update request (LwM2M /5/0/11): a critical one installs whatever the window or opt-out. */
+	severity?: SeverityName;
+	/** Maximum defer period sent with the update request (LwM2M /5/0/13), in seconds. */
+	maxDeferSeconds?: number;
+	/** Maintenance settings the app gives at the first power-on, before the update request: they replace stored ones. */
+	maintenance?: Partial<MaintenanceSettings>;
 	cutAfterOps?: number;
 	seed?: number;
 	config?: Record<string, unknown>;
@@ -70,7 +78,8 @@ export type DeviceCommand = { action: string; [key: string]: unknown };
 export type DeviceReport = { event: string; [key: string]: unknown };
 
 export interface DeviceOutcome {
-	end: "idle" | "power-cut" | "time-up";
+	/** "shut-down": the run ended after the agent's orderly shutdown (SIGINT/SIGTERM, a shutdown command, a reboot warning). */
+	end: "idle" | "shut-down" | "power-cut" | "time-up";
 	boots: number;
 	state: number;
 	result: number;
@@ -110,6 +119,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	let url = options.url;
 	let requestAcknowledged = false;
 	let wakeups = 0;
+	/** The agent shut down in order in this power-on: the run then ends with that, not with "idle". */
+	let shutDown = false;
 	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
 	const commands = options.commands ?? [];
 	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
@@ -139,13 +150,17 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				else if (kind === "report.result") emit({ event: "result", updateId: args[0], result: args[1], version: args[2], ...(args[3] ? { reason: args[3] } : {}) });
 				else if (kind === "report.maintenance")
 					emit({ event: "maintenance", status: args[0], kind: args[1], ...(args[2] !== undefined ? { nextStart: args[2] } : {}), at: board.clock.wallTime });
-				else if (kind === "report.shutdown") emit({ event: "shutdown", at: board.clock.wallTime });
+				else if (kind === "report.shutdown") {
+					shutDown = true;
+					emit({ event: "shutdown", at: board.clock.wallTime });
+				}
 				else if (kind === "report.unreachable") emit({ event: "unreachable", reason: args[0] });
 				else if (kind === "flash.erase") emit({ event: "erase", partition: args[0], start: args[1], end: args[2], op: ops + (args[3] as number) });
 				else emit({ event: "progress", received: args[0], total: args[1] });
 			},
 		});
 		boots++;
+		shutDown = false;
 		options.onBoard?.(board);
 		try {
 			board.boot();
@@ -163,9 +178,12 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		let stop: EngineStop | "time-up";
 		try {
 			stop = await engine.boot(board);
+			if (!stop && options.maintenance && boots === 1)
+				stop = await engine.deliver({ event: { id: 0, action: "maintenance", settings: options.maintenance }, data: undefined });
 			if (!stop && url) {
+				const { sha256, severity, maxDeferSeconds } = options;
 				const policy = options.policy === undefined ? undefined : policyCodes[options.policy];
-				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256: options.sha256, policy }, data: undefined });
+				stop = await engine.deliver({ event: { id: 0, action: "update", uri: url, sha256, policy, severity, maxDeferSeconds }, data: undefined });
 				requestAcknowledged = stop !== "cut";
 				url = undefined;
 			}
@@ -188,8 +206,10 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				}
 				const untilTimer = board.clock.untilNext();
 				if (untilTimer !== undefined && board.clock.now + untilTimer > timeLeft) {
-					// An open UDP socket may still hear from its server (an LwM2M server asks when it likes) until the end.
-					const untilEnd = timeLeft - board.clock.now, listen = board.udp.waitFor(untilEnd);
+					// Before the next timer the run ends, but not before the network work in progress (a request in
+					// flight, an MQTT connection being made or talking): and an open UDP socket may still hear from its
+					// server (an LwM2M server asks when it likes) until the end.
+					const untilEnd = timeLeft - board.clock.now, listen = board.networkWait(undefined) ?? board.udp.waitFor(untilEnd);
 					if (listen !== undefined && untilEnd > 0) {
 						const started = Date.now();
 						await board.waitForNetwork(Math.min(listen, untilEnd, commandPollMs));
@@ -230,7 +250,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			if (boots >= (options.maxBoots ?? 20)) throw new Error("device keeps rebooting");
 			continue;
 		}
-		return finish("idle", board);
+		return finish(shutDown ? "shut-down" : "idle", board);
 	}
 
 	function finish(end: DeviceOutcome["end"], board: Board): DeviceOutcome {
@@ -239,7 +259,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
 		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
-		if (end === "idle") emit({ event: "idle", state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
+		if (end !== "power-cut")
+			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
 	}
 }

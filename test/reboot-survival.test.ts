@@ -146,7 +146,7 @@ async function interrupted(interrupt: (commands: NonNullable<DeviceOptions["comm
 for (const engine of ["node", "xs"] as const) {
 	test(`${engine}: a warning file mid-download: the agent persists to the byte, disconnects, deletes the file; the download resumes after restart`, async () => {
 		const { board, warning, outcome, receivedAtInterrupt } = await interrupted((_, file) => fs.writeFileSync(file, ""), 64 * 1024, engine);
-		assert.is(outcome.end, "idle");
+		assert.is(outcome.end, "shut-down");
 		assert.is(outcome.state, 1, "still downloading: the job keeps its state");
 		assert.ok(logged(outcome, "reboot warning: persisting and disconnecting"), outcome.logs.join("\n"));
 		assert.not.ok(fs.existsSync(warning), "the warning is deleted once the state is safe");
@@ -167,7 +167,7 @@ test("orderly shutdown mid-download: persisted to the byte, new requests refused
 		commands.push({ action: "shutdown" });
 		commands.push({ action: "update", uri: `${server.url}/other.bin` });
 	}, 100 * 1024);
-	assert.is(outcome.end, "idle");
+	assert.is(outcome.end, "shut-down");
 	assert.is(outcome.state, 1);
 	assert.ok(logged(outcome, "shut down in downloading at "), outcome.logs.join("\n"));
 	assert.ok(logged(outcome, "exception: Error: shutting down"), "the request after the shutdown is refused");
@@ -195,7 +195,7 @@ test("the MQTT reboot warning command mid-stream: blocks persisted, disconnected
 		},
 	});
 	await operator.close();
-	assert.is(first.end, "idle", "disconnected: nothing left to wait for");
+	assert.is(first.end, "shut-down", "disconnected: nothing left to wait for");
 	assert.is(first.state, 1);
 	assert.ok(logged(first, "reboot warning command"), first.logs.join("\n"));
 	assert.ok(logged(first, "shut down in downloading"), first.logs.join("\n"));

@@ -34,6 +34,7 @@ import { Result, type ResultCode } from "./firmware-object";
 import type { JobOptions } from "./agent";
 import { maxUriBytes, policyOf } from "./record";
 import { parseUrl } from "./url";
+import { severityNames } from "./job-list";
 
 export type UpdateJob = {
 	form: "afr_ota" | "fota";
@@ -171,7 +172,6 @@ function parseFota(document: object): UpdateJob | JobDocumentError {
 	return { form: "fota", protocol: "MQTT", streamId, fileId, fileSize, version, url: "", md5, signature: undefined, filePath: "", options: {} };
 }
 
-const severities: readonly string[] = ["critical", "major", "minor"];
 const maxDeferLimit = 31536000;
 
 /** The document's top-level handling fields, or why one is refused. */
@@ -184,7 +184,7 @@ function parseJobOptions(document: object): JobOptions | JobDocumentError {
 	}
 	const severity = own(document, "severity");
 	if (severity !== undefined) {
-		if (typeof severity !== "string" || severities.indexOf(severity) < 0) return reject(Result.unsupportedPackage, "bad severity");
+		if (typeof severity !== "string" || (severityNames as readonly string[]).indexOf(severity) < 0) return reject(Result.unsupportedPackage, "bad severity");
 		options.severity = severity as JobOptions["severity"];
 	}
 	const maxDefer = own(document, "maxDeferSeconds");

@@ -33,6 +33,9 @@ export interface JobParameters {
 
 export type SeverityName = "critical" | "major" | "minor";
 
+/** In LwM2M's order: Severity (/5/0/11) 0 is critical, 1 major, 2 minor. */
+export const severityNames: readonly SeverityName[] = ["critical", "major", "minor"];
+
 export interface Job {
 	id: string;
 	/** "lwm2m": a Package URI write; "aws": an AWS IoT job execution. */

@@ -45,6 +45,19 @@ export interface MaintenanceSettings {
 
 export const defaultMaintenanceSettings: Readonly<MaintenanceSettings> = { start: "", tz: "UTC0", windowMinutes: 60, mode: "FOREGROUND", optOut: "NONE" };
 
+const startPattern = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+/** Why `settings` cannot be used (a short reason), or undefined when they can. */
+export function checkMaintenanceSettings(settings: MaintenanceSettings): string | undefined {
+	if (settings.start !== "" && !startPattern.test(settings.start)) return "start must be HH:MM";
+	const zone = parseTimeZone(settings.tz);
+	if (typeof zone === "string") return `tz: ${zone}`;
+	if (!Number.isInteger(settings.windowMinutes) || settings.windowMinutes < 1 || settings.windowMinutes > 1440) return "window must be 1 to 1440 minutes";
+	if (modes.indexOf(settings.mode) < 0) return `unknown mode ${settings.mode}`;
+	if (optOuts.indexOf(settings.optOut) < 0) return `unknown opt-out ${settings.optOut}`;
+	return undefined;
+}
+
 export interface MaintenanceTask {
 	name: string;
 	/** Runs in on-boot maintenance (and when the network returns), not only in the daily window. */
@@ -226,15 +239,11 @@ export class Maintenance {
 
 	#apply(changes: Partial<MaintenanceSettings>): string | undefined {
 		const next = { ...this.#settings, ...changes };
-		const start = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(next.start);
-		if (next.start !== "" && !start) return "start must be HH:MM";
-		const zone = parseTimeZone(next.tz);
-		if (typeof zone === "string") return `tz: ${zone}`;
-		if (!Number.isInteger(next.windowMinutes) || next.windowMinutes < 1 || next.windowMinutes > 1440) return "window must be 1 to 1440 minutes";
-		if (modes.indexOf(next.mode) < 0) return `unknown mode ${next.mode}`;
-		if (optOuts.indexOf(next.optOut) < 0) return `unknown opt-out ${next.optOut}`;
+		const error = checkMaintenanceSettings(next);
+		if (error) return error;
+		const start = startPattern.exec(next.start);
 		this.#settings = next;
-		this.#zone = zone;
+		this.#zone = parseTimeZone(next.tz) as TimeZone;
 		this.#startMinutes = start ? Number(start[1]) * 60 + Number(start[2]) : -1;
 		return undefined;
 	}

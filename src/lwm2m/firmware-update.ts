@@ -16,13 +16,12 @@
 
 import type { Agent, JobOptions, PushTransfer } from "../agent/agent";
 import { State } from "../agent/firmware-object";
-import type { SeverityName } from "../agent/job-list";
+import { type SeverityName, severityNames } from "../agent/job-list";
 import { Block1Receiver } from "../coap/block";
 import { type Block, Code } from "../coap/message";
 import { Kind, type Value } from "./model";
 import { ResourceTable } from "./resource-table";
 
-const severities: readonly SeverityName[] = ["critical", "major", "minor"];
 const protocols: readonly Value[] = [0, 2, 3];
 const pullAndPush = 2;
 
@@ -47,7 +46,7 @@ export class FirmwareUpdateObject extends ResourceTable {
 			{ id: 8, kind: Kind.integer, multiple: true, read: () => protocols },
 			{ id: 9, kind: Kind.integer, read: () => pullAndPush },
 			{ id: 10, kind: Kind.none, execute: () => this.#cancel() },
-			{ id: 11, kind: Kind.integer, read: () => severities.indexOf(this.#job()?.parameters.severity ?? this.#severity), write: (value) => this.#writeSeverity(value as number) },
+			{ id: 11, kind: Kind.integer, read: () => severityNames.indexOf(this.#job()?.parameters.severity ?? this.#severity), write: (value) => this.#writeSeverity(value as number) },
 			{ id: 12, kind: Kind.time, read: () => Math.floor((this.#job()?.lastActivity ?? 0) / 1000) },
 			{ id: 13, kind: Kind.unsigned, read: () => this.#job()?.parameters.maxDeferSeconds ?? this.#maxDeferSeconds, write: (value) => this.#writeMaxDefer(value as number) },
 		]);
@@ -91,8 +90,8 @@ export class FirmwareUpdateObject extends ResourceTable {
 	}
 
 	#writeSeverity(value: number): number {
-		if (!(value >= 0 && value < severities.length)) return Code.badRequest;
-		this.#severity = severities[value];
+		if (!(value >= 0 && value < severityNames.length)) return Code.badRequest;
+		this.#severity = severityNames[value];
 		return Code.changed;
 	}
 

@@ -59,9 +59,14 @@ export async function remainingOps(board: string, engine: "node" | "xs"): Promis
 	}
 }
 
+/** The run ended in order: idle, or after an orderly shutdown (an LwM2M operator's, a signal's). */
+function assertEndedInOrder(outcome: DeviceOutcome, what: string): void {
+	assert.ok(outcome.end === "idle" || outcome.end === "shut-down", `${what}: ended ${outcome.end}`);
+}
+
 /** A failed update: Idle with `result`, the factory firmware still running from slot 0. */
 export function assertOldFirmware(outcome: DeviceOutcome, result: number, what: string): void {
-	assert.is(outcome.end, "idle", what);
+	assertEndedInOrder(outcome, what);
 	assert.is(outcome.state, 0, what);
 	assert.is(outcome.result, result, what);
 	assert.is(outcome.running.version, factoryVersion, what);
@@ -70,7 +75,7 @@ export function assertOldFirmware(outcome: DeviceOutcome, result: number, what: 
 
 /** A successful update: Idle with 1, the published image (byte for byte) running from slot 1. */
 export function assertNewFirmware(outcome: DeviceOutcome, sha256: string, version: string, what: string): void {
-	assert.is(outcome.end, "idle", what);
+	assertEndedInOrder(outcome, what);
 	assert.is(outcome.state, 0, what);
 	assert.is(outcome.result, 1, what);
 	assert.is(outcome.running.version, version, what);
