@@ -15,7 +15,15 @@
 #include "esp_partition.h"
 #include "esp_system.h"
 // PSA is Mbed TLS's public crypto API: the only one in ESP-IDF 6 (Mbed TLS 4 made ecdsa.h and ecp.h private),
-// and present in ESP-IDF 5.x's Mbed TLS 3.6 too. IDF already links it for its own TLS.
+// and IDF links it for its own TLS. Moddable compiles this file without the configuration IDF builds Mbed TLS
+// with, so it is named here, as IDF's mbedtls component does for its users: the PSA structures must have the
+// library's layout. The include folders are in boards/esp32-common.json.
+#ifndef MBEDTLS_CONFIG_FILE
+#define MBEDTLS_CONFIG_FILE "mbedtls/esp_config.h"
+#endif
+#ifndef TF_PSA_CRYPTO_USER_CONFIG_FILE
+#define TF_PSA_CRYPTO_USER_CONFIG_FILE "mbedtls/esp_config.h"
+#endif
 #include "psa/crypto.h"
 #include "mbedtls/psa_util.h"
 
