@@ -40,6 +40,8 @@ export interface BoardOptions {
 	online?: (wallTime: number) => boolean;
 	/** Faults every UDP datagram may meet (none by default). */
 	udpFaults?: UdpFaults;
+	/** The link's speed: bytes the device receives move its clock on by their transfer time (default 10 Mbit/s). */
+	linkKbps?: number;
 	/** Receives the device's log lines and LwM2M reports. */
 	report?: (kind: string, args: unknown[]) => void;
 }
@@ -107,6 +109,9 @@ export class Board {
 	#nextId = 1;
 	#flashHandles = new Map<number, FlashPartition>();
 	#signal = new NetworkSignal();
+	#linkKbps: number;
+	/** Transfer time not yet on the clock: under a millisecond. */
+	#linkMs = 0;
 	#digests = new Map<number, { algorithm: string; hash: Hash }>();
 
 	constructor(options: BoardOptions) {
@@ -116,6 +121,7 @@ export class Board {
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
 		this.mqtt = new MqttNetwork(this.#signal);
 		this.udp = new UdpNetwork(this.#signal, options.udpFaults);
+		this.#linkKbps = options.linkKbps ?? 10_000;
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
 		this.#online = options.online ?? (() => true);
@@ -270,13 +276,22 @@ export class Board {
 	nextEvent(): DeviceEvent | undefined {
 		const timer = this.clock.takeDue();
 		if (timer !== undefined) return { event: { id: timer }, data: undefined };
-		const http = this.network.take();
-		if (http) return { event: { ...http.event }, data: http.data };
-		const mqtt = this.mqtt.take();
-		if (mqtt) return { event: { ...mqtt.event }, data: mqtt.data };
-		const udp = this.udp.take();
-		if (udp) return { event: { ...udp.event }, data: udp.data };
-		return undefined;
+		const received = this.network.take() ?? this.mqtt.take() ?? this.udp.take();
+		if (!received) return undefined;
+		this.#transfer(received.data?.byteLength ?? 0);
+		return { event: { ...received.event }, data: received.data };
+	}
+
+	/**
+		The bytes' time on the link: without it, bytes the host had queued would arrive in no time at all, and what
+		the device measures (an AWS job's downloadTime) would depend on how busy the host is. Whole milliseconds
+		move the clock; the rest is carried over.
+	*/
+	#transfer(bytes: number): void {
+		this.#linkMs += (bytes * 8) / this.#linkKbps;
+		const whole = Math.floor(this.#linkMs);
+		this.#linkMs -= whole;
+		this.clock.advance(whole);
 	}
 
 	/**
