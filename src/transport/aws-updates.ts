@@ -57,8 +57,10 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	#agent: Agent | undefined;
 	#stream: StreamDownload | undefined;
 	#lastProgress = -Infinity;
-	/** Called once on the next connection: the self-test's and the maintenance check's waits. */
-	#whenConnected: (() => void)[] = [];
+	/** Called once on the next connection (true), or when the service refuses the device for good (false). */
+	#whenConnected: ((connected: boolean) => void)[] = [];
+	/** The service refused the device for good ("tls: " reasons): nothing connects until a restart. */
+	#refused = false;
 	#confirming: { jobId: string; answer: (known: boolean) => void } | undefined;
 	#download = new DownloadTime();
 	/** Reports waiting for the service's first answer since boot (the newest per job), and the timer bounding the wait. */
@@ -89,16 +91,16 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	/**
 		Maintenance's update check: asks the service for the next job, once connected. Connecting asks for it
 		itself ($next/get), so a check made before the connection is up is done when it comes; `done(false)` when
-		none comes within `waitMs`. Returns how to abort the wait.
+		none comes within `waitMs` or the service refuses the device for good. Returns how to abort the wait.
 	*/
 	checkForJobs(waitMs: number, done: (checked: boolean) => void): () => void {
-		if (this.#jobs.connected) {
-			this.#jobs.requestNext();
-			done(true);
+		if (this.#jobs.connected || this.#refused) {
+			if (!this.#refused) this.#jobs.requestNext();
+			done(!this.#refused);
 			return () => {};
 		}
 		const clock = this.#ports.clock;
-		const connected = () => (clock.clearTimeout(timer), done(true));
+		const connected = (ok: boolean) => (clock.clearTimeout(timer), done(ok));
 		const stopWaiting = () => (this.#whenConnected = this.#whenConnected.filter((waiter) => waiter !== connected));
 		const timer = clock.setTimeout(() => (stopWaiting(), done(false)), waitMs);
 		this.#whenConnected.push(connected);
@@ -127,7 +129,8 @@ export class AwsUpdates implements JobsListener, AgentListener {
 	/** The default self-test of an image updated by a job: the new firmware reaches the service again. */
 	readonly selfTest: SelfTest = (done) => {
 		if (this.#jobs.connected) return done(true);
-		this.#whenConnected.push(() => done(true));
+		// Refused for good, it waits on: the bootloader rolls back an image that never confirms.
+		this.#whenConnected.push((connected) => connected && done(true));
 	};
 
 	start(agent: Agent): void {
@@ -194,9 +197,7 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	connected(): void {
 		this.#stream?.connected();
-		const waiting = this.#whenConnected;
-		this.#whenConnected = [];
-		for (const waiter of waiting) waiter();
+		this.#release(true);
 	}
 
 	next(execution: JobExecution | undefined): void {
@@ -252,8 +253,16 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	failed(reason: string): void {
 		this.#ports.log(`aws iot unreachable: ${reason}`);
+		this.#refused = true;
 		this.#stream?.abandon(reason);
+		this.#release(false);
 		this.onFailure?.(reason);
+	}
+
+	#release(connected: boolean): void {
+		const waiting = this.#whenConnected;
+		this.#whenConnected = [];
+		for (const waiter of waiting) waiter(connected);
 	}
 
 	message(topic: string, payload: ArrayBuffer): boolean {
