@@ -33,7 +33,7 @@ import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
-import { type ServerSettings, deviceObject, securityObject, serverObject } from "./lwm2m/device-objects";
+import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
 import type { DownloadListener } from "./agent/download";
 import type { DownloadRecord } from "./agent/record";
@@ -159,8 +159,10 @@ function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxD
 		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
 		return undefined;
 	}
+	const lifetime = numberSetting("lifetime", 300);
+	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {
-		serverUri, shortServerId: 1, lifetime: numberSetting("lifetime", 300), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
+		serverUri, shortServerId: 1, lifetime: Math.max(minLifetime, Math.floor(lifetime)), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
 	};
 	const firmware = new FirmwareUpdateObject(agent, maxDeferSeconds, (action) => ports.clock.setTimeout(action, 200));
 	const device = deviceObject({

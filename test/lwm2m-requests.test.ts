@@ -71,6 +71,19 @@ for (const engine of engines) {
 		assert.is(run.outcome.end, "idle");
 		assert.is(run.outcome.boots, 1, "nothing rebooted the board");
 	});
+
+	test(`${engine}: an unsupported scheme is 9 even without a host; the lifetime has one minimum, configured or written`, async () => {
+		const run = await withBoard(engine, async (endpoint, registration) => {
+			assert.is(registration.lifetime, 60, "config.lifetime 20 registers with the minimum");
+			for (const [uri, result] of [["file:///etc/passwd", 9], ["ftp://127.0.0.1/app.bin", 9], ["http:///app.bin", 7]] as const) {
+				assert.is(await lwm2m.write(endpoint, "/5/0/1", uri), "2.04", uri);
+				assert.equal(await lwm2m.read(endpoint, "/5/0/5", "text"), { code: "2.05", format: "text", value: result }, uri);
+			}
+			assert.is(await lwm2m.write(endpoint, "/1/0/1", 59, { format: "text" }), "4.00");
+			assert.is(await lwm2m.write(endpoint, "/1/0/1", 60, { format: "text" }), "2.04");
+		}, { lifetime: 20 });
+		assert.ok(run.events.some((event) => event.event === "log" && event.message === "xs-ota: lwm2m lifetime 20 s raised to 60 s"));
+	});
 }
 
 test.run();
