@@ -56,6 +56,8 @@ export class Lwm2mClient {
 	#listener: Lwm2mListener;
 	#pendingResult: number | undefined;
 	#whenRegistered: (() => void)[] = [];
+	/** Observations came back from the session at boot: the first registration notifies them all. */
+	#afterBoot = false;
 	#maxSzx: number;
 
 	constructor(ports: Lwm2mPorts, objects: Lwm2mObject[], firmware: FirmwareUpdateObject, settings: ServerSettings,
@@ -76,7 +78,8 @@ export class Lwm2mClient {
 		this.#registration = new Registration(ports, session, settings, options, () => this.#links(), {
 			registered: (fresh) => {
 				if (fresh) this.#observations.forget();
-				this.#observations.resume();
+				this.#observations.resume(this.#afterBoot);
+				this.#afterBoot = false;
 				const waiting = this.#whenRegistered;
 				this.#whenRegistered = [];
 				for (const callback of waiting) callback();
@@ -97,6 +100,7 @@ export class Lwm2mClient {
 	start(): void {
 		this.#session.load();
 		this.#observations.restore();
+		this.#afterBoot = true;
 		this.#registration.start();
 	}
 
