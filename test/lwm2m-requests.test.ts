@@ -52,6 +52,26 @@ async function withBoard(engine: "node" | "xs", script: (endpoint: string, regis
 	return run;
 }
 
+/** Runs `trigger` and resolves once the endpoint's registration has been updated after it began. */
+async function updated(endpoint: string, trigger: () => Promise<unknown>): Promise<void> {
+	const before = lwm2m.registration(endpoint)!.updates;
+	let seen!: () => void, timer: NodeJS.Timeout | undefined;
+	const update = new Promise<void>((resolve, reject) => {
+		seen = resolve;
+		timer = setTimeout(() => reject(new Error(`${endpoint} did not update its registration`)), 30000);
+	});
+	const listener = (registration: Registration) => registration.endpoint === endpoint && registration.updates > before && seen();
+	lwm2m.on("update", listener);
+	try {
+		await trigger();
+		await update;
+	}
+	finally {
+		clearTimeout(timer);
+		lwm2m.off("update", listener);
+	}
+}
+
 const to = (registration: Registration) => ({ address: registration.address, port: registration.port });
 const text = (value: string) => Buffer.from(value);
 const contentFormat = (format: number) => ({ name: "Content-Format", value: uint(format) });
@@ -91,13 +111,51 @@ for (const engine of engines) {
 			const observation = await lwm2m.observe(endpoint, "/5/0/3");
 			assert.is(observation.code, "2.05");
 			for (let update = 0; update < 3; update++) {
-				const since = Date.now();
-				assert.is(await lwm2m.execute(endpoint, "/1/0/8"), "2.04", "Registration Update Trigger");
-				await lwm2m.waitForRegistration(endpoint, 30000, since);
+				await updated(endpoint, async () => assert.is(await lwm2m.execute(endpoint, "/1/0/8"), "2.04", "Registration Update Trigger"));
 				// The board notified, if at all, as it took the update's 2.04: before it answers this read.
 				assert.is((await lwm2m.read(endpoint, "/3/0/0")).code, "2.05");
 			}
 			assert.equal(observation.notifications.map((n) => n.value), [], "no notification of the unchanged State");
+		});
+	});
+
+	test(`${engine}: a write in Block1 parts is applied whole or not at all (2.31, then 2.04; 4.13 past the limit; 4.08 out of sequence)`, async () => {
+		await withBoard(engine, async (endpoint, registration) => {
+			const put = (uri: string, num: number, more: boolean, extra: { name: string; value: Buffer }[] = []) => peer.request(to(registration), {
+				code: "PUT", path: "/5/0/1", options: [contentFormat(0), { name: "Block1", value: block(num, more, 6) }, ...extra],
+				payload: text(uri.slice(num * 1024, (num + 1) * 1024)),
+			});
+			const unchanged = async (what: string) => {
+				assert.equal(await lwm2m.read(endpoint, "/5/0/3", "text"), { code: "2.05", format: "text", value: 0 }, `${what}: State 0`);
+				assert.is((await lwm2m.read(endpoint, "/5/0/1", "text")).value ?? "", "", `${what}: no Package URI`);
+			};
+			// A 64 KiB URI, part after part without Size1: refused once it passes the limit, never applied.
+			const huge = `http://127.0.0.1:9/app.bin?pad=${"x".repeat(65536)}`;
+			const codes: string[] = [];
+			for (let num = 0; num < 64; num++) {
+				const answer = await put(huge, num, true);
+				codes.push(answer.code);
+				if (answer.code !== "2.31") {
+					assert.is(uintOf(option(answer, "Size1")), 2304, "4.13 tells the limit in Size1");
+					break;
+				}
+				assert.equal(option(answer, "Block1"), block(num, true, 6), "2.31 echoes Block1");
+			}
+			assert.equal(codes, ["2.31", "2.31", "4.13"]);
+			await unchanged("64 KiB");
+			assert.is((await put(huge, 0, true, [{ name: "Size1", value: uint(huge.length) }])).code, "4.13", "Size1 past the limit: refused at once");
+			// A part out of sequence.
+			const uri = `http://127.0.0.1:9/app.bin?pad=${"y".repeat(1500 - 31)}`;
+			assert.is(uri.length, 1500);
+			assert.is((await put(uri, 0, true)).code, "2.31");
+			assert.is((await put(uri, 2, false)).code, "4.08");
+			await unchanged("out of sequence");
+			// In order: the whole URI is written.
+			assert.is((await put(uri, 0, true)).code, "2.31");
+			const last = await put(uri, 1, false);
+			assert.is(last.code, "2.04");
+			assert.equal(option(last, "Block1"), block(1, false, 6));
+			assert.equal(await lwm2m.read(endpoint, "/5/0/1", "text"), { code: "2.05", format: "text", value: uri }, "the whole 1500-byte URI");
 		});
 	});
 }
