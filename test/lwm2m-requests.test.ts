@@ -5,6 +5,8 @@
 // (host-sim/server/lwm2m-server.ts); single Block1 parts and a silent observer come from a bare UDP socket.
 
 import { test } from "uvu";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import * as assert from "uvu/assert";
 import { Lwm2mServer, type Registration } from "../host-sim/server/lwm2m-server";
 import { runDevice, type DeviceCommand, type DeviceOutcome, type DeviceReport } from "../host-sim/device";
@@ -12,6 +14,7 @@ import { RawCoapPeer, block, option, uint, uintOf } from "./support/raw-coap-pee
 import { tempDir } from "./support/sim";
 
 const engines = ["node", "xs"] as const;
+const root = fileURLToPath(new URL("..", import.meta.url));
 let lwm2m: Lwm2mServer;
 let peer: RawCoapPeer;
 let boards = 0;
@@ -157,6 +160,72 @@ for (const engine of engines) {
 			assert.equal(option(last, "Block1"), block(1, false, 6));
 			assert.equal(await lwm2m.read(endpoint, "/5/0/1", "text"), { code: "2.05", format: "text", value: uri }, "the whole 1500-byte URI");
 		});
+	});
+
+	test(`${engine}: a shutdown ends the run at once despite an observer that never ACKs, and de-registers; a reboot keeps the registration`, async () => {
+		const silent = await RawCoapPeer.open();
+		silent.acknowledge = false;
+		let location = "";
+		try {
+			const run = await withBoard(engine, async (endpoint, registration) => {
+				location = registration.location;
+				// Execute Reboot: the next boot updates the same registration.
+				await updated(endpoint, async () => assert.is(await lwm2m.execute(endpoint, "/3/0/4"), "2.04"));
+				assert.is(lwm2m.registration(endpoint)!.location, location, "kept across the reboot");
+				const attributes = await silent.request(to(registration), { code: "PUT", path: "/5/0/3", options: [{ name: "Uri-Query", value: text("pmax=1") }] });
+				assert.is(attributes.code, "2.04");
+				const observe = await silent.request(to(registration), { code: "GET", path: "/5/0/3", options: [{ name: "Observe", value: uint(0) }] });
+				assert.is(observe.code, "2.05");
+				// Notifications go unanswered: the board retransmits them.
+				for (let i = 0; i < 500 && silent.received.filter((packet) => packet.confirmable).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+				assert.ok(silent.received.filter((packet) => packet.confirmable).length >= 2, "the silent observer was notified");
+			});
+			assert.is(run.outcome.end, "idle");
+			assert.is(run.outcome.boots, 2);
+			const shutdown = run.events.find((event) => event.event === "shutdown");
+			assert.ok(shutdown, "an orderly shutdown");
+			// Before, the un-ACKed notification kept the board running for its retransmissions (over a minute).
+			assert.ok(run.outcome.wallTime - Number(shutdown!.at) < 5000, `the run ended ${run.outcome.wallTime - Number(shutdown!.at)} ms after the shutdown`);
+			assert.is(lwm2m.registration(`requests-${engine}-${boards}`), undefined, "de-registered");
+		}
+		finally {
+			await silent.close();
+		}
+	});
+
+	test(`${engine}: Ctrl-C (SIGINT to the command's process group) shuts the board down in order, promptly, and de-registers`, async () => {
+		const silent = await RawCoapPeer.open();
+		silent.acknowledge = false;
+		const endpoint = `requests-cli-${engine}-${++boards}`;
+		const registered = lwm2m.waitForRegistration(endpoint, 60000);
+		registered.catch(() => {});
+		// Its own process group, as a shell gives a foreground command: the signal goes to the whole group.
+		const child = spawn(process.execPath, [`${root}host-sim/bin/xs-ota.js`, "device", "--dir", tempDir(`requests-cli-${engine}`), "--engine", engine,
+			"--lwm2m", lwm2m.url, "--endpoint", endpoint, "--json"], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+		let output = "";
+		child.stdout!.on("data", (chunk) => (output += chunk));
+		child.stderr!.on("data", (chunk) => (output += chunk));
+		const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+		try {
+			const registration = await registered;
+			assert.is((await silent.request(to(registration), { code: "PUT", path: "/5/0/3", options: [{ name: "Uri-Query", value: text("pmax=1") }] })).code, "2.04");
+			assert.is((await silent.request(to(registration), { code: "GET", path: "/5/0/3", options: [{ name: "Observe", value: uint(0) }] })).code, "2.05");
+			for (let i = 0; i < 500 && !silent.received.some((packet) => packet.confirmable); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+			process.kill(-child.pid!, "SIGINT");
+			// Generous: the shutdown takes milliseconds; before, the retransmissions held the run for over a minute.
+			const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 45000);
+			const code = await exited;
+			clearTimeout(timer);
+			const events = output.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as DeviceReport);
+			assert.is(code, 0, output);
+			assert.ok(events.some((event) => event.event === "shutdown"), output);
+			assert.ok(events.some((event) => event.event === "idle"), output);
+			assert.is(lwm2m.registration(endpoint), undefined, "de-registered");
+		}
+		finally {
+			if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
+			await silent.close();
+		}
 	});
 }
 

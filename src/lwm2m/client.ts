@@ -116,11 +116,15 @@ export class Lwm2mClient {
 		this.#registration.start();
 	}
 
-	stop(deregister: boolean): void {
+	/**
+		Ends the client; `done` once it sends nothing more. `deregister` on an orderly power-off; a reboot
+		keeps the registration and observations for the next boot (Registration Update, then notifications).
+	*/
+	stop(deregister: boolean, done?: () => void): void {
 		this.#ports.clock.clearTimeout(this.#assemblyTimer);
 		this.#assembly.reset();
 		this.#observations.close();
-		this.#registration.stop(deregister);
+		this.#registration.stop(deregister, done);
 	}
 
 	/** The default self-test of an image an LwM2M server sent: the new firmware registers with it again. */
