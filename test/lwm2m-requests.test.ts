@@ -12,6 +12,7 @@ import { Lwm2mServer, type Registration } from "../host-sim/server/lwm2m-server"
 import { runDevice, type DeviceCommand, type DeviceOutcome, type DeviceReport } from "../host-sim/device";
 import { RawCoapPeer, block, option, uint, uintOf } from "./support/raw-coap-peer";
 import { tempDir } from "./support/sim";
+import { makeAppImage } from "../host-sim/image";
 
 const engines = ["node", "xs"] as const;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -226,6 +227,26 @@ for (const engine of engines) {
 			if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
 			await silent.close();
 		}
+	});
+
+	test(`${engine}: the Package pushed in TLV, SenML CBOR or SenML JSON is streamed to the slot and verified; a malformed one ends with 6`, async () => {
+		await withBoard(engine, async (endpoint, registration) => {
+			for (const format of ["tlv", "senml-cbor", "senml-json"] as const) {
+				const image = makeAppImage({ size: 96 * 1024 + 3, version: `2.0.${format.length}` });
+				assert.is(await lwm2m.push(endpoint, "/5/0/0", Buffer.from(image), { blockSize: 1024, format }), "2.04", format);
+				assert.equal(await lwm2m.read(endpoint, "/5/0/3", "text"), { code: "2.05", format: "text", value: 2 }, `${format}: Downloaded, the image verified`);
+				assert.equal((await lwm2m.read(endpoint, "/5/0/7", "text")).value, `2.0.${format.length}`, format);
+			}
+			// A TLV whose value is cut short: the last part is refused and the push ends with 6.
+			const part = (num: number, more: boolean, payload: Buffer) => peer.request(to(registration), {
+				code: "PUT", path: "/5/0/0", options: [contentFormat(11542), { name: "Block1", value: block(num, more, 6) }], payload,
+			});
+			assert.is((await part(0, true, Buffer.concat([Buffer.from("d8000800", "hex"), Buffer.alloc(1020)]))).code, "2.31");
+			assert.is((await part(1, false, Buffer.alloc(100))).code, "4.00");
+			assert.equal(await lwm2m.read(endpoint, "/5/0/5", "text"), { code: "2.05", format: "text", value: 6 });
+			const asText = await peer.request(to(registration), { code: "PUT", path: "/5/0/0", options: [contentFormat(0)], payload: text("x") });
+			assert.is(asText.code, "4.15", "text is no Package format");
+		});
 	});
 }
 

@@ -74,6 +74,8 @@ export interface PushTransfer extends Transfer {
 	write(bytes: Uint8Array): boolean;
 	/** The last block was written. */
 	finish(): void;
+	/** The pushed representation was malformed (`reason`): the push ends with 6. */
+	refuse(reason: string): void;
 }
 
 export interface JobServer {

@@ -30,6 +30,7 @@ import type { ServerSettings } from "./device-objects";
 import type { FirmwareUpdateObject } from "./firmware-update";
 import { type Lwm2mObject, coerce, entriesAt, formatPath, parsePath, readable, resourceDef, writable } from "./model";
 import { type Attributes, type Observation, Observations, type Snapshot } from "./observations";
+import { packageFormat } from "./package-reader";
 import { Registration, type RegistrationOptions } from "./registration";
 import { Session } from "./session";
 
@@ -338,13 +339,13 @@ export class Lwm2mClient {
 		return { code: Code.changed };
 	}
 
-	/** Package (/5/0/0): opaque bytes, in Block1 parts or one message; each part goes to the slot as it comes. */
+	/** Package (/5/0/0), in Block1 parts or one message, in any format of an Opaque resource; each part goes to the slot as it comes. */
 	#writePackage(message: Message, format: number): CoapReply {
-		if (format !== ContentFormat.opaque) return { code: Code.unsupportedContentFormat };
+		if (!packageFormat(format)) return { code: Code.unsupportedContentFormat };
 		const option = firstOption(message, Option.block1);
 		const block = option ? parseBlock(option) : { num: 0, more: false, szx: 6 };
 		if (!block) return { code: Code.badOption };
-		const code = this.#firmware.writePackage(block, message.payload, uintOption(message, Option.size1) ?? 0);
+		const code = this.#firmware.writePackage(block, message.payload, uintOption(message, Option.size1) ?? 0, format);
 		if (!option) return { code };
 		return { code, options: [{ number: Option.block1, value: option }] };
 	}
