@@ -92,7 +92,7 @@ for (const engine of engines) {
 			assert.is(await lwm2m.execute(endpoint, "/5/0/8/0"), "4.05");
 			assert.is(await lwm2m.write(endpoint, "/3/0/0/9", "x", { format: "text" }), "4.04");
 		});
-		assert.is(run.outcome.end, "idle");
+		assert.is(run.outcome.end, "shut-down");
 		assert.is(run.outcome.boots, 1, "nothing rebooted the board");
 	});
 
@@ -181,7 +181,7 @@ for (const engine of engines) {
 				for (let i = 0; i < 500 && silent.received.filter((packet) => packet.confirmable).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
 				assert.ok(silent.received.filter((packet) => packet.confirmable).length >= 2, "the silent observer was notified");
 			});
-			assert.is(run.outcome.end, "idle");
+			assert.is(run.outcome.end, "shut-down");
 			assert.is(run.outcome.boots, 2);
 			const shutdown = run.events.find((event) => event.event === "shutdown");
 			assert.ok(shutdown, "an orderly shutdown");
@@ -220,7 +220,7 @@ for (const engine of engines) {
 			const events = output.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as DeviceReport);
 			assert.is(code, 0, output);
 			assert.ok(events.some((event) => event.event === "shutdown"), output);
-			assert.ok(events.some((event) => event.event === "idle"), output);
+			assert.ok(events.some((event) => event.event === "shut-down"), output);
 			assert.is(lwm2m.registration(endpoint), undefined, "de-registered");
 		}
 		finally {
