@@ -322,7 +322,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
 			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
-			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300)" },
+			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },

@@ -33,7 +33,7 @@ import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
-import { type ServerSettings, deviceObject, securityObject, serverObject } from "./lwm2m/device-objects";
+import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
 import type { DownloadListener } from "./agent/download";
 import type { DownloadRecord } from "./agent/record";
@@ -53,7 +53,7 @@ export interface Updater {
 	maintenance: Maintenance;
 	/** Connects to the jobs service (when configured), then restores and resumes, then runs on-boot maintenance. */
 	start(): void;
-	/** Orderly shutdown: the agent persists everything and disconnects; then the device restarts when asked. */
+	/** Orderly shutdown: the agent persists everything and disconnects; then the device restarts when asked (else an LwM2M client de-registers). */
 	shutdown(restart: boolean): void;
 }
 
@@ -87,6 +87,8 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	};
 	// One CoAP endpoint serves the LwM2M client and coap:// pulls; its socket opens on first use.
 	let lwm2m: Lwm2mClient | undefined;
+	/** The orderly shutdown under way ends in a power-off, not a restart. */
+	let poweringOff = false;
 	const coap = new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
 		request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
 	});
@@ -117,8 +119,17 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			lwm2m.reportResult(updateId);
 			return false;
 		},
-		// The LwM2M session is kept (not de-registered): the next boot updates it and the server keeps its observations.
-		shutDown: () => (aws?.stop(), lwm2m?.stop(false), listener.shutDown?.()),
+		// A power-off de-registers (LwM2M Core §6.2.3; Wakaama and Anjay do so when closed). A reboot — Execute
+		// Reboot, an install, a reboot warning — keeps the session: the next boot updates the registration and the
+		// server keeps its observations. Either way the endpoint closes, its retransmissions with it: nothing
+		// outstanding outlives the shutdown.
+		shutDown: () => {
+			aws?.stop();
+			coap.abandon();
+			if (lwm2m) lwm2m.stop(poweringOff, () => coap.close());
+			else coap.close();
+			listener.shutDown?.();
+		},
 	};
 	const agent = new Agent(ports, options, reporting);
 	lwm2m = createLwm2m(agent, boot, { coap, udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
@@ -142,6 +153,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			maintenance.startOnBoot();
 		},
 		shutdown(restart) {
+			poweringOff = !restart;
 			maintenance.close();
 			agent.shutdown();
 			if (restart) boot.restart();
@@ -159,8 +171,10 @@ function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxD
 		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
 		return undefined;
 	}
+	const lifetime = numberSetting("lifetime", 300);
+	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {
-		serverUri, shortServerId: 1, lifetime: numberSetting("lifetime", 300), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
+		serverUri, shortServerId: 1, lifetime: Math.max(minLifetime, Math.floor(lifetime)), minPeriod: numberSetting("pmin", 0) | 0, maxPeriod: numberSetting("pmax", 0) | 0,
 	};
 	const firmware = new FirmwareUpdateObject(agent, maxDeferSeconds, (action) => ports.clock.setTimeout(action, 200));
 	const device = deviceObject({

@@ -8,7 +8,7 @@ import {
 	serializeMessage, stringBytes, stringOptions, uintBytes, uintOption, type CoapOption, type Message,
 } from "../src/coap/message";
 import { CoapEndpoint, defaultEndpointOptions, type CoapReply, type CoapRequest, type EndpointOptions } from "../src/coap/endpoint";
-import { Block1Receiver, block2Reply, defaultSzx } from "../src/coap/block";
+import { Block1Assembly, Block1Receiver, block2Reply, defaultSzx } from "../src/coap/block";
 import type { UdpHandler, UdpOpener } from "../src/platform/ports";
 import { FakeClock } from "./support/fake-clock";
 import * as dgram from "node:dgram";
@@ -348,6 +348,24 @@ test("block: Block1Receiver tells in-order, duplicate and out-of-order parts", (
 	assert.is(receiver.received, 180);
 	assert.is(receiver.part({ num: 0, more: true, szx: 2 }, 64), "in-order", "block 0 restarts");
 	assert.is(receiver.received, 64);
+});
+
+test("block: Block1Assembly hands on a body only whole, of one upload, within its limit", () => {
+	const assembly = new Block1Assembly(100);
+	const bytes = (length: number, fill: number) => new Uint8Array(length).fill(fill);
+	const single = bytes(10, 1);
+	assert.is(assembly.part("a", { num: 0, more: false, szx: 2 }, single, undefined), single, "one part: the payload itself");
+	assert.is(assembly.part("a", { num: 0, more: true, szx: 2 }, bytes(64, 1), undefined), Code.continue);
+	assert.is(assembly.part("a", { num: 0, more: true, szx: 2 }, bytes(64, 1), undefined), Code.continue, "block 0 again starts over");
+	assert.is(assembly.part("b", { num: 1, more: false, szx: 2 }, bytes(20, 2), undefined), Code.requestEntityIncomplete, "another upload's part");
+	assert.is(assembly.part("a", { num: 2, more: false, szx: 2 }, bytes(20, 2), undefined), Code.requestEntityIncomplete, "out of sequence");
+	const body = assembly.part("a", { num: 1, more: false, szx: 2 }, bytes(20, 2), undefined) as Uint8Array;
+	assert.equal([...body], [...bytes(64, 1), ...bytes(20, 2)]);
+	assert.is(assembly.part("a", { num: 1, more: false, szx: 2 }, bytes(20, 2), undefined), Code.requestEntityIncomplete, "done: nothing under way");
+	assert.is(assembly.part("a", { num: 0, more: true, szx: 2 }, bytes(64, 1), 101), Code.requestEntityTooLarge, "Size1 past the limit");
+	assert.is(assembly.part("a", { num: 0, more: true, szx: 2 }, bytes(64, 1), undefined), Code.continue);
+	assert.is(assembly.part("a", { num: 1, more: true, szx: 2 }, bytes(64, 1), undefined), Code.requestEntityTooLarge, "128 bytes pass 100");
+	assert.is(assembly.part("a", { num: 2, more: false, szx: 2 }, bytes(1, 1), undefined), Code.requestEntityIncomplete, "the upload ended");
 });
 
 // The board's UDP sockets: faults repeat with their seed, and an idle socket does not hold the run loop.

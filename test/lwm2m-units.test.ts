@@ -10,6 +10,9 @@ import { type Entry, Kind, coerce } from "../src/lwm2m/model";
 import { Observations, type Observation, type Snapshot } from "../src/lwm2m/observations";
 import { decodeSenmlCbor, decodeSenmlJson, encodeSenmlCbor, encodeSenmlJson } from "../src/lwm2m/senml";
 import { Session } from "../src/lwm2m/session";
+import { PackageReader } from "../src/lwm2m/package-reader";
+import { contentFormats, encode, type Lwm2mFormat } from "../host-sim/server/lwm2m-formats";
+import { createHash } from "node:crypto";
 import { decodeTlv, encodeTlv } from "../src/lwm2m/tlv";
 import { FakeClock } from "./support/fake-clock";
 import { MemoryStore } from "./support/memory-store";
@@ -208,6 +211,55 @@ test("observe: attributes refuse pmax below pmin and lt above gt", () => {
 	assert.is(o.observations.attributesAt([3, 0, 1]).pmin, 5, "inherited from the instance");
 	assert.ok(o.observations.setAttributes([3, 0], { pmin: undefined }));
 	assert.is(o.observations.attributesAt([3, 0, 1]).pmin, 0, "cleared: the server's default");
+});
+
+// The Package (/5/0/0) out of a write in each format an Opaque resource may be written in, part by part.
+
+function readPackage(format: number, wire: Uint8Array, partBytes: number): { bytes: Buffer; error: string | undefined } {
+	const reader = new PackageReader(format), out: Buffer[] = [];
+	for (let at = 0; at < wire.length; at += partBytes) {
+		const error = reader.feed(wire.subarray(at, at + partBytes), (bytes) => (out.push(Buffer.from(bytes)), true));
+		if (error) return { bytes: Buffer.concat(out), error };
+	}
+	return { bytes: Buffer.concat(out), error: reader.end() };
+}
+
+const packageBytes = Buffer.concat(Array.from({ length: 160 }, (_, i) => createHash("sha256").update(String(i)).digest())).subarray(0, 5001);
+
+test("package reader: opaque, TLV, SenML CBOR and SenML JSON give the package back, whatever the parts", () => {
+	for (const format of ["opaque", "tlv", "senml-cbor", "senml-json"] as Lwm2mFormat[]) {
+		const wire = encode(format, "/5/0/0", packageBytes);
+		for (const partBytes of [1, 7, 16, 1024, wire.length]) {
+			const { bytes, error } = readPackage(contentFormats[format], wire, partBytes);
+			assert.is(error, undefined, `${format} in ${partBytes}-byte parts`);
+			assert.ok(bytes.equals(packageBytes), `${format} in ${partBytes}-byte parts`);
+		}
+	}
+	// An indefinite map and byte string in chunks, a name split into bn and n, a float time and a text label skipped.
+	const cbor = hex("81 bf 00 61 30 21 65 2f352f302f 06 f9 3e00 63 766c6f 63 333a30 08 5f 42 0102 41 03 40 ff ff");
+	for (const partBytes of [1, 3, cbor.length]) assert.equal(readPackage(ContentFormat.senmlCbor, cbor, partBytes), { bytes: Buffer.of(1, 2, 3), error: undefined });
+	// White space, standard base64 with padding, a time before vd.
+	const json = Buffer.from(' [ { "bn" : "/5/0/", "t": -1.5e3, "n":"0" ,\n "vd" : "AQID/w==" } ] ');
+	for (const partBytes of [1, 5, json.length]) assert.equal(readPackage(ContentFormat.senmlJson, json, partBytes), { bytes: Buffer.of(1, 2, 3, 255), error: undefined });
+	assert.equal(readPackage(ContentFormat.senmlJson, Buffer.from('[{"bn":"/5/0/0","vd":"-_8"}]'), 4), { bytes: Buffer.of(0xfb, 0xff), error: undefined });
+});
+
+test("package reader: a part that is not what its format says is refused with a reason", () => {
+	const refused = (format: number, wire: Uint8Array) => readPackage(format, wire, 3).error;
+	assert.is(refused(ContentFormat.tlv, hex("c1 01 05")), "tlv: the package is resource 0");
+	assert.is(refused(ContentFormat.tlv, hex("08 00 03 c1 00 05")), "tlv: the package is one resource element");
+	assert.is(refused(ContentFormat.tlv, hex("c2 00 0102 03")), "tlv: bytes after the package");
+	assert.is(refused(ContentFormat.tlv, hex("c8 00 05 0102")), "tlv: package cut short");
+	assert.is(refused(ContentFormat.senmlCbor, hex("82 a1 08 41 01 a1 08 41 02")), "senml cbor: one record only");
+	assert.is(refused(ContentFormat.senmlCbor, hex("81 a2 21 66 2f352f302f31 08 41 01")), "senml cbor: the record names another resource");
+	assert.is(refused(ContentFormat.senmlCbor, hex("81 a1 08 61 41")), "senml cbor: vd is one byte string");
+	assert.is(refused(ContentFormat.senmlCbor, hex("81 a1 08 45 0102")), "senml cbor: record cut short");
+	assert.is(refused(ContentFormat.senmlCbor, hex("81 a1 02 01")), "senml cbor: no vd");
+	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"bn":"/5/0/1","vd":"AQ"}]')), "senml json: the record names another resource");
+	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"A*"}]')), "senml json: bad base64");
+	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"},{"vd":"AQ"}]')), "senml json: one record only");
+	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"')), "senml json: record cut short");
+	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ","x":{"a":1}}]')), "senml json: unsupported value");
 });
 
 test.run();

@@ -89,7 +89,9 @@ export class XsEngine implements Engine {
 
 	async boot(board: Board): Promise<EngineStop> {
 		this.#board = board;
-		const child = spawn(xsnapWorkerPath(), ["xs-ota-device"], { stdio: ["ignore", "inherit", "inherit", "pipe", "pipe"] });
+		// Its own process group: a Ctrl-C (SIGINT to the terminal's group) reaches the run loop, which shuts the device
+		// down in order through this worker; the worker ends with its pipes when the run ends or dies.
+		const child = spawn(xsnapWorkerPath(), ["xs-ota-device"], { stdio: ["ignore", "inherit", "inherit", "pipe", "pipe"], detached: true });
 		this.#process = child;
 		this.#toXs = child.stdio[3] as Writable;
 		this.#fromXs = child.stdio[4] as Readable;

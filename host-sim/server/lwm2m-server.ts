@@ -199,12 +199,15 @@ export class Lwm2mServer extends EventEmitter {
 		return observation;
 	}
 
-	/** Writes `bytes` to a resource by Block1 PUTs (RFC 7959), each block sent after the previous 2.31. */
-	async push(endpoint: string, path: string, bytes: Buffer, options: { blockSize?: number } = {}): Promise<string> {
-		const blockSize = options.blockSize ?? 512;
+	/**
+		Writes `bytes` to a resource by Block1 PUTs (RFC 7959), each block sent after the previous 2.31: as they are
+		(opaque), or as the value of that resource in TLV or SenML (a Package may be written in any of them).
+	*/
+	async push(endpoint: string, path: string, bytes: Buffer, options: { blockSize?: number; format?: Lwm2mFormat } = {}): Promise<string> {
+		const blockSize = options.blockSize ?? 512, format = options.format ?? "opaque";
 		const szx = Math.log2(blockSize) - 4;
 		if (!Number.isInteger(szx) || szx < 0 || szx > 6) throw new Error("block size is a power of two from 16 to 1024");
-		return (await this.#request(endpoint, { method: "PUT", path, format: contentFormats.opaque, payload: bytes, block1: szx })).code;
+		return (await this.#request(endpoint, { method: "PUT", path, format: contentFormats[format], payload: encode(format, path, bytes), block1: szx })).code;
 	}
 
 	close(): Promise<void> {

@@ -39,7 +39,7 @@ import { ErasePlan } from "./erase-plan";
 import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
 import { confirmPackage, headStatus } from "./job-server";
 import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames, policyOf } from "./record";
-import { parseUrl, queryParameter, schemePort } from "./url";
+import { parseUrl, queryParameter, schemePort, uriScheme } from "./url";
 import { utf8Length } from "../lib/utf8";
 import { isNewerVersion } from "./version";
 
@@ -75,6 +75,8 @@ export interface PushTransfer extends Transfer {
 	write(bytes: Uint8Array): boolean;
 	/** The last block was written. */
 	finish(): void;
+	/** The pushed representation was malformed (`reason`): the push ends with 6. */
+	refuse(reason: string): void;
 }
 
 export interface JobServer {
@@ -317,10 +319,12 @@ export class Agent {
 		this.#beginJob(request);
 		if (this.#refused(request)) return;
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
+		// A scheme the agent cannot fetch is 9 even when the rest does not parse (file:///etc/passwd has no host).
+		const scheme = uriScheme(uri);
+		if (scheme !== undefined && (schemePort(scheme) === undefined || (scheme === "coap" && !this.#ports.coap)))
+			return this.#endDownload(Result.unsupportedProtocol, `scheme ${scheme}`);
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
-		if (schemePort(url.scheme) === undefined || (url.scheme === "coap" && !this.#ports.coap))
-			return this.#endDownload(Result.unsupportedProtocol, `scheme ${url.scheme}`);
 		this.#startDownload();
 	}
 

@@ -12,6 +12,11 @@ export function schemePort(scheme: string): number | undefined {
 /** Spaces and controls: never part of a URI, and a CR or LF would end the request line it is sent in. */
 const unsafe = /[\x00-\x20\x7f]/;
 
+/** The scheme an absolute URI names (lower case), whether or not the rest of it parses; undefined without one. */
+export function uriScheme(text: string): string | undefined {
+	return /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(text)?.[1].toLowerCase();
+}
+
 /** Parses an absolute URI; returns a short reason when it is not one. */
 export function parseUrl(text: string): Url | string {
 	if (unsafe.test(text)) return "malformed uri";

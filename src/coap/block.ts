@@ -3,7 +3,7 @@
 	following a Block1 upload part by part so each part can be written where it belongs as it arrives.
 */
 
-import { Option, blockBytes, blockSize, uintBytes, type Block, type CoapOption } from "./message";
+import { Code, Option, blockBytes, blockSize, uintBytes, type Block, type CoapOption } from "./message";
 
 /** Header, token and options a block reply needs besides its payload. */
 const replyOverhead = 128;
@@ -73,5 +73,59 @@ export class Block1Receiver {
 	reset(): void {
 		this.received = 0;
 		this.#lastOffset = -1;
+	}
+}
+
+/**
+	Gathers the parts of a Block1 request body for a resource that takes it only whole (RFC 7959 §2.3): a
+	partial body is never handed on. One upload at a time, named by `key` (peer, method, path); at most
+	`limit` bytes. The buffer exists only while an upload of more than one part is under way.
+	  block 0, no more parts      the body is the payload itself (no buffer)
+	  block 0, more parts         starts over (Size1 above the limit: 4.13 at once), 2.31
+	  the next part               kept, 2.31; the last one hands on the body
+	  the part just kept, again   2.31 (its answer was lost)
+	  any other part, another key 4.08 Request Entity Incomplete
+	  past the limit              4.13 Request Entity Too Large: the upload ends (its answer carries Size1)
+*/
+export class Block1Assembly {
+	readonly limit: number;
+	#parts = new Block1Receiver();
+	#buffer: Uint8Array | undefined;
+	#key = "";
+
+	constructor(limit: number) {
+		this.limit = limit;
+	}
+
+	/** The whole body once its last part came, or the code to answer this part with. */
+	part(key: string, block: Block, payload: Uint8Array, size1: number | undefined): Uint8Array | number {
+		if (block.num === 0) {
+			this.reset();
+			if ((size1 ?? 0) > this.limit || payload.length > this.limit) return Code.requestEntityTooLarge;
+			if (!block.more) return payload;
+			this.#key = key;
+			this.#buffer = new Uint8Array(this.limit);
+		}
+		const buffer = this.#buffer;
+		if (!buffer || key !== this.#key) return Code.requestEntityIncomplete;
+		const part = this.#parts.part(block, payload.length);
+		if (part === "out-of-order") return Code.requestEntityIncomplete;
+		if (part === "duplicate") return Code.continue;
+		if (this.#parts.received > this.limit) {
+			this.reset();
+			return Code.requestEntityTooLarge;
+		}
+		buffer.set(payload, this.#parts.offset);
+		if (block.more) return Code.continue;
+		const body = buffer.subarray(0, this.#parts.received);
+		this.reset();
+		return body;
+	}
+
+	/** Drops the upload under way (its buffer with it). */
+	reset(): void {
+		this.#parts.reset();
+		this.#buffer = undefined;
+		this.#key = "";
 	}
 }

@@ -158,13 +158,21 @@ export class CoapEndpoint {
 		});
 	}
 
-	/** Cancels everything outstanding; no callback is called afterwards. */
-	close(): void {
+	/**
+		Cancels every exchange (retransmissions stop) and every separate response still to come, without
+		calling back; the socket stays open for what is sent next.
+	*/
+	abandon(): void {
 		for (const queue of this.#exchanges.values())
 			for (const exchange of queue) this.#ports.clock.clearTimeout(exchange.timer);
 		this.#exchanges.clear();
 		for (const timer of this.#separateTimers) this.#ports.clock.clearTimeout(timer);
 		this.#separateTimers.clear();
+	}
+
+	/** Cancels everything outstanding and closes the socket; no callback is called afterwards. */
+	close(): void {
+		this.abandon();
 		this.#received.fill(undefined);
 		this.#notifications.fill(undefined);
 		this.#socket?.close();

@@ -10,14 +10,19 @@
 	  PUT with a query only     Write-Attributes (pmin pmax gt lt st; a name without value clears it)
 	  POST on a resource        Execute (payload: its arguments)   POST on an instance: Write (partial update)
 	  DELETE, POST on an object, FETCH, iPATCH   4.05: the objects have one fixed instance
+	  POST on a resource instance                 4.05 (no Execute there); any other request to one that
+	                                              does not exist (a single resource has none) 4.04
 	Object 0 is the client's own: 4.01 to the server. A write checks every value before it applies any.
+	A PUT or POST in Block1 parts (other than the Package, written part by part) runs once its body is whole:
+	2.31 until then, 4.08 for a part out of sequence, 4.13 with Size1 past maxGatheredBytes.
 
 	The final Update Result of an update counts as acknowledged once the server took it: an acknowledged
 	notification of a path that holds /5/0/5, or its read.
 */
 
 import type { CoapEndpoint, CoapReply, CoapRequest, Peer } from "../coap/endpoint";
-import { block2Reply, defaultSzx } from "../coap/block";
+import { maxUriBytes } from "../agent/record";
+import { Block1Assembly, block2Reply, defaultSzx } from "../coap/block";
 import { Code, ContentFormat, type CoapOption, type Message, Option, bytesString, firstOption, parseBlock, stringBytes, stringOptions, uintBytes, uintOption } from "../coap/message";
 import type { Clock, KeyValueStore, Logger, UdpOpener } from "../platform/ports";
 import { answerFormat, decodeEntries, encodeEntries, supportedFormat } from "./content-format";
@@ -25,6 +30,7 @@ import type { ServerSettings } from "./device-objects";
 import type { FirmwareUpdateObject } from "./firmware-update";
 import { type Lwm2mObject, coerce, entriesAt, formatPath, parsePath, readable, resourceDef, writable } from "./model";
 import { type Attributes, type Observation, Observations, type Snapshot } from "./observations";
+import { packageFormat } from "./package-reader";
 import { Registration, type RegistrationOptions } from "./registration";
 import { Session } from "./session";
 
@@ -43,6 +49,13 @@ export interface Lwm2mListener {
 
 const securityObjectId = 0;
 const updateResultPath = [5, 0, 5];
+/**
+	The largest body gathered from Block1 parts: a Package URI of the most the agent takes (2048 bytes,
+	record.ts) with room for a TLV or SenML wrapping. Anything longer is 4.13.
+*/
+const maxGatheredBytes = maxUriBytes + 256;
+/** A Block1 body whose next part does not come within this is dropped. */
+const assemblySilenceMs = 60000;
 
 export class Lwm2mClient {
 	#ports: Lwm2mPorts;
@@ -54,6 +67,10 @@ export class Lwm2mClient {
 	#listener: Lwm2mListener;
 	#pendingResult: number | undefined;
 	#whenRegistered: (() => void)[] = [];
+	#assembly = new Block1Assembly(maxGatheredBytes);
+	#assemblyTimer: unknown;
+	/** Observations came back from the session at boot: the first registration notifies them all. */
+	#afterBoot = false;
 	#maxSzx: number;
 
 	constructor(ports: Lwm2mPorts, objects: Lwm2mObject[], firmware: FirmwareUpdateObject, settings: ServerSettings,
@@ -74,7 +91,8 @@ export class Lwm2mClient {
 		this.#registration = new Registration(ports, session, settings, options, () => this.#links(), {
 			registered: (fresh) => {
 				if (fresh) this.#observations.forget();
-				this.#observations.resume();
+				this.#observations.resume(this.#afterBoot);
+				this.#afterBoot = false;
 				const waiting = this.#whenRegistered;
 				this.#whenRegistered = [];
 				for (const callback of waiting) callback();
@@ -95,12 +113,19 @@ export class Lwm2mClient {
 	start(): void {
 		this.#session.load();
 		this.#observations.restore();
+		this.#afterBoot = true;
 		this.#registration.start();
 	}
 
-	stop(deregister: boolean): void {
+	/**
+		Ends the client; `done` once it sends nothing more. `deregister` on an orderly power-off; a reboot
+		keeps the registration and observations for the next boot (Registration Update, then notifications).
+	*/
+	stop(deregister: boolean, done?: () => void): void {
+		this.#ports.clock.clearTimeout(this.#assemblyTimer);
+		this.#assembly.reset();
 		this.#observations.close();
-		this.#registration.stop(deregister);
+		this.#registration.stop(deregister, done);
 	}
 
 	/** The default self-test of an image an LwM2M server sent: the new firmware registers with it again. */
@@ -139,22 +164,58 @@ export class Lwm2mClient {
 		if (path[0] === securityObjectId) return reply({ code: Code.unauthorized });
 		const object = this.#object(path[0]);
 		if (path.length && !object) return reply({ code: Code.notFound });
-		switch (request.method) {
-			case Code.get: return reply(this.#get(request.peer, message, path, object));
-			case Code.put: return reply(this.#put(message, path, object));
-			case Code.post: return reply(this.#post(message, path, object));
-			default: return reply({ code: Code.methodNotAllowed });
+		const block1 = firstOption(message, Option.block1);
+		// The Package takes its Block1 parts one by one (#writePackage); any other body is used only whole.
+		if (block1 && (request.method === Code.put || request.method === Code.post) && !isPackage(path))
+			return reply(this.#gather(request, path, object, block1));
+		reply(this.#handle(request.method, request.peer, message, path, object));
+	}
+
+	#handle(method: number, peer: Peer, message: Message, path: number[], object: Lwm2mObject | undefined): CoapReply {
+		switch (method) {
+			case Code.get: return this.#get(peer, message, path, object);
+			case Code.put: return this.#put(message, path, object);
+			case Code.post: return this.#post(message, path, object);
+			default: return { code: Code.methodNotAllowed };
 		}
+	}
+
+	/** One Block1 part of a write or Execute: 2.31 until the body is whole, then the request runs with it (RFC 7959 §2.3). */
+	#gather(request: CoapRequest, path: number[], object: Lwm2mObject | undefined, option: Uint8Array): CoapReply {
+		const message = request.message, block = parseBlock(option);
+		if (!block) return { code: Code.badOption };
+		const { clock } = this.#ports, assembly = this.#assembly;
+		const key = `${request.peer.address}:${request.peer.port} ${request.method} ${formatPath(path)}`;
+		const body = assembly.part(key, block, message.payload, uintOption(message, Option.size1));
+		clock.clearTimeout(this.#assemblyTimer);
+		const echo: CoapOption = { number: Option.block1, value: option };
+		if (body === Code.continue) {
+			// A server that stops sending mid-body does not keep the buffer.
+			this.#assemblyTimer = clock.setTimeout(() => assembly.reset(), assemblySilenceMs);
+			return { code: body, options: [echo] };
+		}
+		if (body === Code.requestEntityTooLarge) return { code: body, options: [{ number: Option.size1, value: uintBytes(assembly.limit) }] };
+		if (typeof body === "number") return { code: body };
+		const answer = this.#handle(request.method, request.peer, { ...message, payload: body }, path, object);
+		return { ...answer, options: (answer.options ?? []).concat(echo) };
 	}
 
 	#object(id: number | undefined): Lwm2mObject | undefined {
 		return this.#objects.find((object) => object.id === id);
 	}
 
-	/** 4.04 for an instance or resource this object does not have; undefined when the path exists. */
+	/**
+		4.04 for an instance, resource or resource instance this object does not have; undefined when the path
+		exists. Only a multiple resource has resource instances: /3/0/0/9 does not exist.
+	*/
 	#missing(path: readonly number[], object: Lwm2mObject): number | undefined {
 		if (path.length > 1 && object.instances().indexOf(path[1]) < 0) return Code.notFound;
-		if (path.length > 2 && !resourceDef(object, path[2])) return Code.notFound;
+		const def = path.length > 2 ? resourceDef(object, path[2]) : undefined;
+		if (path.length > 2 && !def) return Code.notFound;
+		if (path.length > 3) {
+			const values = def!.multiple ? object.read(path[1], def!.id) as readonly unknown[] | undefined : undefined;
+			if (!values || path[3] >= values.length) return Code.notFound;
+		}
 		return undefined;
 	}
 
@@ -240,7 +301,9 @@ export class Lwm2mClient {
 	}
 
 	#post(message: Message, path: number[], object: Lwm2mObject | undefined): CoapReply {
-		if (!object || path.length < 2) return { code: Code.methodNotAllowed };
+		// Core's operations table gives POST on a resource instance no meaning (Execute targets a resource,
+		// partial Write an instance): 4.05, whether or not that resource instance exists.
+		if (!object || path.length < 2 || path.length > 3) return { code: Code.methodNotAllowed };
 		const missing = this.#missing(path, object);
 		if (missing) return { code: missing };
 		if (path.length === 2) return this.#write(message, path, object);
@@ -253,7 +316,7 @@ export class Lwm2mClient {
 	#write(message: Message, path: number[], object: Lwm2mObject): CoapReply {
 		const format = uintOption(message, Option.contentFormat) ?? ContentFormat.text;
 		if (!supportedFormat(format)) return { code: Code.unsupportedContentFormat };
-		if (object.id === 5 && path.length === 3 && path[2] === 0) return this.#writePackage(message, format);
+		if (isPackage(path)) return this.#writePackage(message, format);
 		const target = path.length > 2 ? resourceDef(object, path[2]) : undefined;
 		const written = decodeEntries(format, message.payload, path, target?.kind);
 		if (typeof written === "string") return { code: Code.badRequest, payload: stringBytes(written) };
@@ -276,13 +339,13 @@ export class Lwm2mClient {
 		return { code: Code.changed };
 	}
 
-	/** Package (/5/0/0): opaque bytes, in Block1 parts or one message; each part goes to the slot as it comes. */
+	/** Package (/5/0/0), in Block1 parts or one message, in any format of an Opaque resource; each part goes to the slot as it comes. */
 	#writePackage(message: Message, format: number): CoapReply {
-		if (format !== ContentFormat.opaque) return { code: Code.unsupportedContentFormat };
+		if (!packageFormat(format)) return { code: Code.unsupportedContentFormat };
 		const option = firstOption(message, Option.block1);
 		const block = option ? parseBlock(option) : { num: 0, more: false, szx: 6 };
 		if (!block) return { code: Code.badOption };
-		const code = this.#firmware.writePackage(block, message.payload, uintOption(message, Option.size1) ?? 0);
+		const code = this.#firmware.writePackage(block, message.payload, uintOption(message, Option.size1) ?? 0, format);
 		if (!option) return { code };
 		return { code, options: [{ number: Option.block1, value: option }] };
 	}
@@ -321,6 +384,10 @@ function covers(outer: readonly number[], inner: readonly number[]): boolean {
 	for (let i = 0; i < outer.length; i++)
 		if (outer[i] !== inner[i]) return false;
 	return true;
+}
+
+function isPackage(path: readonly number[]): boolean {
+	return path.length === 3 && path[0] === 5 && path[1] === 0 && path[2] === 0;
 }
 
 function contentFormat(format: number): CoapOption {

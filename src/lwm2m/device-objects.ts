@@ -17,6 +17,12 @@ export interface ServerSettings {
 
 const noSec = 3;
 
+/**
+	The shortest registration lifetime (s), for a server's write and the configuration alike: the client
+	updates at 90% of it, and a shorter one would spend the radio on Registration Updates.
+*/
+export const minLifetime = 60;
+
 export function securityObject(settings: ServerSettings): ResourceTable {
 	return new ResourceTable(0, "1.0", [
 		{ id: 0, kind: Kind.string, read: () => settings.serverUri },
@@ -36,7 +42,7 @@ export function serverObject(settings: ServerSettings, changed: () => void, trig
 	};
 	return new ResourceTable(1, "1.1", [
 		{ id: 0, kind: Kind.integer, read: () => settings.shortServerId },
-		{ id: 1, kind: Kind.integer, read: () => settings.lifetime, write: setting((value) => (settings.lifetime = value), 60) },
+		{ id: 1, kind: Kind.integer, read: () => settings.lifetime, write: setting((value) => (settings.lifetime = value), minLifetime) },
 		{ id: 2, kind: Kind.integer, read: () => settings.minPeriod, write: setting((value) => (settings.minPeriod = value), 0) },
 		{ id: 3, kind: Kind.integer, read: () => settings.maxPeriod, write: setting((value) => (settings.maxPeriod = value), 0) },
 		{ id: 6, kind: Kind.boolean, read: () => false },

@@ -2,7 +2,7 @@
 	LwM2M Object 5 (Firmware Update, v1.1) served over the agent: the agent's FirmwareObject, record and job
 	list stay the one source of truth, and every resource here reads or drives them.
 
-	  0 Package           W   a push (Block1, written as it arrives); empty resets the object
+	  0 Package           W   a push (Block1, written as it arrives; opaque, TLV or SenML); empty resets the object
 	  1 Package URI       RW  http(s):// or coap:// pull; empty resets
 	  2 Update            E   installs through the maintenance gate (11 deferred while it holds)
 	  3 State, 5 Update Result  R
@@ -18,8 +18,9 @@ import type { Agent, JobOptions, PushTransfer } from "../agent/agent";
 import { State } from "../agent/firmware-object";
 import { type SeverityName, severityNames } from "../agent/job-list";
 import { Block1Receiver } from "../coap/block";
-import { type Block, Code } from "../coap/message";
+import { type Block, Code, ContentFormat } from "../coap/message";
 import { Kind, type Value } from "./model";
+import { PackageReader } from "./package-reader";
 import { ResourceTable } from "./resource-table";
 
 const protocols: readonly Value[] = [0, 2, 3];
@@ -31,6 +32,10 @@ export class FirmwareUpdateObject extends ResourceTable {
 	#maxDeferSeconds: number;
 	#push: PushTransfer | undefined;
 	#parts = new Block1Receiver();
+	#reader: PackageReader | undefined;
+	/** Whether the push took every byte of the current part; #sink is made once, not per part. */
+	#written = true;
+	#sink = (bytes: Uint8Array): boolean => (this.#written = this.#written && this.#push !== undefined && this.#push.write(bytes));
 	#defer: (action: () => void) => void;
 
 	/** `defer` runs an action a moment later: Update's 2.04 must go out before the install reboots. */
@@ -85,7 +90,7 @@ export class FirmwareUpdateObject extends ResourceTable {
 	#cancel(): number {
 		const state = this.#agent.state;
 		if (state !== State.downloading && state !== State.downloaded) return Code.methodNotAllowed;
-		this.#push = undefined;
+		this.#endPush();
 		return this.#drive(() => this.#agent.cancel());
 	}
 
@@ -103,41 +108,56 @@ export class FirmwareUpdateObject extends ResourceTable {
 
 	/** A Package written in one message: a push of one block, or empty to reset. */
 	#writeWhole(bytes: Uint8Array): number {
-		return this.writePackage({ num: 0, more: false, szx: 6 }, bytes, bytes.length);
+		return this.writePackage({ num: 0, more: false, szx: 6 }, bytes, bytes.length, ContentFormat.opaque);
 	}
 
 	/**
-		One Block1 part of a Package write (RFC 7959 §2.3). Block 0 starts a push (empty and last: a reset); the
-		next part in order is written; the part just written, sent again, is answered again; any other part is
-		4.08 Request Entity Incomplete. `size` is Size1 when the server sent it (0 otherwise).
+		One Block1 part of a Package write (RFC 7959 §2.3) in `format` (package-reader.ts: opaque, TLV, SenML).
+		Block 0 starts a push (an empty package in one part: a reset); the next part in order is written; the
+		part just written, sent again, is answered again; any other part is 4.08 Request Entity Incomplete. A
+		part that is not what its format says is 4.00, and the push ends with 6. `size` is Size1 when the server
+		sent it (0 otherwise): the package's own size only when opaque.
 	*/
-	writePackage(block: Block, payload: Uint8Array, size: number): number {
+	writePackage(block: Block, payload: Uint8Array, size: number, format: number): number {
 		const agent = this.#agent;
 		if (block.num === 0) {
-			if (!block.more && !payload.length) {
+			if (!block.more && emptyPackage(payload, format)) {
 				this.#push = undefined;
 				return this.#drive(() => agent.request({ uri: "" }));
 			}
 			let push: PushTransfer | undefined;
-			const code = this.#drive(() => (push = agent.beginPush(this.#options(), size)));
+			const code = this.#drive(() => (push = agent.beginPush(this.#options(), format === ContentFormat.opaque ? size : 0)));
 			if (code !== Code.changed) return code;
 			if (!push) return agent.result === 2 ? Code.requestEntityTooLarge : Code.changed;
 			this.#push = push;
+			this.#reader = new PackageReader(format);
 			this.#parts.reset();
 		}
-		const push = this.#push;
-		if (!push || agent.state !== State.downloading) return Code.requestEntityIncomplete;
+		const push = this.#push, reader = this.#reader;
+		if (!push || !reader || agent.state !== State.downloading) return Code.requestEntityIncomplete;
 		const part = this.#parts.part(block, payload.length);
 		if (part === "duplicate") return block.more ? Code.continue : Code.changed;
 		if (part === "out-of-order") return Code.requestEntityIncomplete;
-		if (!push.write(payload)) {
-			this.#push = undefined;
+		this.#written = true;
+		const malformed = reader.feed(payload, this.#sink) ?? (block.more ? undefined : reader.end());
+		if (!this.#written) {
+			this.#endPush();
 			return agent.result === 2 ? Code.requestEntityTooLarge : Code.requestEntityIncomplete;
 		}
+		if (malformed) {
+			this.#endPush();
+			push.refuse(`package write: ${malformed}`);
+			return Code.badRequest;
+		}
 		if (block.more) return Code.continue;
-		this.#push = undefined;
+		this.#endPush();
 		push.finish();
 		return Code.changed;
+	}
+
+	#endPush(): void {
+		this.#push = undefined;
+		this.#reader = undefined;
 	}
 
 	/** Runs an agent call; its refusals become CoAP codes. */
@@ -151,4 +171,13 @@ export class FirmwareUpdateObject extends ResourceTable {
 			return message === "shutting down" ? Code.serviceUnavailable : Code.methodNotAllowed;
 		}
 	}
+}
+
+/** Whether a one-part Package write holds no package (a reset): empty, or a format's empty value ([{"vd":""}]). */
+function emptyPackage(payload: Uint8Array, format: number): boolean {
+	if (!payload.length || format === ContentFormat.opaque) return !payload.length;
+	let bytes = 0;
+	const reader = new PackageReader(format);
+	const malformed = reader.feed(payload, (part) => ((bytes += part.length), true)) ?? reader.end();
+	return !malformed && !bytes;
 }

@@ -118,9 +118,13 @@ export class Observations {
 			if (overlaps(observation.path, prefix)) this.#consider(observation, always);
 	}
 
-	/** After (re-)registering: every observation notifies its current value, as the server may have missed changes. */
-	resume(): void {
-		for (const observation of this.#list.slice()) this.#consider(observation, true);
+	/**
+		Registered again or updated. After a boot every observation notifies its current value at once: the
+		server missed whatever changed while the device was off. Otherwise (a periodic or triggered update,
+		a registration that came back) only a change held while unregistered goes out, as its attributes allow.
+	*/
+	resume(afterBoot: boolean): void {
+		for (const observation of this.#list.slice()) this.#consider(observation, afterBoot);
 	}
 
 	/** Takes the session's observations and attributes; anything malformed is dropped (the server observes again). */

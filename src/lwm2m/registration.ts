@@ -7,7 +7,8 @@
 	  updating ─POST <location>─→ 2.04 → registered
 	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
 	  registering / updating ─ no answer, 5.xx ─→ waiting (doubling from retryBaseMs to retryMaxMs) → registering
-	  any ─stop(deregister)─→ DELETE <location> (best effort) → stopped
+	  any ─stop(deregister)─→ DELETE <location> (answered, or deregisterWaitMs) → stopped
+	  any ─stop(keep)─→ stopped, the stored registration kept for the next boot's update
 	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
 	power cut within the lifetime the client updates its registration and the server keeps its observations.
 */
@@ -37,6 +38,9 @@ export interface RegistrationPorts {
 	clock: Clock;
 	log: Logger;
 }
+
+/** How long a De-register waits for its answer: about one retransmission at RFC 7252's ACK_TIMEOUT. */
+const deregisterWaitMs = 5000;
 
 type Phase = "stopped" | "resolving" | "registering" | "updating" | "registered" | "waiting";
 
@@ -96,15 +100,27 @@ export class Registration {
 		if (this.#phase === "registered") this.#update();
 	}
 
-	/** Ends the session: De-register when registered (best effort), then nothing more is sent. */
-	stop(deregister: boolean): void {
+	/**
+		Ends the session; `done` once nothing more will be sent. `deregister` (an orderly power-off, Core
+		§6.2.3): DELETE the registration, done on its answer or after deregisterWaitMs without one — a silent
+		server must not hold the shutdown. Otherwise the stored registration stays for the next boot's update.
+	*/
+	stop(deregister: boolean, done: () => void = () => {}): void {
 		const registered = this.registered, peer = this.#peer, location = this.#location;
 		this.#halt();
 		this.#phase = "stopped";
-		if (!deregister || !registered || !peer) return;
+		if (!deregister || !registered || !peer) return done();
 		this.#session.data.registration = undefined;
 		this.#session.save();
-		this.#ports.coap.request(peer, Code.delete, pathOptions(location), undefined, true, () => {});
+		const { coap, clock } = this.#ports;
+		let timer: unknown;
+		const finished = () => {
+			clock.clearTimeout(timer);
+			cancel();
+			done();
+		};
+		const cancel = coap.request(peer, Code.delete, pathOptions(location), undefined, true, finished);
+		timer = clock.setTimeout(finished, deregisterWaitMs);
 	}
 
 	#register(): void {

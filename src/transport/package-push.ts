@@ -64,6 +64,10 @@ export class PackagePush implements Transfer {
 		this.#end({ ok: true });
 	}
 
+	refuse(reason: string): void {
+		if (this.#open) this.#end({ ok: false, result: Result.unsupportedPackage, reason });
+	}
+
 	stop(): void {
 		this.#open = false;
 		this.#ports.clock.clearTimeout(this.#timer);
