@@ -41,9 +41,10 @@ else {
 			assert.ok(aws.calls.some((call) => call.operation === "DescribeJob" && call.answer === 200 && call.atMs > throttled[1].atMs && call.jobStatus === "IN_PROGRESS"), "polling went on after the throttled poll");
 			// The pipeline: events on, the stack's rule, function and topic, the image, the alarm on the round's job.
 			assert.equal(aws.eventConfigurations, { JOB_EXECUTION: { Enabled: true } });
-			const resources = (aws.stacks.get("xs-ota-download-time")!.template as { Resources: { [id: string]: { Type: string; Properties: Record<string, unknown> } } }).Resources;
-			assert.equal(Object.values(resources).map((resource) => resource.Type).sort(), ["AWS::IAM::Role", "AWS::IoT::TopicRule", "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::SNS::Topic"]);
-			assert.equal(resources.Topic1.Properties, { TopicName: "email-notification" });
+			const [monitor, topic] = ["xs-ota-download-time", "xs-ota-topic-email-notification"].map((name) => aws.stacks.get(name)!);
+			assert.equal([monitor.status, topic.status], ["CREATE_COMPLETE", "CREATE_COMPLETE"]);
+			assert.equal(Object.values(monitor.template!.Resources).map((resource) => resource.Type).sort(), ["AWS::IAM::Role", "AWS::IoT::TopicRule", "AWS::Lambda::Function", "AWS::Lambda::Permission"]);
+			assert.equal(topic.template!.Resources.Topic, { Type: "AWS::SNS::Topic", Properties: { TopicName: "email-notification" } });
 			assert.equal([...aws.objects.keys()], ["/iot-ota-deployment-tool/0/test.bin"]);
 			const alarmCall = aws.calls.find((call) => call.operation === "PutMetricAlarm")!;
 			assert.is(alarmCall.jobStatus, undefined, "the alarm is pointed at the job before the job exists");
