@@ -215,10 +215,10 @@ test("a custom job document keeps its fields; the runtime fields are written ove
 	assert.throws(() => readCustomDocument(custom), /CUSTOM_JOB_DOCUMENT\.jobDocPath: .*job_temp\.json is not a json object/);
 });
 
-test("deploy.sh: upload, stream, events, monitor stack, then per round the alarms and the job; valid sh; rounds loop over their job ids", () => {
+test("deploy.sh: upload, stream, events, topic and monitor stacks, then per round the alarms and the job; valid sh; rounds loop over their job ids", () => {
 	const script = deployment(config).files.get("deploy.sh")!;
 	const order = ["call s3 cp '/fw/test.bin' 's3://iot-ota-deployment-tool/7/test.bin'", "call iot create-stream", "call iot update-event-configurations",
-		"call cloudformation create-stack --stack-name xs-ota-download-time", "# 4. The job", "call cloudwatch put-metric-alarm --cli-input-json 'file://alarm-DownloadTimeUpperLimitAlarm.json' --dimensions \"Name=jobId,Value=$job\"",
+		"stack 'xs-ota-topic-email-notification' 'xs-ota-topic-email-notification.json' || exit 1", "stack 'xs-ota-download-time' 'monitor-stack.json' || exit 1", "# 4. The job", "call cloudwatch put-metric-alarm --cli-input-json 'file://alarm-DownloadTimeUpperLimitAlarm.json' --dimensions \"Name=jobId,Value=$job\"",
 		"call iot create-job", 'finished "$job"', 'remove "$job"', "cleanup || exit 1"];
 	const positions = order.map((command) => script.indexOf(command));
 	assert.ok(positions.every((position, index) => position >= 0 && (index === 0 || position > positions[index - 1])), positions.join(","));
@@ -235,6 +235,21 @@ test("deploy.sh: upload, stream, events, monitor stack, then per round the alarm
 	}
 	const continuous = deployment(parseDeploymentConfig(rehearsal.replace("targetSelection = SNAPSHOT", "targetSelection = CONTINUOUS"), "dev.ini")).files.get("deploy.sh")!;
 	assert.ok(continuous.includes("never completes") && !continuous.includes('finished "$job"'));
+});
+
+test("each topic of the deployment's account gets a stack of its own, named as AWS takes stack names, one name a topic", () => {
+	const topics = ["ota", "a_b", "a-b", "x".repeat(256), `${"x".repeat(255)}y`];
+	const arns = topics.map((topic) => `arn:aws:sns:us-east-1:123456789012:${topic}`);
+	const several = parseDeploymentConfig(rehearsal.replace("snsTopics=arn:aws:sns:us-east-1:123456789012:email-notification", `snsTopics=${arns.join(",")}`), "dev.ini");
+	const { files, json } = deployment(several);
+	const stacks = [...files.get("deploy.sh")!.matchAll(/^stack '([^']+)' '([^']+)' \|\| exit 1$/gm)].map((match) => ({ name: match[1], file: match[2] }));
+	assert.equal(stacks.map((stack) => json(stack.file).Resources.Topic?.Properties.TopicName), [...topics, undefined], "a stack per topic, then the monitor stack");
+	assert.ok(stacks.every((stack) => /^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stack.name)), stacks.map((stack) => stack.name).join("\n"));
+	assert.is(new Set(stacks.map((stack) => stack.name)).size, stacks.length);
+	assert.equal(stacks.slice(0, 1), [{ name: "xs-ota-topic-ota", file: "xs-ota-topic-ota.json" }]);
+	// A topic of another account is that account's to create.
+	const foreign = parseDeploymentConfig(rehearsal.replace("sns:us-east-1:123456789012:email-notification", "sns:us-east-1:210987654321:email-notification"), "dev.ini");
+	assert.equal([...deployment(foreign).files.keys()].filter((name) => name.startsWith("xs-ota-topic-")), []);
 });
 
 /** The problems of a deployment refused as a whole. */
@@ -309,7 +324,7 @@ test("xs-ota fleet --target aws writes the documents next to each other and noth
 	finally {
 		console.log = log;
 	}
-	assert.equal(fs.readdirSync(out).sort(), ["alarm-DownloadTimeUpperLimitAlarm.json", "create-job.json", "create-stream.json", "deploy.sh", "event-configurations.json", "job-document.json", "monitor-stack.json"]);
+	assert.equal(fs.readdirSync(out).sort(), ["alarm-DownloadTimeUpperLimitAlarm.json", "create-job.json", "create-stream.json", "deploy.sh", "event-configurations.json", "job-document.json", "monitor-stack.json", "xs-ota-topic-email-notification.json"]);
 	assert.is(fs.statSync(path.join(out, "deploy.sh")).mode & 0o111, 0o111);
 	assert.is(JSON.parse(fs.readFileSync(path.join(out, "create-stream.json"), "utf8")).files[0].s3Location.key, "3/test.bin");
 	assert.match(logged.join("\n"), /nothing was sent/);

@@ -6,25 +6,9 @@
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { fleetCommand } from "../tools/fleet/command";
-import { makeAppImage } from "../host-sim/image";
-import { startAwsStandIn, succeedAfter, type AwsStandIn, type StandInOptions } from "./support/aws-standin";
-import { tempDir } from "./support/sim";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
-const examples = `${root}tools/fleet/examples/`;
-const awsCli = ["/usr/bin/aws", ...(process.env.PATH ?? "").split(":").map((dir) => path.join(dir, "aws"))].find((file) => {
-	try {
-		return fs.statSync(file).isFile() && fs.readFileSync(file, "utf8").includes("awscli");
-	}
-	catch {
-		return false;
-	}
-});
+import { startAwsStandIn, succeedAfter, type StandInOptions } from "./support/aws-standin";
+import { awsCli, deployEnv, deploymentFolder as deployment, environment, root, run } from "./support/deploy-run";
 
 if (!awsCli) {
 	test("deploy.sh and the monitor through the real AWS CLI", () => {
@@ -35,56 +19,6 @@ if (!awsCli) {
 	test.run();
 }
 else {
-	/** A deployment folder written by the fleet command, and the environment that points the CLI at the stand-in. */
-	async function deployment(name: string, edit: (ini: string) => string = (ini) => ini) {
-		const dir = tempDir(`fleet-deploy-${name}`);
-		const ini = fs.readFileSync(`${examples}rehearsal.ini`, "utf8").replace("jobId = esp32-fw-2_0_0", `jobId = ${name}`)
-			.replace("thingList = thingsList.txt", "thingList = things.txt");
-		fs.writeFileSync(path.join(dir, "dev.ini"), edit(ini));
-		fs.writeFileSync(path.join(dir, "things.txt"), "esp32-a\nesp32-b\nesp32-c\n");
-		fs.writeFileSync(path.join(dir, "test.bin"), makeAppImage({ size: 40_000, version: "2.0.0" }));
-		const out = path.join(dir, "out");
-		const log = console.log;
-		console.log = () => {};
-		try {
-			await fleetCommand({ config: path.join(dir, "dev.ini"), target: "aws", out });
-		}
-		finally {
-			console.log = log;
-		}
-		const bin = path.join(dir, "bin");
-		fs.mkdirSync(bin);
-		// The real CLI, sent to the stand-in: awscli 2.9 has no AWS_ENDPOINT_URL, so --endpoint-url on every call.
-		fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\nexec ${awsCli} --endpoint-url "$XS_OTA_STAND_IN" "$@"\n`, { mode: 0o755 });
-		fs.writeFileSync(path.join(dir, "config"), "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n");
-		return { dir, out, bin };
-	}
-
-	function environment(where: { dir: string; bin: string }, aws: AwsStandIn, caller: string, extra: { [name: string]: string } = {}): NodeJS.ProcessEnv {
-		return {
-			PATH: `${where.bin}:/usr/local/bin:/usr/bin:/bin`, HOME: where.dir, XS_OTA_STAND_IN: aws.url,
-			AWS_ACCESS_KEY_ID: caller, AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_CONFIG_FILE: path.join(where.dir, "config"),
-			AWS_SHARED_CREDENTIALS_FILE: path.join(where.dir, "no-credentials"), AWS_MAX_ATTEMPTS: "1", AWS_RETRY_MODE: "standard",
-			AWS_PAGER: "", AWS_EC2_METADATA_DISABLED: "true", ...extra,
-		};
-	}
-
-	function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-		return new Promise((resolve) => {
-			const child = spawn(command, args, { cwd, env });
-			// A run that hangs fails its test rather than the whole suite.
-			const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-			let stdout = "", stderr = "";
-			child.stdout.on("data", (chunk) => (stdout += chunk));
-			child.stderr.on("data", (chunk) => (stderr += chunk));
-			child.on("close", (code) => {
-				clearTimeout(timer);
-				resolve({ code, stdout, stderr });
-			});
-		});
-	}
-
-	const deployEnv = { POLL: "0.5", PAUSE: "0.2", TRIES: "2", WAIT: "120" };
 	const monitorCommand = (config: string) => [path.join(root, "host-sim/bin/xs-ota.js"), "fleet", "monitor", "--config", config, "--interval", "0.5"];
 
 	test("a round throttled mid-wait: no job, stream or alarm is deleted while the job runs", async () => {
@@ -107,9 +41,10 @@ else {
 			assert.ok(aws.calls.some((call) => call.operation === "DescribeJob" && call.answer === 200 && call.atMs > throttled[1].atMs && call.jobStatus === "IN_PROGRESS"), "polling went on after the throttled poll");
 			// The pipeline: events on, the stack's rule, function and topic, the image, the alarm on the round's job.
 			assert.equal(aws.eventConfigurations, { JOB_EXECUTION: { Enabled: true } });
-			const resources = (aws.stacks.get("xs-ota-download-time")!.template as { Resources: { [id: string]: { Type: string; Properties: Record<string, unknown> } } }).Resources;
-			assert.equal(Object.values(resources).map((resource) => resource.Type).sort(), ["AWS::IAM::Role", "AWS::IoT::TopicRule", "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::SNS::Topic"]);
-			assert.equal(resources.Topic1.Properties, { TopicName: "email-notification" });
+			const [monitor, topic] = ["xs-ota-download-time", "xs-ota-topic-email-notification"].map((name) => aws.stacks.get(name)!);
+			assert.equal([monitor.status, topic.status], ["CREATE_COMPLETE", "CREATE_COMPLETE"]);
+			assert.equal(Object.values(monitor.template!.Resources).map((resource) => resource.Type).sort(), ["AWS::IAM::Role", "AWS::IoT::TopicRule", "AWS::Lambda::Function", "AWS::Lambda::Permission"]);
+			assert.equal(topic.template!.Resources.Topic, { Type: "AWS::SNS::Topic", Properties: { TopicName: "email-notification" } });
 			assert.equal([...aws.objects.keys()], ["/iot-ota-deployment-tool/0/test.bin"]);
 			const alarmCall = aws.calls.find((call) => call.operation === "PutMetricAlarm")!;
 			assert.is(alarmCall.jobStatus, undefined, "the alarm is pointed at the job before the job exists");

@@ -5,8 +5,8 @@
 	  iot             REST-JSON (signed as execute-api): CreateStream, DeleteStream, CreateJob, DescribeJob, CancelJob, DeleteJob,
 	                  ListJobExecutionsForJob, DescribeJobExecution, UpdateEventConfigurations
 	  monitoring      CloudWatch, query protocol (XML answers): PutMetricAlarm, DeleteAlarms
-	  cloudformation  query protocol: DescribeStacks, CreateStack (the stack is complete at once; its
-	                  resources — SNS topics, Lambda function, role, topic rule — are kept for inspection)
+	  cloudformation  query protocol: CreateStack, UpdateStack, DeleteStack, DescribeStacks, DescribeStackEvents,
+	                  with AWS's statuses and rollbacks (stand-in-stacks.ts); the templates are kept for inspection
 	  s3              PutObject (path-style)
 	Jobs run on the wall clock by a plan: each target's execution starts and ends at given offsets from the
 	job's creation, with a given terminal status and statusDetails (or never ends); the job is COMPLETED once
@@ -16,6 +16,7 @@
 
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { escapeXml as escape, standInStacks, type Stack } from "./stand-in-stacks";
 
 export interface ExecutionPlan {
 	startMs: number;
@@ -60,6 +61,8 @@ export interface StandInOptions {
 	plan?: (jobId: string, thing: string, index: number) => ExecutionPlan;
 	/** Whether to throttle this call (400 ThrottlingException). */
 	throttle?: (call: Omit<Call, "answer">, count: number) => boolean;
+	/** DescribeStacks answers that show a stack operation under way before its end (default 0: ended at once). */
+	stackSteps?: number;
 }
 
 export interface AwsStandIn {
@@ -69,7 +72,8 @@ export interface AwsStandIn {
 	deletedJobs: string[];
 	streams: Map<string, unknown>;
 	alarms: Map<string, { [field: string]: string }>;
-	stacks: Map<string, { template: Record<string, unknown> }>;
+	stacks: Map<string, Stack>;
+	deletedStacks: string[];
 	objects: Map<string, Buffer>;
 	eventConfigurations: Record<string, unknown>;
 	jobStatus(jobId: string): string | undefined;
@@ -87,8 +91,9 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 	const calls: Call[] = [];
 	const counts = new Map<string, number>();
 	const jobs = new Map<string, Job>();
+	const cloudformation = standInStacks(options.stackSteps ?? 0);
 	const state: Omit<AwsStandIn, "url" | "close"> = {
-		calls, jobs, deletedJobs: [], streams: new Map(), alarms: new Map(), stacks: new Map(), objects: new Map(), eventConfigurations: {},
+		calls, jobs, deletedJobs: [], streams: new Map(), alarms: new Map(), stacks: cloudformation.stacks, deletedStacks: cloudformation.deletedStacks, objects: new Map(), eventConfigurations: {},
 		jobStatus: (jobId) => {
 			const job = jobs.get(jobId);
 			return job && jobStatus(job);
@@ -152,6 +157,12 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 			if (options.throttle?.(call, count)) {
 				if (service === "iot") return restError(400, "ThrottlingException", "Rate exceeded");
 				return queryError("Throttling", "Rate exceeded", "http://stand-in/");
+			}
+			if (service === "cloudformation") {
+				const namespace = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
+				const stackAnswer = cloudformation.answer(route.operation, form!);
+				if (stackAnswer && "error" in stackAnswer) return queryError(stackAnswer.error.code, stackAnswer.error.message, namespace);
+				if (stackAnswer) return xml(route.operation, stackAnswer.result, namespace);
 			}
 			const input = service === "iot" && body.length ? JSON.parse(body.toString()) : {};
 			switch (route.operation) {
@@ -235,20 +246,6 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 				case "DeleteAlarms":
 					for (const [key, name] of form!.entries()) if (key.startsWith("AlarmNames.member.")) state.alarms.delete(name);
 					return xml("DeleteAlarms", "", "http://monitoring.amazonaws.com/doc/2010-08-01/");
-				case "DescribeStacks": {
-					const namespace = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
-					const name = form!.get("StackName")!;
-					if (!state.stacks.has(name)) return queryError("ValidationError", `Stack with id ${name} does not exist`, namespace);
-					return xml("DescribeStacks", `<Stacks><member><StackName>${escape(name)}</StackName><StackId>arn:aws:cloudformation:${region}:${account}:stack/${escape(name)}/1</StackId>`
-						+ `<CreationTime>2026-01-01T00:00:00Z</CreationTime><StackStatus>CREATE_COMPLETE</StackStatus></member></Stacks>`, namespace);
-				}
-				case "CreateStack": {
-					const namespace = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
-					const name = form!.get("StackName")!;
-					if (state.stacks.has(name)) return queryError("AlreadyExistsException", `Stack [${name}] already exists`, namespace);
-					state.stacks.set(name, { template: JSON.parse(form!.get("TemplateBody") ?? "{}") });
-					return xml("CreateStack", `<StackId>arn:aws:cloudformation:${region}:${account}:stack/${escape(name)}/1</StackId>`, namespace);
-				}
 			}
 			return restError(400, "UnknownOperationException", `${service} ${request.method} ${url.pathname} is not stood in for`);
 		});
@@ -287,8 +284,4 @@ function routeOf(service: string, method: string, pathname: string, form: URLSea
 	if (first === "jobs" && method === "DELETE") return { operation: "DeleteJob", jobId: second };
 	if (first === "things" && third === "jobs") return { operation: "DescribeJobExecution", thing: second, jobId: fourth };
 	return { operation: `iot ${method} ${pathname}` };
-}
-
-function escape(text: string): string {
-	return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }

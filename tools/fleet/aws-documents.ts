@@ -10,7 +10,8 @@
 	                             jobExecutionsRolloutConfig, abortConfig, timeoutConfig
 	  alarm-<name>.json          PutMetricAlarm, one per ALARM_CONFIG alarm; downloadTime alarms watch the job's jobId
 	  event-configurations.json  UpdateEventConfigurations: JOB_EXECUTION events on (the metric's source)
-	  monitor-stack.json         CloudFormation: topic rule, Lambda function and role, SNS topics (download-metric.ts)
+	  monitor-stack.json         CloudFormation: the metric's pipeline, topic rule, Lambda function and role (download-metric.ts)
+	  xs-ota-topic-<topic>.json  CloudFormation: one SNS topic the alarms notify, one stack each (download-metric.ts)
 	  deploy.sh                  deploy-script.ts
 	Every field is checked against aws-limits.ts, and against the region: ARNs of another partition or region
 	are refused, as is a presigned-URL placeholder without PRESIGNED_URL_CONFIG (or the config without one).
@@ -25,7 +26,7 @@ import { readAppDescription } from "../../host-sim/image";
 import { fieldProblems } from "./aws-limits";
 import { deployScript } from "./deploy-script";
 import { ConfigErrors, type AlarmRule, type DeploymentConfig } from "./deployment-config";
-import { downloadTimeMetric, monitorTemplate } from "./download-metric";
+import { downloadTimeMetric, monitorStackName, monitorTemplate, topicStackName, topicTemplate } from "./download-metric";
 import type { Target } from "./things";
 
 export interface Package {
@@ -192,9 +193,14 @@ export function awsDeployment(config: DeploymentConfig, targets: Target[], pkg: 
 	const alarmFiles = alarmFileNames(config.alarms);
 	alarms.forEach((alarm, index) => files.set(alarmFiles[index], json(alarm)));
 	files.set("event-configurations.json", json(events));
+	// The topics of the account the deployment runs in; those of other accounts are theirs to create.
 	const ownTopics = [...new Set(config.alarms.flatMap((alarm) => alarm.snsTopics).filter((topic) => topic.split(":")[4] === account).map((topic) => topic.split(":")[5]))];
-	files.set("monitor-stack.json", json(monitorTemplate(ownTopics)));
-	files.set("deploy.sh", deployScript(config, { region, bucket, key, image, alarmFiles, alarmNames: config.alarms.map((alarm) => alarm.name), watchesJob: config.alarms.map(watchesDownloadTime) }, targets.length));
+	const stacks = [
+		...ownTopics.map((topic) => ({ name: topicStackName(topic), file: `${topicStackName(topic)}.json`, template: topicTemplate(topic) })),
+		{ name: monitorStackName, file: "monitor-stack.json", template: monitorTemplate() },
+	];
+	for (const stack of stacks) files.set(stack.file, json(stack.template));
+	files.set("deploy.sh", deployScript(config, { region, bucket, key, image, alarmFiles, alarmNames: config.alarms.map((alarm) => alarm.name), watchesJob: config.alarms.map(watchesDownloadTime), stacks }, targets.length));
 	return { files, alarms };
 }
 

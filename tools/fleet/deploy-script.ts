@@ -1,8 +1,12 @@
 /*
 	deploy.sh: the deployment's AWS CLI calls in order, for POSIX sh.
-	  1. upload the image; 2. the stream; 3. JOB_EXECUTION events on, and the monitor stack (once per account
-	  and region); 4. per round: point the downloadTime alarms at the round's job, create the job, wait for it,
-	  check it, delete it (cleanUpCfg); 5. cleanup (cleanUpCfg): the stream and the alarms.
+	  1. upload the image; 2. the stream; 3. JOB_EXECUTION events on, and the stacks (the topics', the monitor's)
+	  brought to this deployment's templates; 4. per round: point the downloadTime alarms at the round's job,
+	  create the job, wait for it, check it, delete it (cleanUpCfg); 5. cleanup (cleanUpCfg): the stream and the alarms.
+	No job is created unless every stack is CREATE_COMPLETE or UPDATE_COMPLETE with this deployment's template (or
+	already had it): an alarm whose topic or metric pipeline is missing could never fire. Any other end of a stack
+	is an error, with the reason of its newest failed resource. A stack an earlier attempt left ROLLBACK_COMPLETE
+	can only be deleted, as AWS allows: --recreate-rolled-back does so and creates it again.
 	A running job is never destroyed by accident:
 	  - every call is retried (TRIES times, the pause doubling from PAUSE s up to 60 s) when AWS throttles or
 	    fails on its side or the network does; other errors are final;
@@ -11,13 +15,12 @@
 	    alarms it needs (exit 4); only `./deploy.sh --abort` cancels and deletes jobs that still run;
 	  - a job is deleted only once it is COMPLETED or CANCELED, without --force (a canceled job whose devices
 	    are still at work refuses, and is left).
-	Exit: 0 every round succeeded; 1 a round failed or AWS refused a call; 4 a job was left running.
+	Exit: 0 every round succeeded; 1 a round or a stack failed, or AWS refused a call; 4 a job was left running.
 */
 
 import * as path from "node:path";
 import { roundJobId } from "./aws-documents";
 import type { DeploymentConfig } from "./deployment-config";
-import { monitorStackName } from "./download-metric";
 
 export interface ScriptInputs {
 	region: string;
@@ -28,6 +31,8 @@ export interface ScriptInputs {
 	alarmNames: string[];
 	/** Per alarm: whether it watches the job's downloadTime (it follows each round's job). */
 	watchesJob: boolean[];
+	/** The stacks to bring to their templates, in order, and the files of the templates. */
+	stacks: { name: string; file: string }[];
 }
 
 /** Exit code of deploy.sh when it left a job running. */
@@ -52,14 +57,16 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 		"# Review the documents in this folder, then run this script from it:",
 		"#   ./deploy.sh           deploy; a job still running when the wait ends is left running (exit 4)",
 		"#   ./deploy.sh --abort   cancel and delete this deployment's jobs, running or not, then clean up",
+		"#   ./deploy.sh --recreate-rolled-back   deploy, first deleting a stack that a failed creation left ROLLBACK_COMPLETE",
 		"# A throttled or failed call is retried; a status that could not be read never counts as done.",
-		"# Exit: 0 every round succeeded, 1 a round failed or aws refused a call, 4 a job was left running.",
+		"# Exit: 0 every round succeeded, 1 a round or a stack failed, or aws refused a call, 4 a job was left running.",
 		"set -u",
 		`REGION=${quote(inputs.region)}`,
-		"POLL=${POLL:-30}      # seconds between two looks at a running job",
+		"POLL=${POLL:-30}      # seconds between two looks at a running job or stack operation",
 		"TRIES=${TRIES:-5}     # tries of a call that aws throttles or that fails on its side or the network",
 		"PAUSE=${PAUSE:-1}     # seconds before the second try; doubles, up to 60",
 		`WAIT=\${WAIT:-${waitSeconds(config, things)}}  # seconds a round may run before the script stops waiting`,
+		"STACK_WAIT=${STACK_WAIT:-3600}  # seconds a stack operation may take",
 		`JOBS=${quote(jobs.join(" "))}`,
 		`STREAM=${quote(config.streamId)}`,
 		"ERR=$(mktemp)",
@@ -68,15 +75,20 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 		"",
 		'log() { echo "deploy: $*" >&2; }',
 		"",
-		"# call ARGS…: aws ARGS, tried again while the failure is one a retry can cure; prints what aws printed.",
+		"# call [--expect WORDS] ARGS…: aws ARGS, tried again while the failure is one a retry can cure; prints what aws",
+		"# printed. A final error is said, unless it holds WORDS (the caller expects it: it is in $ERR).",
 		"call() {",
+		"\texpected=''",
+		'\tif [ "$1" = --expect ]; then expected=$2; shift 2; fi',
 		"\ttry=1",
 		"\tpause=$PAUSE",
 		'\twhile ! out=$(aws "$@" --region "$REGION" 2>"$ERR"); do',
 		'\t\twhy=$(grep -v "^$" "$ERR" | tail -n 1)',
 		'\t\tcase "$why" in',
 		"\t\t*Throttl*|*TooManyRequests*|*RequestLimitExceeded*|*SlowDown*|*ServiceUnavailable*|*InternalFailure*|*InternalServer*|*InternalError*|*\"Could not connect\"*|*timeout*|*Connection*) ;;",
-		'\t\t*) log "aws $1 $2: $why"; return 1 ;;',
+		'\t\t*)',
+		'\t\t\tif [ -z "$expected" ] || [ "${why#*"$expected"}" = "$why" ]; then log "aws $1 $2: $why"; fi',
+		"\t\t\treturn 1 ;;",
 		"\t\tesac",
 		'\t\tif [ "$try" -ge "$TRIES" ]; then log "aws $1 $2 failed $TRIES times: $why"; return 1; fi',
 		'\t\tlog "aws $1 $2 failed (try $try of $TRIES), again in ${pause}s: $why"',
@@ -90,16 +102,26 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 		"# status JOB: the job's status, or UNKNOWN when it could not be read.",
 		'status() { call iot describe-job --job-id "$1" --query job.status --output text || echo UNKNOWN; }',
 		"",
-		"# finished JOB: waits until the job is COMPLETED or CANCELED, at most WAIT seconds; fails if it still runs then.",
-		"finished() {",
-		"\tdeadline=$(($(date +%s) + WAIT))",
+		"# settle WHAT LIMIT ENDED LOOK…: runs LOOK every POLL seconds, at most LIMIT seconds, until ENDED accepts the",
+		"# status it prints; prints that status. Fails if LOOK fails, or if the status has not ended by then.",
+		"settle() {",
+		"\twhat=$1 limit=$2 ended=$3",
+		"\tshift 3",
+		"\tdeadline=$(($(date +%s) + limit))",
 		"\twhile :; do",
-		'\t\tstate=$(status "$1")',
-		'\t\tcase "$state" in COMPLETED|CANCELED) return 0 ;; esac',
-		'\t\tif [ "$(date +%s)" -ge "$deadline" ]; then log "job $1 is still $state after ${WAIT}s"; return 1; fi',
+		'\t\tstate=$("$@") || return 1',
+		'\t\tif "$ended" "$state"; then echo "$state"; return 0; fi',
+		'\t\tif [ "$(date +%s)" -ge "$deadline" ]; then log "$what is still $state after ${limit}s"; return 1; fi',
 		'\t\tsleep "$POLL"',
 		"\tdone",
 		"}",
+		"",
+		'job_ended() { case "$1" in COMPLETED|CANCELED) return 0 ;; esac; return 1; }',
+		"",
+		"# finished JOB: waits until the job is COMPLETED or CANCELED, at most WAIT seconds; fails if it still runs then.",
+		'finished() { settle "job $1" "$WAIT" job_ended status "$1" >/dev/null; }',
+		"",
+		...stackFunctions(),
 		"",
 		"# remove JOB: deletes the job once it has ended; a job that has not (or may not have) is left.",
 		"remove() {",
@@ -129,19 +151,18 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 		'\t[ "$left" -eq 0 ] && cleanup',
 		"\texit $((left * 4))",
 		"fi",
-		'[ "$#" -eq 0 ] || { echo "usage: ./deploy.sh [--abort]" >&2; exit 2; }',
+		"RECREATE=no",
+		'if [ "${1:-}" = --recreate-rolled-back ]; then RECREATE=yes; shift; fi',
+		'[ "$#" -eq 0 ] || { echo "usage: ./deploy.sh [--abort | --recreate-rolled-back]" >&2; exit 2; }',
 		"",
 		"# 1. The image, where the stream reads it from.",
 		`call s3 cp ${quote(inputs.image)} ${quote(`s3://${inputs.bucket}/${inputs.key}`)} >/dev/null || exit 1`,
 		"# 2. The stream.",
 		"call iot create-stream --cli-input-json file://create-stream.json >/dev/null || exit 1",
-		"# 3. Job execution events (the downloadTime metric's source) and the monitor stack that turns them into it.",
+		"# 3. Job execution events (the downloadTime metric's source); the stacks of the topics the alarms notify and the",
+		"#    monitor stack that turns the events into the metric, each brought to this deployment's template.",
 		"call iot update-event-configurations --cli-input-json file://event-configurations.json >/dev/null || exit 1",
-		`if ! call cloudformation describe-stacks --stack-name ${monitorStackName} --query 'Stacks[0].StackStatus' --output text >/dev/null; then`,
-		`\tlog "creating the monitor stack ${monitorStackName}"`,
-		`\tcall cloudformation create-stack --stack-name ${monitorStackName} --template-body file://monitor-stack.json --capabilities CAPABILITY_IAM >/dev/null || exit 1`,
-		`\tcall cloudformation wait stack-create-complete --stack-name ${monitorStackName} || exit 1`,
-		"fi",
+		...inputs.stacks.map((stack) => `stack ${quote(stack.name)} ${quote(stack.file)} || exit 1`),
 	];
 	const others = inputs.alarmFiles.filter((_, index) => !inputs.watchesJob[index]);
 	if (others.length) lines.push("# The alarms on other metrics.", ...others.map((file) => `call cloudwatch put-metric-alarm --cli-input-json ${quote(`file://${file}`)} >/dev/null || exit 1`));
@@ -187,4 +208,60 @@ export function deployScript(config: DeploymentConfig, inputs: ScriptInputs, thi
 	if (config.cleanUp) lines.push("", "# 5. Cleanup (cleanUpCfg): the stream and the alarms.", "cleanup || exit 1");
 	lines.push('exit "$failed"', "");
 	return lines.join("\n");
+}
+
+/** The shell functions that bring a stack to a template and wait for the outcome. */
+function stackFunctions(): string[] {
+	return [
+		"# stack_status STACK: the stack's status, DELETE_COMPLETE when there is none (as AWS says of a deleted one).",
+		"stack_status() {",
+		"\tcall --expect 'does not exist' cloudformation describe-stacks --stack-name \"$1\" --query 'Stacks[0].StackStatus' --output text && return 0",
+		"\tgrep -q 'does not exist' \"$ERR\" && echo DELETE_COMPLETE",
+		"}",
+		"",
+		"# A stack has settled once no operation is under way (REVIEW_IN_PROGRESS waits for a change set, not for AWS).",
+		'stack_settled() { case "$1" in REVIEW_IN_PROGRESS) return 0 ;; *_IN_PROGRESS) return 1 ;; esac; return 0; }',
+		"",
+		"# stack_failed STACK STATUS: says the stack is STATUS, and why: its newest failed resource (not one cancelled with it).",
+		"stack_failed() {",
+		"\tquery=\"StackEvents[?ends_with(ResourceStatus, '_FAILED') && ResourceType != 'AWS::CloudFormation::Stack'\"",
+		"\tquery=\"$query && !contains(ResourceStatusReason || '', 'cancelled')] | [0].[LogicalResourceId, ResourceStatusReason]\"",
+		"\twhy=$(call cloudformation describe-stack-events --stack-name \"$1\" --query \"$query\" --output text | awk -F '\\t' 'NF == 2 { print $1 \": \" $2 }')",
+		'\tlog "stack $1 is $2${why:+: $why}"',
+		"}",
+		"",
+		"# stack STACK TEMPLATE: brings the stack to the template: creates it, or updates it (\"No updates are to be",
+		"# performed\" means it has it), and waits for the outcome. Anything but CREATE_COMPLETE or UPDATE_COMPLETE is an",
+		"# error: UPDATE_ROLLBACK_COMPLETE means the previous template is back, not this one.",
+		"stack() {",
+		'\tstate=$(settle "stack $1" "$STACK_WAIT" stack_settled stack_status "$1") || return 1',
+		'\tif [ "$state" = ROLLBACK_COMPLETE ]; then',
+		'\t\tif [ "$RECREATE" = no ]; then',
+		'\t\t\tstack_failed "$1" "$state"',
+		'\t\t\tlog "stack $1 is left from a failed creation and can only be deleted: ./deploy.sh --recreate-rolled-back deletes it and creates it again"',
+		"\t\t\treturn 1",
+		"\t\tfi",
+		'\t\tlog "stack $1 is ROLLBACK_COMPLETE: deleting it, to create it again"',
+		'\t\tcall cloudformation delete-stack --stack-name "$1" >/dev/null || return 1',
+		'\t\tstate=$(settle "stack $1" "$STACK_WAIT" stack_settled stack_status "$1") || return 1',
+		"\tfi",
+		'\tcase "$state" in',
+		"\tDELETE_COMPLETE)",
+		'\t\tlog "creating stack $1"',
+		'\t\tcall cloudformation create-stack --stack-name "$1" --template-body "file://$2" --capabilities CAPABILITY_IAM >/dev/null || return 1 ;;',
+		"\tCREATE_COMPLETE|UPDATE_COMPLETE|UPDATE_ROLLBACK_COMPLETE|IMPORT_COMPLETE|IMPORT_ROLLBACK_COMPLETE)",
+		"\t\tnone='No updates are to be performed'",
+		'\t\tif ! call --expect "$none" cloudformation update-stack --stack-name "$1" --template-body "file://$2" --capabilities CAPABILITY_IAM >/dev/null; then',
+		'\t\t\tgrep -q "$none" "$ERR" && return 0',
+		"\t\t\treturn 1",
+		"\t\tfi",
+		'\t\tlog "updating stack $1" ;;',
+		'\t*) stack_failed "$1" "$state"; return 1 ;;',
+		"\tesac",
+		'\tstate=$(settle "stack $1" "$STACK_WAIT" stack_settled stack_status "$1") || return 1',
+		'\tcase "$state" in CREATE_COMPLETE|UPDATE_COMPLETE) return 0 ;; esac',
+		'\tstack_failed "$1" "$state"',
+		"\treturn 1",
+		"}",
+	];
 }

@@ -11,6 +11,8 @@
 	the very PutMetricAlarm documents over those data.
 */
 
+import { createHash } from "node:crypto";
+
 export const downloadTimeMetric = { namespace: "IoT:OTA:JobExecution", metricName: "downloadTime", dimension: "jobId", unit: "Seconds" } as const;
 
 /** A job execution event, as AWS IoT publishes it (the fields the metric reads). */
@@ -63,21 +65,45 @@ export function lambdaSource(): string {
 	].join("\n");
 }
 
-/** The name of the monitor stack deploy.sh creates once per account and region. */
+/*
+	The stacks deploy.sh brings to this deployment's templates, left in place afterwards:
+	  the monitor stack, one per account and region: the same pipeline for every deployment;
+	  a stack per SNS topic the alarms notify, so that the topics of every deployment coexist, and a topic two
+	  deployments share is one stack (AWS refuses a topic name that another stack's topic has).
+*/
+
+/** The monitor stack's name. */
 export const monitorStackName = "xs-ota-download-time";
 
-/**
-	The CloudFormation template of the pipeline: the SNS topics the alarms notify (named as their ARNs say),
-	the Lambda function and its role (PutMetricData in the metric's namespace, its own logs), the topic rule
-	and the permission that lets AWS IoT invoke the function.
-*/
-export function monitorTemplate(topicNames: string[]): Record<string, unknown> {
-	const topics = Object.fromEntries(topicNames.map((name, index) => [`Topic${index + 1}`, { Type: "AWS::SNS::Topic", Properties: { TopicName: name } }]));
+/** The name of the stack of one SNS topic: a valid stack name (letters, digits, "-", at most 128), one per topic. */
+export function topicStackName(topic: string): string {
+	const plain = `xs-ota-topic-${topic}`;
+	if (/^[A-Za-z0-9-]{1,128}$/.test(plain)) return plain;
+	// "_" and long names: a hash keeps apart the topics that read the same once made valid.
+	const hash = createHash("sha256").update(topic).digest("hex").slice(0, 8);
+	return `${plain.replace(/_/g, "-").slice(0, 128 - 9)}-${hash}`;
+}
+
+/** The CloudFormation template of the stack of one SNS topic, named as the alarms' ARNs say. */
+export function topicTemplate(topic: string): Record<string, unknown> {
 	return {
 		AWSTemplateFormatVersion: "2010-09-09",
-		Description: "xs-ota: downloadTime from job execution events into CloudWatch, and the topics its alarms notify",
+		Description: `xs-ota: the SNS topic ${topic}, which alarms of xs-ota deployments notify`,
+		Resources: { Topic: { Type: "AWS::SNS::Topic", Properties: { TopicName: topic } } },
+		Outputs: { Topic: { Value: { Ref: "Topic" } } },
+	};
+}
+
+/**
+	The CloudFormation template of the monitor stack, the metric's pipeline: the Lambda function and its role
+	(PutMetricData in the metric's namespace, its own logs), the topic rule and the permission that lets AWS IoT
+	invoke the function.
+*/
+export function monitorTemplate(): Record<string, unknown> {
+	return {
+		AWSTemplateFormatVersion: "2010-09-09",
+		Description: "xs-ota: downloadTime from job execution events into CloudWatch",
 		Resources: {
-			...topics,
 			MetricFunctionRole: {
 				Type: "AWS::IAM::Role",
 				Properties: {
@@ -129,6 +155,6 @@ export function monitorTemplate(topicNames: string[]): Record<string, unknown> {
 				},
 			},
 		},
-		Outputs: Object.fromEntries(Object.keys(topics).map((id) => [id, { Value: { Ref: id } }])),
+		Outputs: { MetricFunction: { Value: { Ref: "MetricFunction" } } },
 	};
 }
