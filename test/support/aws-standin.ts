@@ -8,9 +8,10 @@
 	  cloudformation  query protocol: CreateStack, UpdateStack, DeleteStack, DescribeStacks, DescribeStackEvents,
 	                  with AWS's statuses and rollbacks (stand-in-stacks.ts); the templates are kept for inspection
 	  s3              PutObject (path-style)
-	Jobs run on the wall clock by a plan: each target's execution starts and ends at given offsets from the
-	job's creation, with a given terminal status and statusDetails (or never ends); the job is COMPLETED once
-	every execution has ended. `throttle` decides, per call, whether to answer 400 ThrottlingException.
+	Jobs run by a plan on the stand-in's own clock, which every call moves on by callMs (not the host's clock: a
+	busy host then sees the same round, call for call): each target's execution starts and ends at given offsets
+	from the job's creation, with a given terminal status and statusDetails (or never ends); the job is COMPLETED
+	once every execution has ended. `throttle` decides, per call, whether to answer 400 ThrottlingException.
 	Every call is logged with the job's status at that moment, so a test can tell what was deleted while running.
 */
 
@@ -35,6 +36,7 @@ export interface Call {
 	/** The job's status when the call arrived. */
 	jobStatus: string | undefined;
 	answer: number;
+	/** On the stand-in's clock. */
 	atMs: number;
 	query: string;
 }
@@ -50,6 +52,8 @@ interface Job {
 	targets: string[];
 	document: string;
 	createdMs: number;
+	/** On the stand-in's clock. */
+	createdAt: number;
 	canceled: { force: boolean; comment: string | undefined; reasonCode: string | undefined } | undefined;
 	rollout: unknown;
 	abortConfig: unknown;
@@ -81,6 +85,8 @@ export interface AwsStandIn {
 }
 
 const region = "us-east-1", account = "123456789012";
+/** How far each call moves the stand-in's clock, which execution plans run on. */
+const callMs = 250;
 
 export function succeedAfter(startMs: number, endMs: number, downloadTime = "12.500"): ExecutionPlan {
 	return { startMs, endMs, status: "SUCCEEDED", statusDetails: { state: "0", result: "1", downloadTime } };
@@ -91,6 +97,7 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 	const calls: Call[] = [];
 	const counts = new Map<string, number>();
 	const jobs = new Map<string, Job>();
+	let now = 0;
 	const cloudformation = standInStacks(options.stackSteps ?? 0);
 	const state: Omit<AwsStandIn, "url" | "close"> = {
 		calls, jobs, deletedJobs: [], streams: new Map(), alarms: new Map(), stacks: cloudformation.stacks, deletedStacks: cloudformation.deletedStacks, objects: new Map(), eventConfigurations: {},
@@ -101,7 +108,7 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 	};
 
 	const executionStatus = (job: Job, execution: Execution): string => {
-		const age = Date.now() - job.createdMs;
+		const age = now - job.createdAt;
 		if (execution.endMs !== undefined && age >= execution.endMs) return execution.status;
 		if (execution.canceled) return "CANCELED";
 		return age >= execution.startMs ? "IN_PROGRESS" : "QUEUED";
@@ -136,8 +143,9 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 			const url = new URL(request.url ?? "/", "http://stand-in");
 			const form = request.method === "POST" && service !== "iot" && service !== "s3" ? new URLSearchParams(body.toString()) : undefined;
 			const route = routeOf(service, request.method ?? "GET", url.pathname, form);
+			now += callMs;
 			const job = route.jobId ? jobs.get(route.jobId) : undefined;
-			const call = { service, operation: route.operation, caller, jobId: route.jobId, jobStatus: job && jobStatus(job), atMs: Date.now(), query: url.search };
+			const call = { service, operation: route.operation, caller, jobId: route.jobId, jobStatus: job && jobStatus(job), atMs: now, query: url.search };
 			const count = (counts.get(`${caller}:${route.operation}`) ?? 0) + 1;
 			counts.set(`${caller}:${route.operation}`, count);
 			const answer = (status: number, payload: string, headers: { [name: string]: string } = {}) => {
@@ -181,7 +189,7 @@ export async function startAwsStandIn(options: StandInOptions = {}): Promise<Aws
 				case "CreateJob": {
 					if (jobs.has(route.jobId!)) return restError(409, "ResourceAlreadyExistsException", `job ${route.jobId} exists`);
 					const created: Job = {
-						jobId: route.jobId!, arn: `arn:aws:iot:${region}:${account}:job/${route.jobId}`, targets: input.targets, document: input.document, createdMs: Date.now(),
+						jobId: route.jobId!, arn: `arn:aws:iot:${region}:${account}:job/${route.jobId}`, targets: input.targets, document: input.document, createdMs: Date.now(), createdAt: now,
 						canceled: undefined, rollout: input.jobExecutionsRolloutConfig, abortConfig: input.abortConfig,
 						executions: (input.targets as string[]).map((target, index) => {
 							const thing = target.split("/").pop()!;
