@@ -14,48 +14,60 @@ export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
 		const secure = url.scheme === "https";
 		let refused = false;
-		let request: Request;
-		try {
-			request = new Request({
-				host: url.host,
-				port: url.port,
-				path: url.path,
-				method,
-				headers,
-				...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(url.host) } : {}),
-			});
-		}
-		catch (error) {
-			// SecureSocket refuses a bad trust anchor in its constructor: say why, as a failed exchange would.
-			if (!secure) throw error;
-			throw new Error(tlsFailureReason(error, connectionFailed));
-		}
+		let request: Request | undefined;
 		// Closing a request inside its own callback lets the collector free the socket while Moddable's lin
 		// socket (socketReadable) still uses it, and the desktop simulator crashes: such a close waits a turn.
-		let dispatching = false, closed = false;
-		request.callback = function (message, value, etc) {
+		let dispatching = false, closed = false, opening = true;
+		// The request opens on a turn of its own. SecureSocket's constructor builds the TLS session, which parses
+		// the trust anchor (x509, in XS) there and then: opened from inside another exchange's callback (a HEAD's
+		// answer that resumes a download, a redirect), that parse would run on top of the callback's frames and
+		// overflow a 384-slot JS stack (the esp32c3 and esp32 default).
+		const timer = Timer.set(() => {
+			opening = false;
 			if (closed) return;
-			dispatching = true;
 			try {
-				switch (message) {
-					case Request.status: handler.status(value); break;
-					case Request.header: handler.header(value, etc); break;
-					case Request.headersComplete: handler.headersComplete(); break;
-					case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
-					case Request.responseComplete: handler.complete(); break;
-					default: if (message < 0) handler.error(!secure ? connectionFailed : refused ? tlsReasons.handshakeFailed : tlsFailureReason(value, connectionFailed)); break;
+				request = new Request({
+					host: url.host,
+					port: url.port,
+					path: url.path,
+					method,
+					headers,
+					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(url.host) } : {}),
+				});
+			}
+			catch (error) {
+				closed = true;
+				// SecureSocket refuses a bad trust anchor in its constructor: say why, as a failed exchange would.
+				handler.error(secure ? tlsFailureReason(error, connectionFailed) : `request failed: ${(error as Error).message}`);
+				return;
+			}
+			request.callback = function (message, value, etc) {
+				if (closed) return;
+				dispatching = true;
+				try {
+					switch (message) {
+						case Request.status: handler.status(value); break;
+						case Request.header: handler.header(value, etc); break;
+						case Request.headersComplete: handler.headersComplete(); break;
+						case Request.responseFragment: handler.body(this.read(ArrayBuffer)); break;
+						case Request.responseComplete: handler.complete(); break;
+						default: if (message < 0) handler.error(!secure ? connectionFailed : refused ? tlsReasons.handshakeFailed : tlsFailureReason(value, connectionFailed)); break;
+					}
 				}
-			}
-			finally {
-				dispatching = false;
-			}
-		};
+				finally {
+					dispatching = false;
+				}
+			};
+		}, 0);
 		return {
 			close() {
 				if (closed) return;
 				closed = true;
-				if (dispatching) Timer.set(() => request.close(), 0);
-				else request.close();
+				if (opening) return Timer.clear(timer);
+				if (!request) return;
+				const open = request;
+				if (dispatching) Timer.set(() => open.close(), 0);
+				else open.close();
 			},
 		};
 	}
