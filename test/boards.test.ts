@@ -39,6 +39,21 @@ test("manifest: the simulator preloads its own flash, ffi and preference (the SD
 	assert.ok(json("boards/esp32-common.json").include.some((path: string) => path.includes("files/preference")));
 });
 
+test("manifest: Moddable's TLS offers no DHE_RSA suite (it cannot sign a client certificate under one)", () => {
+	// With DHE_RSA offered, an OpenSSL server with an RSA key (as AWS IoT Core presents) picks it, and every mutual
+	// TLS handshake fails on the device (README: Security, checked by hand).
+	assert.is(manifest.config.tls.DHE_RSA, false);
+});
+
+test("ESP32 builds: the C helper finds ESP-IDF 6's PSA headers (folders mcconfig turns into -I)", () => {
+	const folders: string[] = json("boards/esp32-common.json").modules["*"];
+	for (const folder of ["mbedtls/mbedtls/tf-psa-crypto/include/", "mbedtls/port/include/", "mbedtls/port/psa_driver/include/", "esp_security/include/"])
+		assert.ok(folders.includes(`$(IDF_PATH)/components/${folder}`), folder);
+	const source = fs.readFileSync(new URL("src/native/ota_control.c", root), "utf8");
+	assert.not.match(source, /#include\s+["<]mbedtls\/(ecdsa|ecp|bignum|rsa)\.h/, "private in Mbed TLS 4");
+	assert.match(source, /#include "psa\/crypto.h"/);
+});
+
 test("manifest: each subplatform matches its own board before the esp32/* fallback", () => {
 	const keys = Object.keys(manifest.platforms);
 	for (const chip of boards.slice(1)) {
