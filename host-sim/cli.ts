@@ -29,7 +29,7 @@
 
 import * as fs from "node:fs";
 import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
-import { chipIds, makeAppImage } from "./image";
+import { chipIds, makeAppImage, maxVersionBytes } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { Lwm2mServer } from "./server/lwm2m-server";
@@ -42,10 +42,12 @@ import type { ServerTls } from "./server/server-tls";
 import { checkMaintenanceSettings, defaultMaintenanceSettings, type MaintenanceSettings } from "../src/agent/maintenance";
 import { type SeverityName, severityNames } from "../src/agent/job-list";
 import { posixTimeZone } from "./zoneinfo";
+import { sentence } from "./system-error";
 
 function text(flags: Flags, name: string, required = true): string | undefined {
 	const value = flags[name];
 	if (value === undefined && !required) return undefined;
+	if (value === undefined) throw new UsageError(`--${name} is required`);
 	if (typeof value !== "string" || !value) throw new UsageError(`--${name} needs a value`);
 	return value;
 }
@@ -53,24 +55,33 @@ function text(flags: Flags, name: string, required = true): string | undefined {
 function integer(flags: Flags, name: string, required = true): number | undefined {
 	const value = text(flags, name, required);
 	if (value === undefined) return undefined;
-	if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number`);
+	if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number`);
 	return Number(value);
+}
+
+/** --port: 1 to 65535 (optional ones: the server picks a free port when absent). */
+function port(flags: Flags, required: boolean): number | undefined {
+	const value = integer(flags, "port", required);
+	if (value !== undefined && (value < 1 || value > 65535)) throw new UsageError(`--port takes 1 to 65535, not ${value}`);
+	return value;
 }
 
 async function image(flags: Flags): Promise<void> {
 	const chip = (text(flags, "chip", false) ?? "esp32") as keyof typeof chipIds;
-	if (!(chip in chipIds)) throw new Error(`unknown chip ${chip}`);
-	const bytes = makeAppImage({ size: integer(flags, "size")!, version: text(flags, "version")!, chip });
+	if (!(chip in chipIds)) throw new UsageError(`--chip is ${Object.keys(chipIds).join(", ")}`);
+	const version = text(flags, "version")!;
+	if (Buffer.byteLength(version) > maxVersionBytes) throw new UsageError(`--version takes at most ${maxVersionBytes} bytes (ESP-IDF's app description holds 32 with the NUL)`);
+	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip });
 	fs.writeFileSync(text(flags, "out")!, bytes);
 }
 
 /** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
 function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 	const certPem = optionalText(flags, "tls-cert"), keyPem = optionalText(flags, "tls-key");
-	if ((certPem === undefined) !== (keyPem === undefined)) throw new Error("--tls-cert and --tls-key go together");
+	if ((certPem === undefined) !== (keyPem === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
 	const clientCaPem = mqtt ? optionalText(flags, "client-ca") : undefined, alpn = mqtt ? optionalText(flags, "alpn") : undefined;
 	if (certPem === undefined) {
-		if (clientCaPem !== undefined || alpn !== undefined) throw new Error("--client-ca and --alpn need --tls-cert and --tls-key");
+		if (clientCaPem !== undefined || alpn !== undefined) throw new UsageError("--client-ca and --alpn need --tls-cert and --tls-key");
 		return undefined;
 	}
 	return { certPem, keyPem: keyPem!, clientCaPem, alpn: alpn === undefined ? undefined : [alpn] };
@@ -79,7 +90,7 @@ function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 async function serve(flags: Flags): Promise<void> {
 	if (flags.mqtt === true) return serveMqtt(flags);
 	if (flags.lwm2m === true) return serveLwm2m(flags);
-	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: integer(flags, "port")!, tls: serverTls(flags, false) });
+	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: port(flags, true)!, tls: serverTls(flags, false) });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
 	process.on("SIGINT", stop);
@@ -87,7 +98,7 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 async function serveMqtt(flags: Flags): Promise<void> {
-	const emulator = await startAwsIot({ port: integer(flags, "port", false), tls: serverTls(flags, true) });
+	const emulator = await startAwsIot({ port: port(flags, false), tls: serverTls(flags, true) });
 	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
 	const stop = () => void emulator.close().then(() => process.exit(0));
 	process.on("SIGINT", stop);
@@ -97,7 +108,7 @@ async function serveMqtt(flags: Flags): Promise<void> {
 async function serveLwm2m(flags: Flags): Promise<void> {
 	const file = optionalText(flags, "file");
 	const bytes = file === undefined ? undefined : fs.readFileSync(file);
-	const server = await Lwm2mServer.start({ port: integer(flags, "port", false), log: (line) => console.log(line) });
+	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line) });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
 	const files = bytes && await CoapFileServer.start();
 	if (files) {
@@ -112,9 +123,9 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 
 async function job(flags: Flags): Promise<void> {
 	const form = text(flags, "form")!;
-	if (form !== "afr_ota" && form !== "fota") throw new Error("--form is afr_ota or fota");
+	if (form !== "afr_ota" && form !== "fota") throw new UsageError("--form is afr_ota or fota");
 	const streamFormat = text(flags, "stream-format", false);
-	if (streamFormat !== undefined && streamFormat !== "json" && streamFormat !== "cbor") throw new Error("--stream-format is json or cbor");
+	if (streamFormat !== undefined && streamFormat !== "json" && streamFormat !== "cbor") throw new UsageError("--stream-format is json or cbor");
 	const imagePath = text(flags, "image")!;
 	const created = await requestJob(text(flags, "mqtt")!, {
 		thing: text(flags, "thing")!,
@@ -136,7 +147,7 @@ const durationUnits: { [unit: string]: number } = { ms: 1, s: 1000, m: 60000, h:
 /** "400d", "36h", "1d12h30m", "90s", "250ms" → milliseconds. */
 export function parseDuration(text: string): number {
 	const parts = /^(?:\d+(?:ms|s|m|h|d))+$/.test(text) ? text.match(/\d+(?:ms|s|m|h|d)/g)! : undefined;
-	if (!parts) throw new Error(`bad duration ${text}: use e.g. 400d, 36h, 1d12h, 90s`);
+	if (!parts) throw new UsageError(`bad duration ${text}: use e.g. 400d, 36h, 1d12h, 90s`);
 	return parts.reduce((sum, part) => {
 		const [, value, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(part)!;
 		return sum + Number(value) * durationUnits[unit];
@@ -147,7 +158,7 @@ function clockFlag(flags: Flags): number | undefined {
 	const text = optionalText(flags, "clock");
 	if (text === undefined) return undefined;
 	const time = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? Date.parse(text) : NaN;
-	if (Number.isNaN(time)) throw new Error("--clock takes an ISO time with its zone, e.g. 2026-03-28T12:00:00Z");
+	if (Number.isNaN(time)) throw new UsageError("--clock takes an ISO time with its zone, e.g. 2026-03-28T12:00:00Z");
 	return time;
 }
 
@@ -194,9 +205,9 @@ function maintenanceFlagProblem(problem: string): string {
 /** --ca, --mqtt-ca, --client-cert, --client-key: the board's TLS credentials, as DER. */
 function deviceCredentials(flags: Flags): Credentials | undefined {
 	const files = { ca: optionalText(flags, "ca"), "mqtt-ca": optionalText(flags, "mqtt-ca"), cert: optionalText(flags, "client-cert"), key: optionalText(flags, "client-key") };
-	if ((files.cert === undefined) !== (files.key === undefined)) throw new Error("--client-cert and --client-key go together");
+	if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError("--client-cert and --client-key go together");
 	if (Object.values(files).every((file) => file === undefined)) {
-		if (flags.provision === true) throw new Error("--provision needs credentials to write");
+		if (flags.provision === true) throw new UsageError("--provision needs credentials to write");
 		return undefined;
 	}
 	return {
@@ -210,18 +221,18 @@ function deviceCredentials(flags: Flags): Credentials | undefined {
 async function device(flags: Flags): Promise<void> {
 	const json = flags.json === true;
 	const engine = (text(flags, "engine", false) ?? "node") as EngineName;
-	if (engine !== "node" && engine !== "xs") throw new Error("--engine is node or xs");
+	if (engine !== "node" && engine !== "xs") throw new UsageError("--engine is node or xs");
 	const sha256 = text(flags, "sha256", false);
-	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new Error("--sha256 takes 64 hex digits");
+	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new UsageError("--sha256 takes 64 hex digits");
 	const policy = text(flags, "policy", false) as PolicyName | undefined;
-	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new Error(`--policy is ${Object.keys(policyCodes).join(", ")}`);
+	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new UsageError(`--policy is ${Object.keys(policyCodes).join(", ")}`);
 	const mqtt = text(flags, "mqtt", false), thing = text(flags, "thing", false);
-	if ((mqtt === undefined) !== (thing === undefined)) throw new Error("--mqtt and --thing go together");
-	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new Error("--mqtt takes mqtt://host:port or mqtts://host:port");
+	if ((mqtt === undefined) !== (thing === undefined)) throw new UsageError("--mqtt and --thing go together");
+	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new UsageError("--mqtt takes mqtt://host:port or mqtts://host:port");
 	const alpn = optionalText(flags, "mqtt-alpn");
 	const lwm2m = optionalText(flags, "lwm2m"), endpoint = optionalText(flags, "endpoint");
-	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new Error("--lwm2m and --endpoint go together");
-	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new Error("--lwm2m takes coap://host:port");
+	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new UsageError("--lwm2m and --endpoint go together");
+	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port");
 	const lifetime = integer(flags, "lifetime", false);
 	const onEvent = (event: DeviceReport) => {
 		if (json) console.log(JSON.stringify(event));
@@ -397,7 +408,7 @@ export async function main(argv: string[]): Promise<void> {
 			process.stdout.write(error.text);
 			return;
 		}
-		const lines = (error as Error).message.split("\n");
+		const lines = sentence(error as Error).split("\n");
 		for (const line of lines) console.error(`${spec.usage}: ${line}`);
 		process.exitCode = error instanceof UsageError ? 2 : 1;
 	}

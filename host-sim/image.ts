@@ -127,7 +127,7 @@ function segmentLengths(layout: Segment[], dataLength: number): number[] {
 function writeDescription(data: Uint8Array, version: string, projectName: string, size: number): void {
 	data.fill(0, 0, descriptionLength);
 	new DataView(data.buffer, data.byteOffset).setUint32(0, descriptionMagic, true);
-	writeField(data, 16, 32, version, "version");
+	writeField(data, 16, maxVersionBytes + 1, version, "version");
 	writeField(data, 48, 32, projectName, "project name");
 	writeField(data, 80, 16, "12:00:00", "time");
 	writeField(data, 96, 16, "Jan  1 2025", "date");
@@ -135,9 +135,12 @@ function writeDescription(data: Uint8Array, version: string, projectName: string
 	data.set(createHash("sha256").update(`elf\0${version}\0${size}`).digest(), 144);
 }
 
+/** esp_app_desc_t.version: 32 bytes with the NUL. */
+export const maxVersionBytes = 31;
+
 function writeField(data: Uint8Array, at: number, length: number, text: string, name: string): void {
 	const bytes = new TextEncoder().encode(text);
-	if (bytes.length >= length) throw new Error(`${name} too long`); // keep the NUL terminator
+	if (bytes.length >= length) throw new Error(`${name} too long: at most ${length - 1} bytes, as ESP-IDF's app description holds it`); // keep the NUL terminator
 	data.set(bytes, at);
 }
 

@@ -4,7 +4,8 @@
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import * as net from "node:net";
 import * as fs from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -56,6 +57,40 @@ test("unknown flags are refused with the nearest as a hint; a flag without its v
 	assert.is(far.status, 2);
 	assert.not.match(far.stderr, /did you mean/);
 	assert.match(xsOta("fleet", "--config", "x.ini", "--target", "aws", "--boards", "3").stderr, /--boards is not a flag of xs-ota fleet --target aws/);
+});
+
+test("errors are sentences: missing folders, a file for --dir, ports out of range or in use; a bad flag value exits 2", async () => {
+	const dir = fs.mkdtempSync("/tmp/xs-ota-cli-");
+	fs.writeFileSync(`${dir}/file`, "");
+	const cases: [string[], number, RegExp][] = [
+		[["image", "--out", "/nonexistent/dir/x.bin", "--size", "4096", "--version", "1.0"], 1, /^xs-ota image: cannot create \/nonexistent\/dir\/x\.bin: its folder does not exist\n$/],
+		[["serve", "--dir", "/nonexistent", "--port", "18999"], 1, /^xs-ota serve: \/nonexistent does not exist\n$/],
+		[["serve", "--dir", dir, "--port", "99999"], 2, /^xs-ota serve: --port takes 1 to 65535, not 99999\n$/],
+		[["device", "--dir", `${dir}/file`], 1, /^xs-ota device: .*\/file is a file, not a folder\n$/],
+		[["image", "--out", `${dir}/x.bin`, "--version", "1.0"], 2, /^xs-ota image: --size is required\n$/],
+		[["image", "--out", `${dir}/x.bin`, "--size", "4096", "--version", "v".repeat(40)], 2, /--version takes at most 31 bytes/],
+		[["image", "--out", `${dir}/x.bin`, "--size", "4096", "--version", "1", "--chip", "esp8266"], 2, /--chip is esp32, /],
+		[["device", "--dir", `${dir}/board`, "--engine", "v8"], 2, /--engine is node or xs/],
+		[["fleet", "--config", "x.ini", "--target", "simm"], 2, /--target is sim or aws/],
+	];
+	for (const [args, status, stderr] of cases) {
+		const result = xsOta(...args);
+		assert.is(result.status, status, `${args.join(" ")}: ${result.stderr}`);
+		assert.match(result.stderr, stderr);
+		assert.not.match(result.stderr, /ENOENT|EEXIST|EADDRINUSE|options\.port|Received type/);
+	}
+	// A port in use: a listener of this process holds it.
+	const holder = net.createServer();
+	await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+	const taken = (holder.address() as net.AddressInfo).port;
+	const child = spawn(process.execPath, [`${root}host-sim/bin/xs-ota.js`, "serve", "--dir", dir, "--port", String(taken)], { cwd: root });
+	let stderr = "";
+	child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+	const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+	holder.close();
+	assert.is(status, 1);
+	assert.is(stderr, `xs-ota serve: port ${taken} on 127.0.0.1 is in use by another program: pick another --port\n`);
+	fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("a refused configuration: every problem on its own line with file:line and key, exit 1", () => {

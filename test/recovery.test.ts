@@ -156,7 +156,7 @@ test("cli: device --policy restart is kept across a cut; a bad policy name is re
 	assert.is(idle.bytesFetched, size, "restart fetched everything again");
 
 	const bad = await runCli(["device", "--dir", tempDir("board"), "--url", url, "--policy", "sometimes", "--json"]);
-	assert.is(bad.exitCode, 1);
+	assert.is(bad.exitCode, 2, "a bad flag value is a usage mistake");
 	assert.match(bad.errors.join("\n"), "--policy is save-point, restart, abort, none");
 	assert.equal(bad.out, []);
 });
