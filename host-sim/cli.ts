@@ -24,7 +24,8 @@
 	  xs-ota demo   [--engine node|xs] [--lwm2m]  (what npm start runs; npm start -- --lwm2m)
 	Each command's flags are declared once (commandSpecs): --help/-h prints them, an unknown one is refused with
 	the nearest as a hint. Exit codes: 0 done; 1 the command failed (bad input, refused configuration);
-	2 a usage mistake (unknown command or flag, a flag without its value); fleet and its monitor add 3 and 4.
+	2 a usage mistake (unknown command or flag, a flag left out, without its value or with one it does not take);
+	fleet and its monitor add 3 and 4. System errors (ENOENT, EADDRINUSE, …) are said as sentences (system-error.ts).
 */
 
 import * as fs from "node:fs";
