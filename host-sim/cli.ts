@@ -44,6 +44,11 @@ import { checkMaintenanceSettings, defaultMaintenanceSettings, type MaintenanceS
 import { type SeverityName, severityNames } from "../src/agent/job-list";
 import { posixTimeZone } from "./zoneinfo";
 import { sentence } from "./system-error";
+import { ConsoleReport } from "./console-report";
+import { isFailure, type ResultCode } from "../src/agent/firmware-object";
+
+/** xs-ota device --exit-code: the update failed. */
+const updateFailedExitCode = 3;
 
 function text(flags: Flags, name: string, required = true): string | undefined {
 	const value = flags[name];
@@ -235,11 +240,8 @@ async function device(flags: Flags): Promise<void> {
 	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new UsageError("--lwm2m and --endpoint go together");
 	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port");
 	const lifetime = integer(flags, "lifetime", false);
-	const onEvent = (event: DeviceReport) => {
-		if (json) console.log(JSON.stringify(event));
-		else if (event.event === "log") console.log(`  ${event.message}`);
-		else if (event.event !== "progress" && event.event !== "erase") console.log(JSON.stringify(event));
-	};
+	const report = json ? undefined : new ConsoleReport({ logs: true });
+	const onEvent = report ? report.show : (event: DeviceReport) => console.log(JSON.stringify(event));
 	const severity = optionalText(flags, "severity") as SeverityName | undefined;
 	if (severity !== undefined && !severityNames.includes(severity)) throw new UsageError(`--severity is ${severityNames.join(", ")}`);
 	const maxDeferSeconds = integer(flags, "max-defer", false);
@@ -250,7 +252,7 @@ async function device(flags: Flags): Promise<void> {
 	const shutdown = () => commands.push({ action: "shutdown" });
 	process.once("SIGINT", shutdown);
 	process.once("SIGTERM", shutdown);
-	await runDevice({
+	const outcome = await runDevice({
 		startTime: clockFlag(flags),
 		runFor: runFor === undefined ? undefined : parseDuration(runFor),
 		rebootWarning: optionalText(flags, "reboot-warning"),
@@ -274,6 +276,9 @@ async function device(flags: Flags): Promise<void> {
 		thing,
 		onEvent,
 	});
+	report?.line(report.summary(outcome));
+	// Opt-in: scripts that want a failed update to fail the command.
+	if (flags["exit-code"] === true && isFailure(outcome.result as ResultCode)) process.exitCode = updateFailedExitCode;
 }
 
 /** Every command: what runs it and its flags. */
@@ -326,6 +331,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "policy", value: "save-point|restart|abort|none", help: "the recovery policy of the request" },
 			{ name: "cut-after-ops", value: "N", help: "cut power during the Nth persistent write" },
 			{ name: "json", help: "one JSON object a line" },
+			{ name: "exit-code", help: "exit 3 when the update failed (an Update Result of 2 to 10)" },
 			{ name: "clock", value: "ISO-TIME", help: "start the board's wall clock there" },
 			{ name: "run-for", value: "DURATION", help: "run this much virtual time (400d, 36h, 90s)" },
 			{ name: "reboot-warning", value: "FILE", help: "the reboot warning file to watch" },

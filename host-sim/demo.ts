@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runDevice, type DeviceReport } from "./device";
+import { ConsoleReport } from "./console-report";
 import { makeAppImage, sha256Hex } from "./image";
 import { startUpdateServer } from "./server/http-server";
 import { CoapFileServer } from "./server/coap-file-server";
@@ -14,6 +15,10 @@ import { Lwm2mUpdate } from "./server/lwm2m-update";
 import { resultNames, stateNames } from "../src/agent/firmware-object";
 
 type Flags = { [name: string]: string | true };
+
+const report = new ConsoleReport({ logs: false });
+/** The demo's story: boots, states, the cut and the progress bar (on a terminal). */
+const show = (event: DeviceReport) => ["boot", "state", "power-cut", "progress"].includes(event.event) && report.show(event);
 
 export async function runDemo(flags: Flags): Promise<void> {
 	if (flags.lwm2m === true) return runLwm2mDemo(flags);
@@ -29,10 +34,10 @@ export async function runDemo(flags: Flags): Promise<void> {
 	try {
 		const cutAt = 120;
 		const first = await runDevice({ dir: board, engine, url, cutAfterOps: cutAt, onEvent: show });
-		console.log("\npower back on: the agent restores its record and resumes");
+		report.line("\npower back on: the agent restores its record and resumes");
 		const second = await runDevice({ dir: board, engine, onEvent: show });
 		const fetched = first.bytesFetched + second.bytesFetched;
-		console.log(`\nrunning ${second.running.version} from slot ${second.running.slot}; image ${second.running.sha256 === sha256Hex(image) ? "matches" : "DIFFERS FROM"} the published one`);
+		report.line(`\nrunning ${second.running.version} from slot ${second.running.slot}; image ${second.running.sha256 === sha256Hex(image) ? "matches" : "DIFFERS FROM"} the published one`);
 		console.log(`fetched ${fetched} bytes for a ${image.length} byte image (${fetched - image.length} re-fetched after the cut)`);
 		console.log(`final State ${second.state} (${stateNames[second.state]}), Update Result ${second.result} (${resultNames[second.result]})`);
 		if (second.result !== 1) process.exitCode = 1;
@@ -58,11 +63,7 @@ async function runLwm2mDemo(flags: Flags): Promise<void> {
 	const endpoint = "xs-ota-demo";
 	console.log(`xs-ota LwM2M demo on the ${engine} engine: server ${lwm2m.url}, package ${files.url("/fw/app.bin")} (${image.length} bytes)`);
 	lwm2m.on("register", (registration) => console.log(`server: ${registration.endpoint} registered at ${registration.location} (lwm2m ${registration.lwm2mVersion}, lifetime ${registration.lifetime} s)`));
-	lwm2m.on("notify", (event) => {
-		if (lastBar) process.stdout.write("\n");
-		lastBar = "";
-		console.log(`server: notified ${event.path} = ${event.value}`);
-	});
+	lwm2m.on("notify", (event) => report.line(`server: notified ${event.path} = ${event.value}`));
 	const commands: { action: string }[] = [];
 	const update = new Lwm2mUpdate(lwm2m, endpoint, async (self) => {
 		console.log("server: observing /5/0/3 and /5/0/5, writing Package URI");
@@ -71,9 +72,9 @@ async function runLwm2mDemo(flags: Flags): Promise<void> {
 	const config = { lwm2m: lwm2m.url, endpoint, lifetime: 300 };
 	try {
 		await runDevice({ dir: board, engine, config, commands, cutAfterOps: 60, runFor: 600000, onEvent: show });
-		console.log("\npower back on: the board updates its registration and resumes the pull on the same ETag");
+		report.line("\npower back on: the board updates its registration and resumes the pull on the same ETag");
 		const second = await runDevice({ dir: board, engine, config, commands, runFor: 600000, onEvent: show });
-		console.log(`\nthe server heard State ${update.path.join(" → ")}, Update Result ${update.results[update.results.length - 1]}`);
+		report.line(`\nthe server heard State ${update.path.join(" → ")}, Update Result ${update.results[update.results.length - 1]}`);
 		console.log(`running ${second.running.version} from slot ${second.running.slot}; image ${second.running.sha256 === sha256Hex(image) ? "matches" : "DIFFERS FROM"} the published one`);
 		console.log(`served ${files.stats.bytes} bytes in ${files.stats.blocks} blocks for a ${image.length} byte image`);
 		if (second.result !== 1) process.exitCode = 1;
@@ -84,22 +85,4 @@ async function runLwm2mDemo(flags: Flags): Promise<void> {
 		await files.close();
 		fs.rmSync(work, { recursive: true, force: true });
 	}
-}
-
-function show(event: DeviceReport): void {
-	if (event.event === "progress") return bar(event.received as number, event.total as number);
-	if (event.event === "log" || event.event === "erase") return;
-	if (lastBar) process.stdout.write("\n");
-	lastBar = "";
-	if (event.event === "boot") console.log(`boot: slot ${event.slot}, firmware ${event.version}${event.rolledBack ? " (rolled back)" : ""}`);
-	else if (event.event === "state") console.log(`State ${event.state} (${stateNames[event.state as number]}), Update Result ${event.result} (${resultNames[event.result as number]})`);
-	else if (event.event === "power-cut") console.log(`POWER CUT during persistent write #${event.op} (${event.kind})${event.bytesFetched ? ` after ${event.bytesFetched} bytes` : ""}`);
-}
-
-let lastBar = "";
-function bar(received: number, total: number): void {
-	const width = 40, filled = total ? Math.round((received / total) * width) : 0;
-	const line = `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(Math.round((received / (total || 1)) * 100)).padStart(3)}%  ${received}/${total}`;
-	if (line !== lastBar) process.stdout.write(line);
-	lastBar = line;
 }

@@ -1,7 +1,7 @@
 // `xs-ota device` as a user runs it, on both engines: a run with --run-for still finishes the network work it
 // started; maintenance flags replace stored settings (the user's consent given later installs); IANA zone names
 // become the board's POSIX TZ and a bad zone stops the command; --severity, --no-reboot-persistence; an orderly
-// shutdown ends with a "shut-down" event.
+// shutdown ends with a "shut-down" event; without --json, lines for people and a closing summary; --exit-code.
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { publish, tempDir } from "./support/sim";
+import { ConsoleReport } from "../host-sim/console-report";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const berlin = "CET-1CEST,M3.5.0,M10.5.0/3";
@@ -118,6 +119,39 @@ for (const engine of ["node", "xs"] as const) {
 		assert.equal([last(after).event, last(after).state, (last(after).running as { version: string }).version], ["idle", 0, "1.0.0"], "a reboot forgot the job");
 	});
 }
+
+/** `xs-ota device` without --json, its output a pipe (not a terminal). */
+function human(args: string[]): Promise<{ status: number | null; stdout: string }> {
+	return new Promise((resolve) => {
+		const child = spawn(process.execPath, [path.join(root, "host-sim/bin/xs-ota.js"), "device", ...args], { cwd: root });
+		let stdout = "";
+		child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+		child.on("close", (status) => resolve({ status, stdout }));
+	});
+}
+
+test("without --json: lines with State and Result names, no progress frames in a pipe, a closing summary; --exit-code", async () => {
+	const updated = await human(["--dir", tempDir("board"), "--url", url]);
+	assert.is(updated.status, 0);
+	assert.ok(updated.stdout.includes("State 1 (downloading), Update Result 0 (initial)\n"), updated.stdout);
+	assert.not.ok(updated.stdout.includes("\r"), "no progress bar frames when the output is not a terminal");
+	assert.not.match(updated.stdout, /^\{/m, "no JSON");
+	assert.match(updated.stdout, /\nidle: State 0 \(idle\), Update Result 1 \(success\); running 2\.0\.0 from slot 1; 1,048,576 bytes received\n$/);
+	const missing = `${server.url}/missing.bin`;
+	const failed = await human(["--dir", tempDir("board"), "--url", missing]);
+	assert.is(failed.status, 0, "a failed update is still a run that ended");
+	assert.match(failed.stdout, /Update Result 7 \(invalid uri\); running 1\.0\.0 from slot 0/);
+	assert.is((await human(["--dir", tempDir("board"), "--url", missing, "--exit-code"])).status, 3);
+	assert.is((await human(["--dir", tempDir("board"), "--url", url, "--exit-code"])).status, 0);
+});
+
+test("on a terminal the progress is one bar redrawn in place, closed before the next line", () => {
+	let written = "";
+	const report = new ConsoleReport({ logs: false, terminal: true, write: (text) => (written += text) });
+	for (const received of [0, 512, 1024]) report.show({ event: "progress", received, total: 1024 });
+	report.show({ event: "state", state: 2, result: 0 });
+	assert.is(written, `\r[${".".repeat(40)}]   0%  0/1024\r[${"#".repeat(20)}${".".repeat(20)}]  50%  512/1024\r[${"#".repeat(40)}] 100%  1024/1024\nState 2 (downloaded), Update Result 0 (initial)\n`);
+});
 
 test("bad maintenance flags stop the command with a sentence and exit 2, before the board runs", async () => {
 	const dir = tempDir("board");
