@@ -135,7 +135,9 @@ test("job states follow Object 5: deferred is Downloaded with 11, a cancel or re
 	list.follow({ ...record, state: State.updating }, 3000);
 	const followed = list.find(5)!;
 	assert.equal([followed.state, followed.previousState, followed.downloadTime, followed.installTime, followed.lastActivity], ["installing", "deferred", 2000, 3000, 3000]);
-	assert.is(followed.id, "lwm2m-5");
+	assert.is(followed.id, "lwm2m-5", "a server's request");
+	const app = jobFor({ ...emptyRecord(), updateId: 6, uri: "http://h/b.bin", automatic: true }, { severity: "major", maxDeferSeconds: 0 }, 4000);
+	assert.equal([app.id, app.source], ["app-6", "app"], "the app's own request (config.update, --url) is not labelled as an LwM2M server's");
 	assert.is(followed.parameters.policy, "save point");
 });
 

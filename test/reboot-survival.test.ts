@@ -67,13 +67,13 @@ test("the job list after an update: the job succeeded, with its download and ins
 	const jobs = storedJobs(board);
 	assert.is(jobs.length, 1);
 	const [job] = jobs;
-	assert.equal([job.id, job.source, job.uri, job.state, job.previousState, job.result], ["lwm2m-1", "lwm2m", `${server.url}/app.bin`, "succeeded", "installing", 1]);
+	assert.equal([job.id, job.source, job.uri, job.state, job.previousState, job.result], ["app-1", "app", `${server.url}/app.bin`, "succeeded", "installing", 1]);
 	assert.ok(job.downloadTime >= start && job.installTime >= job.downloadTime && job.lastActivity >= job.installTime, JSON.stringify(job));
 	assert.equal(job.parameters, { policy: "save point", automatic: true, severity: "major", maxDeferSeconds: 604800 });
 	// A second update adds a job; the first stays as history.
 	const second = await run({ dir: board, url: `${server.url}/other.bin` });
 	assert.is(second.running.version, "3.0.0");
-	assert.equal(storedJobs(board).map((entry) => [entry.id, entry.state]), [["lwm2m-1", "succeeded"], ["lwm2m-2", "succeeded"]]);
+	assert.equal(storedJobs(board).map((entry) => [entry.id, entry.state]), [["app-1", "succeeded"], ["app-2", "succeeded"]]);
 });
 
 test("a job the package server forgot (404) is dropped after the reboot; the client is not locked", async () => {
@@ -86,7 +86,7 @@ test("a job the package server forgot (404) is dropped after the reboot; the cli
 	const second = await traced({ dir: board });
 	assertOldFirmware(second, 0, "dropped");
 	assert.is(second.bytesFetched, 0, "a HEAD asked; no body fetched");
-	assert.ok(logged(second, "job lwm2m-1 dropped: the server no longer knows it"), second.logs.join("\n"));
+	assert.ok(logged(second, "job app-1 dropped: the server no longer knows it"), second.logs.join("\n"));
 	assert.equal(storedJobs(board), []);
 	assert.not.ok(second.events.some((event) => event.event === "result"), "nothing to report for a job the server forgot");
 	const third = await run({ dir: board, url: `${server.url}/app.bin` });
@@ -155,7 +155,7 @@ for (const engine of ["node", "xs"] as const) {
 		assert.ok(record.committed >= receivedAtInterrupt && record.committed < size, `committed ${record.committed}, warned at ${receivedAtInterrupt}`);
 		assert.is(record.committed, outcome.bytesFetched, "saved where it stopped: every byte fetched is kept");
 		const job = storedJobs(board)[0];
-		assert.equal([job.state, job.id], ["downloading", "lwm2m-1"]);
+		assert.equal([job.state, job.id], ["downloading", "app-1"]);
 		const after = await run({ dir: board, engine });
 		assertNewFirmware(after, image.sha256, "2.0.0", "resumed");
 		assert.ok(after.bytesFetched <= size - record.committed + 4096, `fetched ${after.bytesFetched} after the warning, ${record.committed} were kept`);
@@ -215,7 +215,7 @@ test("reboot persistence off: an interrupted job is dropped at boot and nothing 
 	const second = await traced({ dir: board, config });
 	assertOldFirmware(second, 0, "dropped");
 	assert.is(second.bytesFetched, 0);
-	assert.ok(logged(second, "job lwm2m-1 dropped: reboot persistence is off"), second.logs.join("\n"));
+	assert.ok(logged(second, "job app-1 dropped: reboot persistence is off"), second.logs.join("\n"));
 	const keys = PreferenceStore.open(board, new PowerSupply()).keys("xs-ota");
 	assert.equal(keys.filter((key) => key.startsWith("jl.")), []);
 });

@@ -38,8 +38,8 @@ export const severityNames: readonly SeverityName[] = ["critical", "major", "min
 
 export interface Job {
 	id: string;
-	/** "lwm2m": a Package URI write; "aws": an AWS IoT job execution. */
-	source: "lwm2m" | "aws";
+	/** "lwm2m": a Package URI write or push; "app": the app's own request, installed at once (config.update); "aws": an AWS IoT job execution. */
+	source: "lwm2m" | "app" | "aws";
 	/** The package: an http(s) or coap URI, "stream:<stream id>/<file id>", or "push" (written to /5/0/0). */
 	uri: string;
 	updateId: number;
@@ -88,11 +88,12 @@ export function jobStateOf(state: StateCode, result: ResultCode): JobState {
 
 /** A new job for the request the record now holds. */
 export function jobFor(record: DownloadRecord, parameters: Omit<JobParameters, "policy" | "automatic">, now: number): Job {
-	const aws = record.jobId !== "";
+	// An LwM2M server's request waits for its Update; only the app asks for an automatic install.
+	const source = record.jobId !== "" ? "aws" : record.automatic ? "app" : "lwm2m";
 	const state = jobStateOf(record.state, record.result);
 	return {
-		id: aws ? record.jobId : `lwm2m-${record.updateId}`,
-		source: aws ? "aws" : "lwm2m",
+		id: source === "aws" ? record.jobId : `${source}-${record.updateId}`,
+		source,
 		uri: record.source === Source.awsStream ? `stream:${record.streamId}/${record.fileId}` : record.source === Source.push ? "push" : record.uri,
 		updateId: record.updateId,
 		state, previousState: state, result: record.result,

@@ -65,7 +65,7 @@ export class FirmwareUpdateObject extends ResourceTable {
 		const agent = this.#agent, updateId = agent.record.updateId;
 		const jobs = agent.jobs;
 		for (let i = 0; i < jobs.length; i++)
-			if (jobs[i].updateId === updateId && jobs[i].source === "lwm2m") return jobs[i];
+			if (jobs[i].updateId === updateId && jobs[i].source !== "aws") return jobs[i];
 		return undefined;
 	}
 
