@@ -45,7 +45,8 @@ import { type SeverityName, severityNames } from "../src/agent/job-list";
 import { posixTimeZone } from "./zoneinfo";
 import { sentence } from "./system-error";
 import { ConsoleReport } from "./console-report";
-import { isFailure, type ResultCode } from "../src/agent/firmware-object";
+import { isFailure, resultNames, stateNames, type ResultCode, type StateCode } from "../src/agent/firmware-object";
+import { Lwm2mUpdate } from "./server/lwm2m-update";
 
 /** xs-ota device --exit-code: the update failed. */
 const updateFailedExitCode = 3;
@@ -113,18 +114,45 @@ async function serveMqtt(flags: Flags): Promise<void> {
 
 async function serveLwm2m(flags: Flags): Promise<void> {
 	const file = optionalText(flags, "file");
+	const endpoint = optionalText(flags, "update"), packageUri = optionalText(flags, "package-uri"), push = flags.push === true;
+	if (endpoint !== undefined && (file === undefined) === (packageUri === undefined)) throw new UsageError("--update takes the package from --file or --package-uri (one of them)");
+	if ((packageUri !== undefined || push) && endpoint === undefined) throw new UsageError("--package-uri and --push go with --update ENDPOINT");
+	if (push && file === undefined) throw new UsageError("--push sends the --file package");
 	const bytes = file === undefined ? undefined : fs.readFileSync(file);
+	const filePath = file === undefined ? undefined : "/" + encodeURIComponent(file.split("/").pop()!);
 	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line) });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
 	const files = bytes && await CoapFileServer.start();
 	if (files) {
-		const path = "/" + encodeURIComponent(file!.split("/").pop()!);
-		files.serve(path, bytes!);
-		console.log(`serving ${file} at ${files.url(path)}`);
+		files.serve(filePath!, bytes!);
+		console.log(`serving ${file} at ${files.url(filePath!)}`);
 	}
-	const stop = () => void Promise.all([server.close(), files?.close()]).then(() => process.exit(0));
-	process.on("SIGINT", stop);
-	process.on("SIGTERM", stop);
+	const stop = (code: number) => void Promise.all([server.close(), files?.close()]).then(() => process.exit(code));
+	process.on("SIGINT", () => stop(0));
+	process.on("SIGTERM", () => stop(0));
+	if (endpoint !== undefined) driveUpdate(server, endpoint, packageUri ?? (push ? undefined : files!.url(filePath!)), push ? bytes : undefined, stop);
+}
+
+/**
+	serve --lwm2m --update ENDPOINT: the server's side of one update, as a management application runs it (lwm2m-update.ts):
+	once ENDPOINT registers, observe State and Update Result, write the Package URI (or push the package), execute
+	Update when the device reports Downloaded; then end with 0 on success, 3 on a failed update.
+*/
+function driveUpdate(server: Lwm2mServer, endpoint: string, uri: string | undefined, pushed: Buffer | undefined, stop: (code: number) => void): void {
+	console.log(`waiting for ${endpoint} to register, then ${uri ? `writing Package URI ${uri}` : "pushing the package to /5/0/0"}`);
+	server.on("notify", (event) => {
+		if (event.endpoint !== endpoint) return;
+		const value = Number(event.value);
+		const name = event.path === "/5/0/3" ? stateNames[value as StateCode] : event.path === "/5/0/5" ? resultNames[value as ResultCode] : undefined;
+		console.log(`${endpoint}: ${event.path} = ${event.value}${name ? ` (${name})` : ""}`);
+	});
+	new Lwm2mUpdate(server, endpoint, async () => {
+		const code = uri ? await server.write(endpoint, "/5/0/1", uri) : await server.push(endpoint, "/5/0/0", pushed!);
+		console.log(`${endpoint}: ${uri ? "Package URI written" : "package pushed"}: ${code}`);
+	}, (result) => {
+		console.log(`update of ${endpoint} ended: Update Result ${result} (${resultNames[result as ResultCode] ?? "?"})`);
+		stop(isFailure(result as ResultCode) ? updateFailedExitCode : 0);
+	});
 }
 
 async function job(flags: Flags): Promise<void> {
@@ -304,6 +332,9 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "alpn", value: "PROTO", help: "mqtt: accept only clients offering this ALPN protocol" },
 			{ name: "lwm2m", help: "run a local LwM2M server over CoAP/UDP (NoSec) instead" },
 			{ name: "file", value: "PACKAGE", help: "lwm2m: also serve PACKAGE over coap:// for pulls" },
+			{ name: "update", value: "ENDPOINT", help: "lwm2m: update ENDPOINT when it registers (Package URI of --file, or --package-uri), then exit" },
+			{ name: "package-uri", value: "URI", help: "lwm2m --update: write this Package URI (http(s):// or coap://) instead of --file's" },
+			{ name: "push", help: "lwm2m --update: push --file to /5/0/0 by Block1 instead of writing its URI" },
 		],
 	},
 	job: {

@@ -153,6 +153,36 @@ test("on a terminal the progress is one bar redrawn in place, closed before the 
 	assert.is(written, `\r[${".".repeat(40)}]   0%  0/1024\r[${"#".repeat(20)}${".".repeat(20)}]  50%  512/1024\r[${"#".repeat(40)}] 100%  1024/1024\nState 2 (downloaded), Update Result 0 (initial)\n`);
 });
 
+test("serve --lwm2m --update drives a board's update from the command line: Package URI, Update, success, exit 0", async () => {
+	const serve = spawn(process.execPath, [path.join(root, "host-sim/bin/xs-ota.js"), "serve", "--lwm2m", "--file", path.join(www, "app.bin"), "--update", "cli-driven"], { cwd: root });
+	let served = "";
+	const serverUrl = new Promise<string>((resolve) => serve.stdout.on("data", (chunk: Buffer) => {
+		served += chunk.toString();
+		const found = /lwm2m server at (coap:\/\/\S+)/.exec(served);
+		if (found) resolve(found[1]);
+	}));
+	const servedExit = new Promise<number | null>((resolve) => serve.on("close", resolve));
+	let device: ReturnType<typeof spawn> | undefined;
+	try {
+		device = spawn(process.execPath, [path.join(root, "host-sim/bin/xs-ota.js"), "device", "--dir", tempDir("board"), "--lwm2m", await serverUrl, "--endpoint", "cli-driven", "--json"], { cwd: root });
+		let events = "";
+		device.stdout!.on("data", (chunk: Buffer) => (events += chunk.toString()));
+		const deviceExit = new Promise<number | null>((resolve) => device!.on("close", resolve));
+		assert.is(await servedExit, 0, served);
+		assert.match(served, /cli-driven: Package URI written: 2\.04/);
+		assert.match(served, /cli-driven: \/5\/0\/3 = 2 \(downloaded\)/);
+		assert.match(served, /update of cli-driven ended: Update Result 1 \(success\)\n/);
+		device.kill("SIGINT");
+		assert.is(await deviceExit, 0);
+		const final = events.trim().split("\n").map((line) => JSON.parse(line) as Event).pop()!;
+		assert.equal([final.event, final.result, (final.running as { version: string }).version], ["shut-down", 1, "2.0.0"]);
+	}
+	finally {
+		serve.kill("SIGKILL");
+		device?.kill("SIGKILL");
+	}
+});
+
 test("bad maintenance flags stop the command with a sentence and exit 2, before the board runs", async () => {
 	const dir = tempDir("board");
 	for (const [flags, sentence] of [
