@@ -86,7 +86,7 @@ export interface AwsStandIn {
 
 const region = "us-east-1", account = "123456789012";
 /** How far each call moves the stand-in's clock, which execution plans run on. */
-const callMs = 250;
+const callMs = 1000;
 
 export function succeedAfter(startMs: number, endMs: number, downloadTime = "12.500"): ExecutionPlan {
 	return { startMs, endMs, status: "SUCCEEDED", statusDetails: { state: "0", result: "1", downloadTime } };

@@ -69,7 +69,7 @@ export function environment(where: DeploymentFolder, aws: AwsStandIn, caller: st
 }
 
 /** deploy.sh's knobs for tests: short polls and pauses. */
-export const deployEnv = { POLL: "0.5", PAUSE: "0.2", TRIES: "2", WAIT: "120" };
+export const deployEnv = { POLL: "0.1", PAUSE: "0.1", TRIES: "2", WAIT: "120" };
 
 export function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
 	return new Promise((resolve) => {
