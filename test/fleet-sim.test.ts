@@ -186,6 +186,35 @@ test("in-progress timeout: late and powerless boards end TIMED_OUT at the timer;
 	}
 });
 
+test("the monitor of a rehearsal whose cleanup deleted its jobs still lists every thing of every round", async () => {
+	const dir = tempDir("fleet-monitored");
+	fs.writeFileSync(path.join(dir, "fw.bin"), image);
+	fs.writeFileSync(path.join(dir, "dev.ini"), deployment({ DEFAULT: { binName: "fw.bin", rounds: 2, cleanUpCfg: "True" } }));
+	const out = path.join(dir, "out");
+	const log = console.log;
+	console.log = () => {};
+	try {
+		await fleetCommand({ config: path.join(dir, "dev.ini"), target: "sim", boards: "3", out, concurrency: "3" });
+	}
+	finally {
+		console.log = log;
+	}
+	assert.is(process.exitCode ?? 0, 0);
+	const state = JSON.parse(fs.readFileSync(path.join(out, "monitor.json"), "utf8")) as { finished: boolean; jobs: { jobId: string; executions: { thing: string; status: string }[] }[] };
+	assert.equal(state.jobs.map((job) => [job.jobId, job.executions.map((execution) => `${execution.thing} ${execution.status}`)]),
+		["fw-2-1", "fw-2-2"].map((jobId) => [jobId, ["thing-0001 SUCCEEDED", "thing-0002 SUCCEEDED", "thing-0003 SUCCEEDED"]]));
+	const written: string[] = [];
+	const write = process.stdout.write;
+	process.stdout.write = ((text: string) => written.push(text) > 0) as typeof process.stdout.write;
+	try {
+		await monitorCommand({ config: path.join(dir, "dev.ini"), target: "sim", out, once: true });
+	}
+	finally {
+		process.stdout.write = write;
+	}
+	assert.match(written.join(""), /thing-0003 +SUCCEEDED +state=0 result=1/);
+});
+
 test("rounds: a stress run deploys a job per round to the same boards; a failed round stops the rest", async () => {
 	const stress = deployment({ DEFAULT: { rounds: 3, cleanUpCfg: "True", defaultDelay: 30 } });
 	const report = await simulate(stress, 4);

@@ -159,18 +159,23 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 				const afterMs = status === "TIMED_OUT" ? times.startedAfterMs! + timeoutMs! : times.afterMs;
 				return { startedAfterMs: times.startedAfterMs, status, afterMs, detail };
 			};
+			// What a monitor was last shown of each thing: the cleanup deletes the job from the emulator at the round's end.
+			const known = new Map<string, { thing: string; status: string; statusDetails: { [key: string]: string } }>();
+			const executions = () => {
+				for (const thing of things)
+					for (const each of aws.executions(thing))
+						if (each.jobId === jobId) known.set(thing, { thing, status: each.status, statusDetails: { ...each.statusDetails } });
+				return [...known.values()];
+			};
 			const rollout = await runRollout(things, config, runBoard, {
-				progress: (state) => options.onProgress?.({
-					...state, round, rounds: config.rounds, jobId,
-					executions: () => things.flatMap((thing) => aws.executions(thing).filter((each) => each.jobId === jobId)
-						.map((each) => ({ thing, status: each.status, statusDetails: { ...each.statusDetails } }))),
-				}),
+				progress: (state) => options.onProgress?.({ ...state, round, rounds: config.rounds, jobId, executions }),
 				canceled: (queued) => {
 					for (const thing of queued) if (!terminalStatuses.has(jobExecution(aws, thing, jobId).status)) aws.endJob(thing, jobId, "CANCELED");
 				},
 			});
 			const failed = rollout.abort !== undefined || rollout.notNotified.length > 0 || rollout.executions.some((each) => each.status !== "SUCCEEDED");
 			rounds.push({ round, jobId, startMs, rollout, failed });
+			executions(); // the round's last look, before the cleanup deletes its job
 			if (config.cleanUp) aws.jobs.delete(jobId);
 			if (failed) break;
 			startMs += rollout.endMs + config.defaultDelaySeconds * 1000;

@@ -244,6 +244,8 @@ function liveState(file: string): { update: (progress: FleetProgress) => void; d
 	write(false);
 	return {
 		update(progress) {
+			// A round that ended is written as it ended, before the next one's progress replaces it.
+			if (latest && latest.round !== progress.round) write(false);
 			latest = progress;
 			const now = performance.now();
 			if (now - last < 1000) return;
