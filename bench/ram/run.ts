@@ -17,7 +17,8 @@
 
 	Needs the Moddable SDK's Linux tools ($MODDABLE, mcconfig and mcsim on PATH, TypeScript ≥ 6 first on PATH),
 	xvfb-run and openssl. Builds go to DIR/build/<target> (mcconfig -o), so they never touch $MODDABLE/build's
-	own app folders; each target's simulated board keeps its flash and preferences in /tmp/xs-ota-ram-<target>/.
+	own app folders; each target's simulated board keeps its flash and preferences in DIR/board/<target>/ (so two
+	runs with their own DIR and --port can run side by side).
 */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -129,12 +130,10 @@ function phasesOf(output: string, prefix: string, into: Run["phases"]): void {
 }
 
 /**
-	The target's bench manifest, or one that includes it with --fixed's heaps and --stack's stack. It lives in
-	the build folder, so the includes are absolute.
+	The target's bench manifest, included by one in the build folder that gives the simulated board its folder
+	under DIR and applies --fixed's heaps and --stack's stack.
 */
-function manifestFor(target: Target, build: string): string {
-	const own = path.join(root, "bench/ram", target, "manifest.json");
-	if (!fixed && stack === undefined) return own;
+function manifestFor(target: Target, build: string, board: string): string {
 	const creation: { [name: string]: unknown } = {};
 	if (fixed) {
 		creation.heap = { initial: fixed[0], incremental: 0 };
@@ -142,7 +141,8 @@ function manifestFor(target: Target, build: string): string {
 	}
 	if (stack !== undefined) creation.stack = stack;
 	const file = path.join(build, "manifest.json");
-	fs.writeFileSync(file, JSON.stringify({ include: [own], creation }, null, "\t"));
+	const manifest = { include: [path.join(root, "bench/ram", target, "manifest.json")], creation, config: { file: { root: board } } };
+	fs.writeFileSync(file, JSON.stringify(manifest, null, "\t"));
 	return file;
 }
 
@@ -158,14 +158,18 @@ function creationOf(file: string): number[] | undefined {
 async function update(target: Target, transport: Transport, url: string, caDer?: Uint8Array): Promise<Run> {
 	const build = path.join(out, "build", target);
 	fs.mkdirSync(build, { recursive: true });
-	run("mcconfig", ["-m", "-p", "lin", "-o", build, manifestFor(target, build), `update=${url}`]);
+	const board = path.join(out, "board", target) + "/";
+	run("mcconfig", ["-m", "-p", "lin", "-o", build, manifestFor(target, build, board), `update=${url}`]);
 	const so = path.join(build, "bin/lin/mc/release/xs-ota/mc.so");
 	const creation = creationOf(path.join(build, "tmp/lin/mc/release/xs-ota/mc.xs.c"));
-	const board = `/tmp/xs-ota-ram-${target}/`;
 	fs.rmSync(board, { recursive: true, force: true });
 	fs.mkdirSync(board, { recursive: true });
-	// The trust anchor, provisioned the way platform/tls-credentials.ts reads it (domain xs-ota-tls, key ca).
-	if (caDer) fs.writeFileSync(path.join(board, "modpreferences.json"), JSON.stringify({ "xs-ota-tls": { ca: { buffer: Array.from(caDer).join(",") } } }));
+	// The trust anchor, provisioned the way platform/tls-credentials.ts reads it (domain xs-ota-tls, key ca), in
+	// the simulator's preference store (host-sim/moddable-sim/preference.ts: "a", then the bytes).
+	if (caDer) {
+		fs.mkdirSync(path.join(board, "preferences/xs-ota-tls"), { recursive: true });
+		fs.writeFileSync(path.join(board, "preferences/xs-ota-tls/ca"), Buffer.concat([Buffer.from("a"), caDer]));
+	}
 	const started = Date.now();
 	// Cut: the first launch killed mid-download; the second resumes it, verifies and switches.
 	const cut = killAfter > 0 ? await launch(so, launchEnd, 600, progressLines(killAfter)) : "";
