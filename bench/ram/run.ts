@@ -120,7 +120,7 @@ function launch(so: string, done: RegExp, seconds: number, killAt?: RegExp): Pro
 }
 
 const phaseLine = /^ram: (\S+) live (\d+) slots (\d+) B, metered (\d+) slots (\d+) B, reserved (\d+) slots (\d+) B, (\d+) samples$/gm;
-const failure = /XS abort: (?!unhandled exception)|memory full|stack overflow|not enough memory/i;
+const failure = /XS abort: (?!unhandled exception).*|memory full|stack overflow|not enough memory/i;
 
 function phasesOf(output: string, prefix: string, into: Run["phases"]): void {
 	for (const m of output.matchAll(phaseLine)) {

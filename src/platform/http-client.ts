@@ -9,6 +9,12 @@ import { observedSecureSocket } from "./tls-socket";
 import { tlsReasons } from "../lib/tls-failure";
 
 const connectionFailed = "connection failed";
+/**
+	The largest TLS record the device asks a package server for (RFC 6066 max_fragment_length): SecureSocket
+	holds a whole record to decrypt it, so 16 KB records (what servers send by default) cost 16 KB of chunks and
+	more while a download runs. Servers that ignore the extension still work, with their own record size.
+*/
+export const maxFragmentBytes = 4096;
 
 export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
@@ -32,7 +38,7 @@ export class ModdableHttpClient implements HttpClient {
 					path: url.path,
 					method,
 					headers,
-					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(url.host) } : {}),
+					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: { ...secureOptions(url.host), tls_max_fragment_length: maxFragmentBytes } } : {}),
 				});
 			}
 			catch (error) {
