@@ -16,6 +16,12 @@ const connectionFailed = "connection failed";
 */
 export const maxFragmentBytes = 4096;
 
+/** The SecureSocket options of a package download (Moddable's typings do not name max_fragment_length). */
+function downloadOptions(host: string): ReturnType<typeof secureOptions> {
+	const options: ReturnType<typeof secureOptions> & { tls_max_fragment_length: number } = { ...secureOptions(host), tls_max_fragment_length: maxFragmentBytes };
+	return options;
+}
+
 export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
 		const secure = url.scheme === "https";
@@ -38,7 +44,7 @@ export class ModdableHttpClient implements HttpClient {
 					path: url.path,
 					method,
 					headers,
-					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: { ...secureOptions(url.host), tls_max_fragment_length: maxFragmentBytes } } : {}),
+					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: downloadOptions(url.host) } : {}),
 				});
 			}
 			catch (error) {
