@@ -81,18 +81,24 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
-		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => (openCoap(), new CoapPull({ coap, udp, slot, clock, log }, download, record, url, listener)) },
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: openCoap(), udp, slot, clock, log }, download, record, url, listener) },
 		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
-	// One CoAP endpoint serves the LwM2M client and coap:// pulls; its socket opens on first use.
+	// One CoAP endpoint serves the LwM2M client and coap:// pulls. It exists (with its message buffer) only once
+	// one of them needs it, and its socket opens then: a device without LwM2M that never pulls over CoAP never
+	// holds it.
 	let lwm2m: Lwm2mClient | undefined;
 	/** The orderly shutdown under way ends in a power-off, not a restart. */
 	let poweringOff = false;
-	const coap = new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
-		request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
-	});
-	const openCoap = () => coap.isOpen || coap.open(0);
+	let coap: CoapEndpoint | undefined;
+	const openCoap = (): CoapEndpoint => {
+		coap ??= new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
+			request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
+		});
+		if (!coap.isOpen) coap.open(0);
+		return coap;
+	};
 	const download = {
 		...defaultAgentOptions.download,
 		checkpointBytes: numberSetting("checkpointBytes", defaultAgentOptions.download.checkpointBytes),
@@ -125,15 +131,14 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		// outstanding outlives the shutdown.
 		shutDown: () => {
 			aws?.stop();
-			coap.abandon();
-			if (lwm2m) lwm2m.stop(poweringOff, () => coap.close());
-			else coap.close();
+			coap?.abandon();
+			if (lwm2m) lwm2m.stop(poweringOff, () => coap?.close());
+			else coap?.close();
 			listener.shutDown?.();
 		},
 	};
 	const agent = new Agent(ports, options, reporting);
-	lwm2m = createLwm2m(agent, boot, { coap, udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
-	if (lwm2m) openCoap();
+	lwm2m = createLwm2m(agent, boot, openCoap, { udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
 	if (aws) {
 		aws.onRebootWarning = () => agent.shutdown();
 		aws.onFailure = (reason) => listener.unreachable?.(reason);
@@ -163,7 +168,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 }
 
 /** The LwM2M client config.lwm2m and config.endpoint ask for, or undefined. */
-function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
+function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEndpoint, others: Omit<Lwm2mPorts, "coap">, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
 	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
 	const endpoint = typeof config.endpoint === "string" ? config.endpoint : "";
 	if (!serverUri) return undefined;
@@ -171,6 +176,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, ports: Lwm2mPorts, maxD
 		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
 		return undefined;
 	}
+	const ports: Lwm2mPorts = { ...others, coap: openCoap() };
 	const lifetime = numberSetting("lifetime", 300);
 	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {

@@ -8,7 +8,8 @@
 // Phases: runtime (one reading before the agent exists: the runtime's own share), start (the agent built,
 // restored and started), idle (nothing to do), download, verify (from the last byte to State 2: the image read
 // back and hashed), install (State 2 to 3), switch (set the boot slot, restart: no reading, the restart ends
-// the launch); after the reboot: start, confirm (self-test, mark valid), report (the result) and idle.
+// the launch); after the reboot: start, confirm (self-test, mark valid), report (the result) and idle. A launch
+// killed mid-download reports only the phases that ended; the next one resumes, in download from its start.
 
 import config from "mc/config";
 import Timer from "timer";
@@ -109,5 +110,6 @@ export default function main() {
 		meter.enter("idle");
 		Timer.set(() => agent.request({ uri: update, automatic: true }), 500);
 	}
+	else if (agent.state === 1) meter.enter("download");	// relaunched mid-download (the bench's power cut): it resumes
 	else if (agent.state === 3) meter.enter("confirm");
 }

@@ -1,17 +1,24 @@
 /*
 	RAM on the real runtime: the whole update (download, verify, switch, first boot, report) on Moddable's desktop
-	simulator, built with each ESP32 target's XS creation sizes (bench/ram/<target>/manifest.json), over HTTP and
-	HTTPS, with the agent preloaded as on the device. Prints the live XS heap per phase (README: "RAM on the
-	real runtime" says how to read it and how to run the same by hand).
+	simulator, built with the creation the product ships for each ESP32 target (bench/ram/<target>/manifest.json:
+	the target's heap sizes, the product's stack), over HTTP and HTTPS, with the agent preloaded as on the device.
+	The download is cut: the simulator is killed (SIGKILL) after the first few progress lines, as a power cut
+	would, and relaunched; the update must resume and end in Update Result 1. Prints the live XS heap per phase
+	(README: "RAM on the real runtime" says how to read it and how to run the same by hand).
 
 	  node --import ./host-sim/register.mjs bench/ram/run.ts [--targets esp32c3,esp32s3,esp32] [--transports http,https]
-	       [--out DIR] [--port PORT] [--size BYTES] [--render]
+	       [--out DIR] [--port PORT] [--size BYTES] [--kill-after LINES] [--fixed SLOTS,CHUNK_BYTES] [--stack SLOTS] [--render]
 
+	--kill-after: progress lines before the kill (default 4; 0: no kill, one download launch).
+	--fixed: both heaps fixed (incremental 0) at these sizes, in place of the target's, the way the esp32c3 must fit
+	  its one 92 KB block: a slot or chunk allocation that does not fit aborts the update with "memory full".
+	--stack: the JS stack in slots, in place of the product's (stack overflow aborts the update).
 	--render prints the table again from DIR/results.json without running anything.
 
 	Needs the Moddable SDK's Linux tools ($MODDABLE, mcconfig and mcsim on PATH, TypeScript ≥ 6 first on PATH),
 	xvfb-run and openssl. Builds go to DIR/build/<target> (mcconfig -o), so they never touch $MODDABLE/build's
-	own app folders; each target's simulated board keeps its flash and preferences in /tmp/xs-ota-ram-<target>/.
+	own app folders; each target's simulated board keeps its flash and preferences in DIR/board/<target>/ (so two
+	runs with their own DIR and --port can run side by side).
 */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -39,6 +46,8 @@ interface Run {
 	phases: { [name: string]: Phase };
 	result: string;
 	seconds: number;
+	/** The XS creation the build linked (its mc.xs.c): chunk initial, incremental, heap initial, incremental, stack. */
+	creation?: number[];
 }
 
 function flag(name: string, fallback: string): string {
@@ -51,6 +60,11 @@ const transports = flag("transports", "http,https").split(",") as Transport[];
 const out = path.resolve(flag("out", "/tmp/xs-ota-ram"));
 const port = Number(flag("port", "18080"));
 const size = Number(flag("size", String(1 << 20)));
+const killAfter = Number(flag("kill-after", "4"));
+const fixed = process.argv.includes("--fixed") ? flag("fixed", "").split(",").map(Number) : undefined;
+const stack = process.argv.includes("--stack") ? Number(flag("stack", "")) : undefined;
+if (fixed && (fixed.length !== 2 || !fixed.every((n) => Number.isInteger(n) && n > 0))) throw new Error("--fixed SLOTS,CHUNK_BYTES");
+if (stack !== undefined && !(Number.isInteger(stack) && stack > 0)) throw new Error("--stack SLOTS");
 for (const target of wanted) if (!targets.includes(target)) throw new Error(`unknown target ${target}`);
 
 const mcsim = path.join(process.env.MODDABLE ?? "", "build/bin/lin/release/mcsim");
@@ -78,33 +92,35 @@ function serve(args: string[]): Promise<ChildProcess> {
 	place: a second simulator started meanwhile would change the code under a running one. So each build gets
 	a folder of its own.
 */
-function launch(so: string, done: RegExp, seconds: number): Promise<string> {
+function launch(so: string, done: RegExp, seconds: number, killAt?: RegExp): Promise<string> {
 	const env = { ...process.env, XDG_CONFIG_HOME: path.join(path.dirname(so), "mcsim-config") };
 	fs.mkdirSync(env.XDG_CONFIG_HOME, { recursive: true });
 	const child = spawn("xvfb-run", ["-a", "stdbuf", "-o0", mcsim, so], { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
 	let output = "";
 	return new Promise((resolve) => {
 		let finished = false;
-		const finish = () => {
+		const finish = (signal: NodeJS.Signals = "SIGTERM") => {
 			if (finished) return;
 			finished = true;
 			clearTimeout(timer);
-			try { process.kill(-child.pid!, "SIGTERM"); } catch { /* gone */ }
+			try { process.kill(-child.pid!, signal); } catch { /* gone */ }
 			resolve(output);
 		};
 		const timer = setTimeout(finish, seconds * 1000);
 		const take = (data: Buffer) => {
 			output += data.toString();
-			if (done.test(output)) setTimeout(finish, 300);
+			// The power cut: the whole process group at once, the simulator with no chance to save anything.
+			if (killAt?.test(output)) finish("SIGKILL");
+			else if (done.test(output)) setTimeout(finish, 300);
 		};
 		child.stdout!.on("data", take);
 		child.stderr!.on("data", take);
-		child.on("exit", finish);
+		child.on("exit", () => finish());
 	});
 }
 
 const phaseLine = /^ram: (\S+) live (\d+) slots (\d+) B, metered (\d+) slots (\d+) B, reserved (\d+) slots (\d+) B, (\d+) samples$/gm;
-const failure = /XS abort: (?!unhandled exception)|memory full|stack overflow|not enough memory/i;
+const failure = /XS abort: (?!unhandled exception).*|memory full|stack overflow|not enough memory/i;
 
 function phasesOf(output: string, prefix: string, into: Run["phases"]): void {
 	for (const m of output.matchAll(phaseLine)) {
@@ -113,27 +129,66 @@ function phasesOf(output: string, prefix: string, into: Run["phases"]): void {
 	}
 }
 
+/**
+	The target's bench manifest, included by one in the build folder that gives the simulated board its folder
+	under DIR and applies --fixed's heaps and --stack's stack.
+*/
+function manifestFor(target: Target, build: string, board: string): string {
+	const creation: { [name: string]: unknown } = {};
+	if (fixed) {
+		creation.heap = { initial: fixed[0], incremental: 0 };
+		creation.chunk = { initial: fixed[1], incremental: 0 };
+	}
+	if (stack !== undefined) creation.stack = stack;
+	const file = path.join(build, "manifest.json");
+	const manifest = { include: [path.join(root, "bench/ram", target, "manifest.json")], creation, config: { file: { root: board } } };
+	fs.writeFileSync(file, JSON.stringify(manifest, null, "\t"));
+	return file;
+}
+
+const progressLines = (count: number) => new RegExp(`(?:xs-ota: \\d+ of \\d+ bytes[^]*?){${count}}`);
+const launchEnd = /xs-ota sim: restart|XS abort|memory full|stack overflow/;
+
+/** The creation mcconfig wrote into the app's mc.xs.c: { chunk, chunk incr., slots, slots incr., stack, … }. */
+function creationOf(file: string): number[] | undefined {
+	const line = /^\s*\{ (\d+), (\d+), (\d+), (\d+), (\d+), \d+, \d+, \d+, \d+, \d+, \d+, (\d+),/m.exec(fs.readFileSync(file, "utf8"));
+	return line?.slice(1).map(Number);
+}
+
 async function update(target: Target, transport: Transport, url: string, caDer?: Uint8Array): Promise<Run> {
 	const build = path.join(out, "build", target);
 	fs.mkdirSync(build, { recursive: true });
-	run("mcconfig", ["-m", "-p", "lin", "-o", build, `bench/ram/${target}/manifest.json`, `update=${url}`]);
+	const board = path.join(out, "board", target) + "/";
+	run("mcconfig", ["-m", "-p", "lin", "-o", build, manifestFor(target, build, board), `update=${url}`]);
 	const so = path.join(build, "bin/lin/mc/release/xs-ota/mc.so");
-	const board = `/tmp/xs-ota-ram-${target}/`;
+	const creation = creationOf(path.join(build, "tmp/lin/mc/release/xs-ota/mc.xs.c"));
 	fs.rmSync(board, { recursive: true, force: true });
 	fs.mkdirSync(board, { recursive: true });
-	// The trust anchor, provisioned the way platform/tls-credentials.ts reads it (domain xs-ota-tls, key ca).
-	if (caDer) fs.writeFileSync(path.join(board, "modpreferences.json"), JSON.stringify({ "xs-ota-tls": { ca: { buffer: Array.from(caDer).join(",") } } }));
+	// The trust anchor, provisioned the way platform/tls-credentials.ts reads it (domain xs-ota-tls, key ca), in
+	// the simulator's preference store (host-sim/moddable-sim/preference.ts: "a", then the bytes).
+	if (caDer) {
+		fs.mkdirSync(path.join(board, "preferences/xs-ota-tls"), { recursive: true });
+		fs.writeFileSync(path.join(board, "preferences/xs-ota-tls/ca"), Buffer.concat([Buffer.from("a"), caDer]));
+	}
 	const started = Date.now();
-	const first = await launch(so, /xs-ota sim: restart|XS abort|memory full|stack overflow/, 600);
+	// Cut: the first launch killed mid-download; the second resumes it, verifies and switches.
+	const cut = killAfter > 0 ? await launch(so, launchEnd, 600, progressLines(killAfter)) : "";
+	const killed = killAfter > 0 && !failure.test(cut) && !/xs-ota sim: restart/.test(cut);
+	const first = killAfter > 0 && !killed ? "" : await launch(so, launchEnd, 600);
 	const second = failure.test(first) || !/xs-ota sim: restart/.test(first) ? "" : await launch(so, /ram: done|XS abort|memory full|stack overflow/, 120);
-	fs.writeFileSync(path.join(out, `${target}-${transport}.log`), `${first}\n--- relaunch ---\n${second}`);
+	fs.writeFileSync(path.join(out, `${target}-${transport}.log`),
+		`${killAfter > 0 ? `${cut}\n--- killed (SIGKILL), relaunch ---\n` : ""}${first}\n--- relaunch ---\n${second}`);
 	const phases: Run["phases"] = {};
+	// The killed launch's readings are those of its phases that ended (runtime, start, idle): "0:"; they count
+	// towards the download launch's.
+	phasesOf(cut, "0:", phases);
 	phasesOf(first, "", phases);
 	phasesOf(second, "2:", phases);
 	const ended = /Update Result (\d+) \((\w[\w ]*)\)\s*$/m.exec(second.split("\n").filter((line) => /Update Result/.test(line)).pop() ?? "");
-	const broke = failure.exec(first + second);
-	const result = broke ? `FAILED: ${broke[0]}` : ended ? `Update Result ${ended[1]}` : "FAILED: did not finish (see the log)";
-	return { target, transport, phases, result, seconds: Math.round((Date.now() - started) / 1000) };
+	const broke = failure.exec(cut + first + second);
+	const result = broke ? `FAILED: ${broke[0]}` : killAfter > 0 && !killed ? "FAILED: not killed mid-download (see the log)"
+		: ended ? `Update Result ${ended[1]}` : "FAILED: did not finish (see the log)";
+	return { target, transport, phases, result, seconds: Math.round((Date.now() - started) / 1000), creation };
 }
 
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
@@ -193,8 +248,10 @@ async function main(): Promise<void> {
 	for (const r of runs) {
 		const names = Object.keys(r.phases);
 		const first = peak(r, names.filter((name) => !name.startsWith("2:"))), second = peak(r, names.filter((name) => name.startsWith("2:")));
-		lines.push(`| ${r.target} | ${r.transport} | ${cell(r.phases.idle)} | ${cell(r.phases.download)} | ${cell(r.phases.verify)} | ${cell(r.phases.install)} | ${cell(peak(r, ["2:start", "2:confirm"]))} | ${cell(r.phases["2:report"])} | ${cell(first, "reserved")} | ${cell(second, "reserved")} | ${r.result} |`);
+		lines.push(`| ${r.target} | ${r.transport} | ${cell(r.phases.idle ?? r.phases["0:idle"])} | ${cell(r.phases.download)} | ${cell(r.phases.verify)} | ${cell(r.phases.install)} | ${cell(peak(r, ["2:start", "2:confirm"]))} | ${cell(r.phases["2:report"])} | ${cell(first, "reserved")} | ${cell(second, "reserved")} | ${r.result} |`);
 	}
+	const creations = [...new Set(runs.map((r) => r.creation ? `${r.target}: ${r.creation[2].toLocaleString("en-US")} + ${r.creation[3]} slots, ${kb(r.creation[0])} + ${kb(r.creation[1])} KB of chunks, stack ${r.creation[4]} slots${r.creation[5] ? `, static ${r.creation[5].toLocaleString("en-US")} B` : ""}` : `${r.target}: ?`))];
+	lines.push("", `Creation (initial + incremental): ${creations.join("; ")}.${runs.some((r) => r.phases["0:start"]) ? " Each download was killed (SIGKILL) and resumed." : ""}`);
 	const table = lines.join("\n");
 	fs.writeFileSync(path.join(out, "results.md"), table + "\n");
 	console.log(table);

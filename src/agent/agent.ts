@@ -176,6 +176,7 @@ export interface AgentListener {
 	shutDown?(): void;
 }
 
+/** The verify's read buffer: allocated for each verify (a few a year), not held for the agent's life. */
 const scratchBytes = 4096;
 
 export class Agent {
@@ -187,7 +188,6 @@ export class Agent {
 	#firmware: FirmwareObject;
 	#download: Transfer | undefined;
 	#automatic = false;
-	#scratch = new Uint8Array(scratchBytes);
 	#jobs: JobList;
 	#closed = false;
 	#installTimer: unknown;
@@ -667,7 +667,8 @@ export class Agent {
 		}
 		const record = this.#record;
 		const { slot, digest, log } = this.#ports;
-		const check = checkImage(slot, digest, this.#options.chipId, this.#scratch);
+		const scratch = new Uint8Array(scratchBytes);
+		const check = checkImage(slot, digest, this.#options.chipId, scratch);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
 		// An 8-bit checksum passes a spliced or corrupt image about once in 256: something stronger must vouch.
@@ -675,7 +676,7 @@ export class Agent {
 			return this.#rejectImage(Result.unsupportedPackage, "image has no appended sha-256 and the request no digest");
 		let failure: string | undefined;
 		try {
-			failure = this.#checkPackage();
+			failure = this.#checkPackage(scratch);
 		}
 		catch (error) {
 			failure = `package check failed: ${(error as Error).message}`;
@@ -693,12 +694,12 @@ export class Agent {
 	}
 
 	/** The package-level checks the request asked for, over the bytes on flash; a reason when one fails. */
-	#checkPackage(): string | undefined {
+	#checkPackage(scratch: Uint8Array): string | undefined {
 		const record = this.#record;
 		const { slot, digest } = this.#ports;
 		if (record.sha256 || record.signature) {
 			const sha256 = new Uint8Array(32);
-			slotDigest(slot, record.totalSize, digest, this.#scratch, sha256);
+			slotDigest(slot, record.totalSize, digest, scratch, sha256);
 			if (record.sha256 && !sameBytes(sha256, record.sha256)) return "sha-256 mismatch";
 			if (record.signature) {
 				if (!this.#ports.signature) return "no signature verifier";
@@ -708,7 +709,7 @@ export class Agent {
 		if (record.md5) {
 			if (!this.#ports.md5) return "no md5 digest";
 			const md5 = new Uint8Array(16);
-			slotDigest(slot, record.totalSize, this.#ports.md5, this.#scratch, md5);
+			slotDigest(slot, record.totalSize, this.#ports.md5, scratch, md5);
 			if (!sameBytes(md5, record.md5)) return "md5 mismatch";
 		}
 		return undefined;
@@ -738,7 +739,7 @@ export class Agent {
 		log(`running the old image: switch ${record.switches} of ${this.#options.maxSwitches} did not stick`);
 		if (record.switches >= this.#options.maxSwitches)
 			return this.#enter(State.idle, Result.updateFailed);
-		const check = checkImage(this.#ports.slot, this.#ports.digest, this.#options.chipId, this.#scratch);
+		const check = checkImage(this.#ports.slot, this.#ports.digest, this.#options.chipId, new Uint8Array(scratchBytes));
 		if (!check.ok || check.imageLength !== record.imageLength) {
 			log(`image in the other slot no longer valid: ${check.ok ? "length changed" : check.reason}`);
 			return this.#enter(State.idle, Result.updateFailed);

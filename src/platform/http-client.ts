@@ -9,6 +9,18 @@ import { observedSecureSocket } from "./tls-socket";
 import { tlsReasons } from "../lib/tls-failure";
 
 const connectionFailed = "connection failed";
+/**
+	The largest TLS record the device asks a package server for (RFC 6066 max_fragment_length): SecureSocket
+	holds a whole record to decrypt it, so 16 KB records (what servers send by default) cost 16 KB of chunks and
+	more while a download runs. Servers that ignore the extension still work, with their own record size.
+*/
+export const maxFragmentBytes = 4096;
+
+/** The SecureSocket options of a package download (Moddable's typings do not name max_fragment_length). */
+function downloadOptions(host: string): ReturnType<typeof secureOptions> {
+	const options: ReturnType<typeof secureOptions> & { tls_max_fragment_length: number } = { ...secureOptions(host), tls_max_fragment_length: maxFragmentBytes };
+	return options;
+}
 
 export class ModdableHttpClient implements HttpClient {
 	request(method: "GET" | "HEAD", url: Url, headers: string[], handler: HttpHandler): HttpExchange {
@@ -32,7 +44,7 @@ export class ModdableHttpClient implements HttpClient {
 					path: url.path,
 					method,
 					headers,
-					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: secureOptions(url.host) } : {}),
+					...(secure ? { Socket: observedSecureSocket(() => refused = true), secure: downloadOptions(url.host) } : {}),
 				});
 			}
 			catch (error) {
