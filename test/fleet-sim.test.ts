@@ -54,6 +54,20 @@ async function simulate(ini: string, boards: number, faults: Partial<FaultProfil
 	}
 }
 
+/** What `xs-ota fleet monitor --target sim --once` prints for the rehearsal in `out`. */
+async function monitorOnce(dir: string, out: string): Promise<string> {
+	const written: string[] = [];
+	const write = process.stdout.write;
+	process.stdout.write = ((text: string) => written.push(text) > 0) as typeof process.stdout.write;
+	try {
+		await monitorCommand({ config: path.join(dir, "dev.ini"), target: "sim", out, once: true });
+	}
+	finally {
+		process.stdout.write = write;
+	}
+	return written.join("");
+}
+
 /** The abort came at the first moment its rule was met: never before, with the counts it reports. */
 function assertAbortMoment(round: RoundReport): void {
 	const abort = round.abort!;
@@ -134,18 +148,9 @@ test("15% of boards failing their self-test against a 10% abort threshold: cance
 	const missing = round.executions.filter((execution) => execution.status === "SUCCEEDED" && !/^\d+\.\d{3}$/.test(execution.statusDetails.downloadTime));
 	assert.equal(missing.map((execution) => [execution.thing, execution.statusDetails, execution.faults]), []);
 	// What the rehearsal left for xs-ota fleet monitor --target sim: the round's job, its counts and abort, every thing.
-	const written: string[] = [];
-	const write = process.stdout.write;
-	process.stdout.write = ((text: string) => written.push(text) > 0) as typeof process.stdout.write;
-	try {
-		await monitorCommand({ config: path.join(dir, "dev.ini"), target: "sim", out, once: true });
-	}
-	finally {
-		process.stdout.write = write;
-	}
+	const monitored = await monitorOnce(dir, out);
 	assert.is(process.exitCode, 3, "the job did not succeed");
 	process.exitCode = 0;
-	const monitored = written.join("");
 	assert.match(monitored, new RegExp(`^job fw-2: CANCELED \\(aborted: abort rule FAILED ≥ 10%: ${round.abort!.failures} of ${round.abort!.completed} completed\\)\n`));
 	assert.match(monitored, new RegExp(`executions: .*FAILED ${round.counts.FAILED}`));
 	assert.match(monitored, /thing-0001 +SUCCEEDED +state=0 result=1 reason=accepted v2\.0\.0 updatedBy=2\.0\.0 downloadTime=\d+\.\d{3}\n/);
@@ -203,16 +208,8 @@ test("the monitor of a rehearsal whose cleanup deleted its jobs still lists ever
 	const state = JSON.parse(fs.readFileSync(path.join(out, "monitor.json"), "utf8")) as { finished: boolean; jobs: { jobId: string; executions: { thing: string; status: string }[] }[] };
 	assert.equal(state.jobs.map((job) => [job.jobId, job.executions.map((execution) => `${execution.thing} ${execution.status}`)]),
 		["fw-2-1", "fw-2-2"].map((jobId) => [jobId, ["thing-0001 SUCCEEDED", "thing-0002 SUCCEEDED", "thing-0003 SUCCEEDED"]]));
-	const written: string[] = [];
-	const write = process.stdout.write;
-	process.stdout.write = ((text: string) => written.push(text) > 0) as typeof process.stdout.write;
-	try {
-		await monitorCommand({ config: path.join(dir, "dev.ini"), target: "sim", out, once: true });
-	}
-	finally {
-		process.stdout.write = write;
-	}
-	assert.match(written.join(""), /thing-0003 +SUCCEEDED +state=0 result=1/);
+	const monitored = await monitorOnce(dir, out);
+	assert.match(monitored, /thing-0003 +SUCCEEDED +state=0 result=1/);
 });
 
 test("rounds: a stress run deploys a job per round to the same boards; a failed round stops the rest", async () => {
