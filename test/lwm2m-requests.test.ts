@@ -178,7 +178,7 @@ for (const engine of engines) {
 				const observe = await silent.request(to(registration), { code: "GET", path: "/5/0/3", options: [{ name: "Observe", value: uint(0) }] });
 				assert.is(observe.code, "2.05");
 				// Notifications go unanswered: the board retransmits them.
-				for (let i = 0; i < 500 && silent.received.filter((packet) => packet.confirmable).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+				for (let i = 0; i < 6000 && silent.received.filter((packet) => packet.confirmable).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
 				assert.ok(silent.received.filter((packet) => packet.confirmable).length >= 2, "the silent observer was notified");
 			});
 			assert.is(run.outcome.end, "shut-down");
@@ -211,7 +211,7 @@ for (const engine of engines) {
 			const registration = await registered;
 			assert.is((await silent.request(to(registration), { code: "PUT", path: "/5/0/3", options: [{ name: "Uri-Query", value: text("pmax=1") }] })).code, "2.04");
 			assert.is((await silent.request(to(registration), { code: "GET", path: "/5/0/3", options: [{ name: "Observe", value: uint(0) }] })).code, "2.05");
-			for (let i = 0; i < 500 && !silent.received.some((packet) => packet.confirmable); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+			for (let i = 0; i < 6000 && !silent.received.some((packet) => packet.confirmable); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 			process.kill(-child.pid!, "SIGINT");
 			// Generous: the shutdown takes milliseconds; before, the retransmissions held the run for over a minute.
 			const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 45000);
