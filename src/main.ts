@@ -13,12 +13,13 @@ import { chipIdOf } from "./agent/image";
 import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
 import { Sha256 } from "./platform/digest";
-import { ModdableFlashSlot } from "./platform/flash-slot";
+import { FlashReader, ModdableFlashSlot } from "./platform/flash-slot";
 import { ModdableHttpClient } from "./platform/http-client";
 import { Preferences } from "./platform/preferences";
 import { Md5 } from "./platform/digest";
 import { ModdableMqttConnector } from "./platform/mqtt-client";
-import { P256Verifier } from "./platform/signature";
+import { NativeKeyVerifier, P256Verifier } from "./platform/signature";
+import { ImageTrust, parseKeyDigests } from "./agent/image-trust";
 import { validThingName } from "./agent/job-document";
 import { defaultJobsOptions } from "./transport/aws-jobs";
 import { defaultStreamOptions } from "./transport/aws-stream";
@@ -68,6 +69,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const aws = createAwsUpdates(slot, boot, clock);
 	const maintenanceOptions = { ...defaultMaintenanceOptions, networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs) };
 	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
+	const chipId = chipIdOf(String(config.chip ?? "esp32"));
 	const ports = {
 		slot,
 		store,
@@ -81,6 +83,11 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
+		trust: new ImageTrust({ running: new FlashReader("running"), keys: new NativeKeyVerifier(), digest: new Sha256(), log }, {
+			requireSignature: config.requireSignature === true || config.requireSignature === "true",
+			trustedKeys: parseKeyDigests(String(config.trustedKeys ?? "")),
+			revokedKeys: parseKeyDigests(String(config.revokedKeys ?? "")),
+		}, chipId),
 		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: openCoap(), udp, slot, clock, log }, download, record, url, listener) },
 		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
@@ -107,7 +114,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	};
 	const lwm2mSelfTest: SelfTest = (done) => (lwm2m ? lwm2m.selfTest(done) : done(true));
 	const options = {
-		...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download,
+		...defaultAgentOptions, chipId, download,
 		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
 		rebootPersistence: config.rebootPersistence !== false && config.rebootPersistence !== "false",
 		warningPollMs: numberSetting("warningPollMs", defaultAgentOptions.warningPollMs),

@@ -7,6 +7,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import { verifyP256 } from "./p256";
+import { verifyRsaPss } from "./rsa-pss";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
 import { blockEraseSize, sectorSize, type FlashPartition } from "./flash-chip";
@@ -238,6 +239,7 @@ export class Board {
 				return result;
 			}
 			case "signature.verifyP256": return verifySignature(data!, args[0]) ? 1 : 0;
+			case "signature.verifyRsaPss": return verifyRsaPss(data!.subarray(0, 32), data!.subarray(32, 416), args[0], data!.subarray(416, 800)) ? 1 : 0;
 			case "config.get": return this.config;
 			case "ota.runningSlot": return this.runningSlot;
 			case "ota.runningState": {

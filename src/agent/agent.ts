@@ -35,6 +35,7 @@ import { ImageState } from "../platform/ports";
 import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
+import type { ImageTrust } from "./image-trust";
 import { ErasePlan } from "./erase-plan";
 import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
 import { confirmPackage, headStatus } from "./job-server";
@@ -67,6 +68,8 @@ export interface AgentPorts {
 	gate?: InstallGate;
 	/** The reboot warning watched while a transfer runs. */
 	warning?: RebootWarning;
+	/** Signatures and anti-rollback: which verified image may boot; without it, any. */
+	trust?: ImageTrust;
 }
 
 /** A pushed package's transfer: the server's blocks are written as they come. */
@@ -668,9 +671,12 @@ export class Agent {
 		const record = this.#record;
 		const { slot, digest, log } = this.#ports;
 		const scratch = new Uint8Array(scratchBytes);
-		const check = checkImage(slot, digest, this.#options.chipId, scratch);
+		const { trust } = this.#ports;
+		const check = checkImage(slot, digest, this.#options.chipId, scratch, trust?.signedData);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
+		const refusal = trust?.refuses(slot, check, record.totalSize, scratch);
+		if (refusal) return this.#rejectImage(refusal.result, refusal.reason);
 		// An 8-bit checksum passes a spliced or corrupt image about once in 256: something stronger must vouch.
 		if (!check.hashed && !record.sha256 && !record.md5 && !record.signature)
 			return this.#rejectImage(Result.unsupportedPackage, "image has no appended sha-256 and the request no digest");

@@ -4,25 +4,39 @@
 
 import Flash from "flash";
 import FFI from "mc/ffi";
-import type { FlashSlot } from "./ports";
+import type { FlashSlot, ImageReader } from "./ports";
 
 /** The NOR block erase of the flash parts on ESP32 modules. */
 const blockSize = 65536;
 
-export class ModdableFlashSlot implements FlashSlot {
-	#flash = new Flash("nextota");
-	#native = new FFI();
+/** Reads a partition Moddable's "flash" opens: "running" is the running app's (for its signature blocks). */
+export class FlashReader implements ImageReader {
+	protected readonly flash: Flash;
 	readonly byteLength: number;
+
+	constructor(partition: string) {
+		this.flash = new Flash(partition);
+		this.byteLength = this.flash.byteLength;
+	}
+
+	// Moddable's read returns a fresh buffer; this is the one copy its API forces on us.
+	readInto(offset: number, byteLength: number, into: Uint8Array): void {
+		into.set(new Uint8Array(this.flash.read(offset, byteLength)));
+	}
+}
+
+export class ModdableFlashSlot extends FlashReader implements FlashSlot {
+	#native = new FFI();
 	readonly sectorSize: number;
 	readonly blockSize = blockSize;
 
 	constructor() {
-		this.byteLength = this.#flash.byteLength;
-		this.sectorSize = this.#flash.blockSize;
+		super("nextota");
+		this.sectorSize = this.flash.blockSize;
 	}
 
 	erase(sector: number): void {
-		this.#flash.erase(sector);
+		this.flash.erase(sector);
 	}
 
 	eraseBlock(block: number): void {
@@ -31,11 +45,6 @@ export class ModdableFlashSlot implements FlashSlot {
 	}
 
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void {
-		this.#flash.write(offset, byteLength, buffer);
-	}
-
-	// Moddable's read returns a fresh buffer; this is the one copy its API forces on us.
-	readInto(offset: number, byteLength: number, into: Uint8Array): void {
-		into.set(new Uint8Array(this.#flash.read(offset, byteLength)));
+		this.flash.write(offset, byteLength, buffer);
 	}
 }

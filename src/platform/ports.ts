@@ -16,6 +16,9 @@ export interface FlashSlot {
 	readInto(offset: number, byteLength: number, into: Uint8Array): void;
 }
 
+/** Read-only flash holding an image: the running app's partition, say. */
+export type ImageReader = Pick<FlashSlot, "byteLength" | "readInto">;
+
 export type StoredValue = ArrayBuffer | string | number | boolean;
 
 /** One preference domain. ESP32 limits: key ≤ 15 chars, value ≤ 4000 bytes, int32 only; set is not atomic. */
@@ -80,6 +83,14 @@ export type Logger = (message: string) => void;
 export interface SignatureVerifier {
 	/** `signature` is DER; the public key is the verifier's own (from config). */
 	verify(sha256: Uint8Array, signature: Uint8Array): boolean;
+}
+
+/** Public-key checks of a SHA-256 with the key given each time (Secure Boot v2 signature blocks); numbers big-endian. */
+export interface KeyVerifier {
+	/** ECDSA P-256: `publicKey` 65 bytes (04 ‖ x ‖ y), `signature` DER. */
+	p256(sha256: Uint8Array, publicKey: Uint8Array, signature: Uint8Array): boolean;
+	/** RSA-3072 PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt: `modulus` and `signature` 384 bytes each. */
+	rsaPss3072(sha256: Uint8Array, modulus: Uint8Array, exponent: number, signature: Uint8Array): boolean;
 }
 
 export interface Url {
