@@ -48,6 +48,8 @@ export interface DeviceOptions {
 	thing?: string;
 	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
 	layout?: BoardLayout;
+	/** The image a board created by this run leaves the factory with (a signed one, say); default version 1.0.0. */
+	factoryImage?: Uint8Array;
 	/** XS heap slots after each delivered event (xs engine), interleaved with onEvent's reports. */
 	onHeap?: (slots: number) => void;
 	/** Benchmarks only: collect garbage before each heap reading, so it counts live slots. */
@@ -124,7 +126,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
 	const commands = options.commands ?? [];
 	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
-	prepareFactoryBoard(options.dir, options.layout);
+	prepareFactoryBoard(options.dir, options.layout, options.factoryImage);
 	if (options.credentials) (options.provisioned ? provision : installResources)(options.dir, options.credentials);
 	for (;;) {
 		const board = new Board({
@@ -265,11 +267,10 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	}
 }
 
-/** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string, layout?: BoardLayout): void {
+/** A board fresh from the factory runs version 1.0.0 (or `image`) from ota_0 (flashed over serial: no power cuts). */
+export function prepareFactoryBoard(dir: string, layout?: BoardLayout, image = makeAppImage({ size: 256 * 1024, version: factoryVersion })): void {
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
 	if (!storage.isFresh) return;
-	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
 	const slot = storage.appSlot(0);
 	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
 	slot.write(0, image.length, image);
