@@ -1,6 +1,7 @@
 /*
 	xs-ota command line:
-	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
+	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32] [--secure-version N] [--sign KEY.PEM[,KEY.PEM…]]
+	                (--sign: padded to a 4 KiB sector plus a Secure Boot v2 signature sector; prints each key digest)
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
 	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
@@ -31,6 +32,7 @@
 import * as fs from "node:fs";
 import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage, maxVersionBytes } from "./image";
+import { keyDigestOf, signImage } from "./signing";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { Lwm2mServer } from "./server/lwm2m-server";
@@ -78,8 +80,12 @@ async function image(flags: Flags): Promise<void> {
 	if (!(chip in chipIds)) throw new UsageError(`--chip is ${Object.keys(chipIds).join(", ")}`);
 	const version = text(flags, "version")!;
 	if (Buffer.byteLength(version) > maxVersionBytes) throw new UsageError(`--version takes at most ${maxVersionBytes} bytes (ESP-IDF's app description holds 32 with the NUL)`);
-	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip });
-	fs.writeFileSync(text(flags, "out")!, bytes);
+	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip, secureVersion: integer(flags, "secure-version", false) });
+	const keyFiles = optionalText(flags, "sign")?.split(",");
+	if (!keyFiles) return fs.writeFileSync(text(flags, "out")!, bytes);
+	const keys = keyFiles.map((file) => fs.readFileSync(file));
+	fs.writeFileSync(text(flags, "out")!, signImage(bytes, keys));
+	keys.forEach((key, index) => console.log(`key digest ${Buffer.from(keyDigestOf(key)).toString("hex")}  ${keyFiles[index]}`));
 }
 
 /** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
@@ -318,6 +324,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "size", value: "BYTES", help: "its size; required" },
 			{ name: "version", value: "VERSION", help: "the version in its app description; required" },
 			{ name: "chip", value: "esp32|esp32s3|esp32c3|…", help: "the chip id in its header (default esp32)" },
+			{ name: "secure-version", value: "N", help: "the anti-rollback counter in its app description (default 0)" },
+			{ name: "sign", value: "KEY.PEM[,KEY.PEM…]", help: "append a Secure Boot v2 signature block per key (RSA-3072 or P-256, at most 3)" },
 		],
 	},
 	serve: {

@@ -111,6 +111,18 @@ test("anti-rollback: a secure version below the running one is refused with 8, e
 	assert.is(verify(makeAppImage({ size: 100_000, version: "2.0.0", secureVersion: 4 }), {}, running).refusal, undefined);
 });
 
+for (const [name, file, key] of [["rsa-3072", "espsecure-rsa3072.bin", rsaKey], ["p-256", "espsecure-p256.bin", ecKey]] as const) {
+	test(`espsecure's own ${name} signing (esptool v5.1.0) verifies; its key digest is ours; a changed byte fails`, () => {
+		const signed = new Uint8Array(fs.readFileSync(path.join(fixtures, file)));
+		const digest = new Uint8Array(fs.readFileSync(path.join(fixtures, file.replace("espsecure-", "").replace(".bin", "-test-key.digest"))));
+		assert.equal(keyDigestOf(key), digest);
+		assert.is(verify(signed, { requireSignature: true, trustedKeys: [digest] }).refusal, undefined);
+		const changed = signed.slice();
+		changed[40_001] ^= 1; // the 0xFF padding espsecure added
+		assert.equal(verify(changed, { requireSignature: true, trustedKeys: [digest] }).refusal, { result: 5, reason: "signature mismatch" });
+	});
+}
+
 test("key digests from config: hex, separated by commas or spaces; anything else is an error", () => {
 	const digest = keyDigestOf(ecKey);
 	const hex = Buffer.from(digest).toString("hex");

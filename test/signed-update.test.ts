@@ -75,6 +75,14 @@ for (const engine of engines) {
 		});
 	}
 
+	test(`${engine}: http: an image signed by Espressif's espsecure (fixture) installs with its key digest provisioned`, async () => {
+		const signed = new Uint8Array(fs.readFileSync(path.join(fixtures, "espsecure-p256.bin")));
+		const digest = fs.readFileSync(path.join(fixtures, "p256-test-key.digest"));
+		const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`espsecure-${engine}.bin`, signed), config: { ...requireSignature, trustedKeys: hex(digest) } });
+		assertNewFirmware(outcome, sha256Hex(fs.readFileSync(path.join(fixtures, "app-2.0.0.bin"))), "2.0.0", engine);
+		assert.ok(logged(outcome, "signature block 0 (ecdsa) verified"));
+	});
+
 	test(`${engine}: http: a lower secure_version is refused with 8, also when the download was cut and resumed`, async () => {
 		const factory = makeAppImage({ size: 128 * 1024, version: factoryVersion, secureVersion: 2 });
 		const older = makeAppImage({ size: 300 * 1024, version: "2.0.0", secureVersion: 1 });
