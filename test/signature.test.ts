@@ -4,7 +4,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { MemorySlot, NodeDigest } from "./support/memory-slot";
 import { makeAppImage } from "../host-sim/image";
 import { keyDigestOf, signImage } from "../host-sim/signing";
@@ -122,6 +125,26 @@ for (const [name, file, key] of [["rsa-3072", "espsecure-rsa3072.bin", rsaKey], 
 		assert.equal(verify(changed, { requireSignature: true, trustedKeys: [digest] }).refusal, { result: 5, reason: "signature mismatch" });
 	});
 }
+
+test("xs-ota image --sign: both keys' digests printed as espsecure computes them, the file verifies; a 2048-bit key is refused", () => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-sign-"));
+	const out = path.join(dir, "app.bin");
+	const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, "..", "host-sim", "bin", "xs-ota.js"), "image", "--out", out, "--size", "50000", "--version", "2.0.0", ...args], { encoding: "utf8" });
+	const keyFiles = [path.join(fixtures, "rsa3072-test-key.pem"), path.join(fixtures, "p256-test-key.pem")];
+	const signed = cli("--secure-version", "4", "--sign", keyFiles.join(","));
+	assert.is(signed.status, 0, signed.stderr);
+	const digests = ["rsa3072-test-key.digest", "p256-test-key.digest"].map((file) => fs.readFileSync(path.join(fixtures, file)).toString("hex"));
+	assert.equal(signed.stdout.trim().split("\n"), digests.map((digest, i) => `key digest ${digest}  ${keyFiles[i]}`));
+	const bytes = new Uint8Array(fs.readFileSync(out));
+	assert.is(bytes.length, signedLength(50_000) + 4096);
+	const trustedKeys = parseKeyDigests(digests[1]);
+	assert.is(verify(bytes, { requireSignature: true, trustedKeys }).refusal, undefined);
+	fs.writeFileSync(path.join(dir, "rsa2048.pem"), generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }));
+	const refused = cli("--sign", path.join(dir, "rsa2048.pem"));
+	assert.is(refused.status, 1);
+	assert.match(refused.stderr, /the key must be RSA-3072 or ECDSA P-256/);
+	fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test("key digests from config: hex, separated by commas or spaces; anything else is an error", () => {
 	const digest = keyDigestOf(ecKey);
