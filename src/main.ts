@@ -35,7 +35,7 @@ import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
 import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
-import type { DownloadListener } from "./agent/download";
+import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
 import type { Url } from "./platform/ports";
 
