@@ -13,7 +13,7 @@ const Phase = { kind: 0, size: 1, scattered: 2, value: 3, repeated: 4 } as const
 const scatteredKind = 0, repeatedKind = 1;
 
 export class Crle implements Decompressor {
-	#input = new Uint8Array(0);
+	#input: Uint8Array = new Uint8Array(0);
 	#at = 0;
 	#consumed = 0;
 	#phase: number = Phase.kind;

@@ -28,7 +28,7 @@ export interface Decompressor {
 
 /** detools compression "none": the bytes as they are. */
 export class Stored implements Decompressor {
-	#input = new Uint8Array(0);
+	#input: Uint8Array = new Uint8Array(0);
 	#at = 0;
 	#consumed = 0;
 	readonly windowBytes = 0;

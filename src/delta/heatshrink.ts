@@ -20,7 +20,7 @@ export class Heatshrink implements Decompressor {
 	#lookaheadBits: number;
 	#window: Uint8Array;
 	#head = 0;
-	#input = new Uint8Array(0);
+	#input: Uint8Array = new Uint8Array(0);
 	#at = 0;
 	#consumed = 0;
 	/** The byte being read, and the mask of its next bit (0: take the next byte). */
