@@ -14,6 +14,7 @@ import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
 import { Sha256 } from "./platform/digest";
 import { ModdableFlashSlot } from "./platform/flash-slot";
+import { ModdableRunningImage } from "./platform/running-image";
 import { ModdableHttpClient } from "./platform/http-client";
 import { Preferences } from "./platform/preferences";
 import { Md5 } from "./platform/digest";
@@ -70,6 +71,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
 	const ports = {
 		slot,
+		running: new ModdableRunningImage(),
 		store,
 		boot,
 		clock,

@@ -33,7 +33,7 @@ function header(patch: Uint8Array): PatchHeader {
 }
 
 /** Applies `patch` to `old` in chunks of pseudo-random sizes up to `chunk`; returns the slot and the checkpoints. */
-function apply(patch: Uint8Array, old: Uint8Array, chunk: number, slot = new MemorySlot(262144)) {
+function apply(patch: Uint8Array, old: Uint8Array, chunk: number, slot = new MemorySlot(327680)) {
 	const parsed = header(patch);
 	const checkpoints: ApplyState[] = [];
 	const writer = new SlotWriter(slot, 1024, () => false);

@@ -30,7 +30,7 @@
 	wrote saved. A reboot warning (polled while a transfer runs) does the same at once, then clears itself.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url, RunningImage } from "../platform/ports";
 import { ImageState } from "../platform/ports";
 import { type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "../transport/transfer";
 import { HttpPull } from "../transport/http-pull";
@@ -52,6 +52,8 @@ export interface AgentPorts {
 	http: HttpClient;
 	digest: Digest;
 	log: Logger;
+	/** The running slot, read as a patch's base; without it every package is an image. */
+	running?: RunningImage;
 	/** MD5, for AWS "fota" job documents. */
 	md5?: Digest;
 	/** Code-signing check, for AWS "afr_ota" job documents. */
@@ -646,10 +648,16 @@ export class Agent {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
 				this.#download = coap.open(this.#record, url, listener);
 			}
-			else this.#download = new HttpPull({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
+			else this.#download = new HttpPull({ http, slot, clock, log, patch: this.#patchPorts() }, this.#options.download, this.#record, url, listener);
 		}
 		this.#download.start();
 		this.#watchWarning();
+	}
+
+	/** What a pulled patch is applied from: the running slot, when the platform reads it. */
+	#patchPorts() {
+		const { running, slot, digest } = this.#ports;
+		return running && { running, slot, digest, chipId: this.#options.chipId };
 	}
 
 	#stopDownload(): void {

@@ -27,6 +27,8 @@ import type { DownloadRecord } from "../agent/record";
 import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "../agent/resume";
 import { formatUrl, resolveLocation } from "../agent/url";
 import { isTlsFailure } from "../lib/tls-failure";
+import { PatchSink, type PatchPorts } from "../delta/patch-sink";
+import { isPatchStart } from "../delta/patch-header";
 import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "./transfer";
 
 export interface HttpPullPorts {
@@ -34,6 +36,8 @@ export interface HttpPullPorts {
 	slot: FlashSlot;
 	clock: Clock;
 	log: Logger;
+	/** Where a package that is a patch is applied from; without it every package is an image. */
+	patch?: PatchPorts;
 }
 
 /** Retry-After (RFC 9110 §10.2.3) in ms from now: delay-seconds, or an HTTP-date once the clock is set. */
@@ -69,6 +73,11 @@ export class HttpPull implements HttpHandler, Transfer {
 	#waitTimer: unknown;
 	#stallTimer: unknown;
 	#finished = false;
+	/** The package is a patch (decided by its first byte, or by the record on resume). */
+	#patch: PatchSink | undefined;
+	#patchMode = false;
+	/** The next body byte is the package's first: it decides whether the package is a patch. */
+	#sniff = false;
 
 	constructor(ports: HttpPullPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
 		this.#ports = ports;
@@ -83,9 +92,12 @@ export class HttpPull implements HttpHandler, Transfer {
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
 		this.#checkpoints = new Checkpoints(options.checkpointBytes, this.#known);
+		if (ports.patch) this.#patch = new PatchSink(ports.patch, record, options.checkpointBytes, () => listener.save());
+		this.#patchMode = record.patch !== undefined && this.#patch !== undefined;
 	}
 
 	start(): void {
+		if (this.#patchMode && this.#patch!.done) return this.#finish();
 		this.#request();
 	}
 
@@ -99,12 +111,14 @@ export class HttpPull implements HttpHandler, Transfer {
 	suspend(): void {
 		const record = this.#record;
 		// Everything on flash belongs to the record's ETag (a fresh body saved it before its first write).
-		if (this.#writing && this.#offset > record.committed) record.committed = this.#offset;
+		if (this.#writing && !this.#patchMode && this.#offset > record.committed) record.committed = this.#offset;
 		this.stop();
 		this.#listener.save();
 	}
 
 	#request(): void {
+		// A patch continues from its last checkpoint, whatever this power-on applied past it.
+		if (this.#patchMode) this.#known = this.#patch!.resumeOffset();
 		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
 		const answer = this.#answer;
 		answer.status = 0;
@@ -198,6 +212,9 @@ export class HttpPull implements HttpHandler, Transfer {
 		this.#known = this.#offset = 0;
 		this.#erasing.reset();
 		this.#erasing.setImageSize(totalSize);
+		this.#patch?.fresh();
+		this.#patchMode = false;
+		this.#sniff = true;
 		this.#writing = true;
 	}
 
@@ -206,6 +223,11 @@ export class HttpPull implements HttpHandler, Transfer {
 		const length = chunk.byteLength, end = this.#offset + length;
 		const slot = this.#ports.slot, record = this.#record;
 		this.#received += length;
+		if (this.#sniff && length) {
+			this.#sniff = false;
+			this.#patchMode = this.#patch !== undefined && isPatchStart(new Uint8Array(chunk, 0, 1)[0]);
+		}
+		if (this.#patchMode) return this.#bodyOfPatch(chunk, end);
 		if (end > slot.byteLength)
 			return this.#fail(Result.notEnoughFlash, "image larger than the slot");
 		if (record.totalSize && end > record.totalSize)
@@ -220,8 +242,26 @@ export class HttpPull implements HttpHandler, Transfer {
 		this.#listener.progress(end, record.totalSize);
 	}
 
+	#bodyOfPatch(chunk: ArrayBuffer, end: number): void {
+		const record = this.#record;
+		if (record.totalSize && end > record.totalSize)
+			return this.#transientFailure("body longer than announced");
+		const failure = this.#patch!.write(new Uint8Array(chunk));
+		if (failure) return this.#fail(failure.result, failure.reason);
+		this.#offset = end;
+		if (record.committed > this.#known) {
+			this.#known = record.committed;
+			this.#failures = 0;
+			this.#listener.progress(end, record.totalSize);
+		}
+	}
+
 	complete(): void {
 		if (!this.#writing) return;
+		if (this.#patchMode) {
+			const failure = this.#patch!.finish();
+			return failure ? this.#fail(failure.result, failure.reason) : this.#finish();
+		}
 		const record = this.#record;
 		if (record.totalSize && this.#offset !== record.totalSize)
 			return this.#transientFailure(`body ended at ${this.#offset} of ${record.totalSize}`);
