@@ -14,6 +14,7 @@ import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
 import { Sha256 } from "./platform/digest";
 import { ModdableFlashSlot } from "./platform/flash-slot";
+import { ModdableRunningImage } from "./platform/running-image";
 import { ModdableHttpClient } from "./platform/http-client";
 import { Preferences } from "./platform/preferences";
 import { Md5 } from "./platform/digest";
@@ -35,7 +36,7 @@ import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
 import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
-import type { DownloadListener } from "./agent/download";
+import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
 import type { Url } from "./platform/ports";
 
@@ -70,6 +71,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
 	const ports = {
 		slot,
+		running: new ModdableRunningImage(),
 		store,
 		boot,
 		clock,

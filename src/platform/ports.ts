@@ -16,6 +16,13 @@ export interface FlashSlot {
 	readInto(offset: number, byteLength: number, into: Uint8Array): void;
 }
 
+/** The running OTA app slot, read-only: the base a patch is applied to. */
+export interface RunningImage {
+	readonly byteLength: number;
+	/** Reads into `into` (from its start) `byteLength` bytes at `offset`. */
+	readInto(offset: number, byteLength: number, into: Uint8Array): void;
+}
+
 export type StoredValue = ArrayBuffer | string | number | boolean;
 
 /** One preference domain. ESP32 limits: key ≤ 15 chars, value ≤ 4000 bytes, int32 only; set is not atomic. */
