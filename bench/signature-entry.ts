@@ -2,7 +2,7 @@
 // the way the agent verifies a download — checkImage with the signed-data digest, then ImageTrust.refuses — and
 // logs "checked N" / "trusted N" after each, then "plain N" after the same checkImage without the extra digest, so the host times them (xsnap has no clock of its own to trust).
 
-import { FlashReader } from "../src/platform/flash-slot";
+import { ModdableRunningImage } from "../src/platform/running-image";
 import { NativeKeyVerifier } from "../src/platform/signature";
 import { Sha256 } from "../src/platform/digest";
 import { checkImage, chipIds } from "../src/agent/image";
@@ -14,7 +14,7 @@ declare const globalThis: { deviceDeliver?: (event: { id: number }, data: ArrayB
 globalThis.deviceDeliver = dispatch;
 
 const log = (line: string) => call("log", line);
-const running = new FlashReader("running");
+const running = new ModdableRunningImage();
 const trust = new ImageTrust({ running, keys: new NativeKeyVerifier(), digest: new Sha256(), log: () => {} }, { requireSignature: true, trustedKeys: [], revokedKeys: [] }, chipIds.esp32);
 const digest = new Sha256(), scratch = new Uint8Array(4096);
 for (let round = 0; round < 10; round++) {

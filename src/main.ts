@@ -13,7 +13,8 @@ import { chipIdOf } from "./agent/image";
 import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
 import { Sha256 } from "./platform/digest";
-import { FlashReader, ModdableFlashSlot } from "./platform/flash-slot";
+import { ModdableFlashSlot } from "./platform/flash-slot";
+import { ModdableRunningImage } from "./platform/running-image";
 import { ModdableHttpClient } from "./platform/http-client";
 import { Preferences } from "./platform/preferences";
 import { Md5 } from "./platform/digest";
@@ -36,7 +37,7 @@ import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
 import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
-import type { DownloadListener } from "./agent/download";
+import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
 import type { Url } from "./platform/ports";
 
@@ -70,8 +71,10 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const maintenanceOptions = { ...defaultMaintenanceOptions, networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs) };
 	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
 	const chipId = chipIdOf(String(config.chip ?? "esp32"));
+	const running = new ModdableRunningImage();
 	const ports = {
 		slot,
+		running,
 		store,
 		boot,
 		clock,
@@ -83,7 +86,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
-		trust: new ImageTrust({ running: new FlashReader("running"), keys: new NativeKeyVerifier(), digest: new Sha256(), log }, {
+		trust: new ImageTrust({ running, keys: new NativeKeyVerifier(), digest: new Sha256(), log }, {
 			requireSignature: config.requireSignature === true || config.requireSignature === "true",
 			trustedKeys: parseKeyDigests(String(config.trustedKeys ?? "")),
 			revokedKeys: parseKeyDigests(String(config.revokedKeys ?? "")),

@@ -19,7 +19,7 @@
 	server no longer knows it, so a stale job never locks the agent. With reboot persistence off, such a job
 	is dropped at boot without asking.
 
-	A request comes as a Package URI (request: http(s):// through download.ts, coap:// through the coap port), a
+	A request comes as a Package URI (request: http(s):// through transport/http-pull.ts, coap:// through the coap port), a
 	pushed Package (beginPush: the push port's transfer takes the server's blocks), or an AWS job's stream
 	(requestStream). A push cannot resume: one found downloading at boot ends with 4.
 
@@ -30,9 +30,10 @@
 	wrote saved. A reboot warning (polled while a transfer runs) does the same at once, then clears itself.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url, RunningImage } from "../platform/ports";
 import { ImageState } from "../platform/ports";
-import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
+import { type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "../transport/transfer";
+import { HttpPull } from "../transport/http-pull";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
 import type { ImageTrust } from "./image-trust";
@@ -52,6 +53,8 @@ export interface AgentPorts {
 	http: HttpClient;
 	digest: Digest;
 	log: Logger;
+	/** The running slot, read as a patch's base; without it every package is an image. */
+	running?: RunningImage;
 	/** MD5, for AWS "fota" job documents. */
 	md5?: Digest;
 	/** Code-signing check, for AWS "afr_ota" job documents. */
@@ -648,10 +651,16 @@ export class Agent {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
 				this.#download = coap.open(this.#record, url, listener);
 			}
-			else this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
+			else this.#download = new HttpPull({ http, slot, clock, log, patch: this.#patchPorts() }, this.#options.download, this.#record, url, listener);
 		}
 		this.#download.start();
 		this.#watchWarning();
+	}
+
+	/** What a pulled patch is applied from: the running slot, when the platform reads it. */
+	#patchPorts() {
+		const { running, slot, digest } = this.#ports;
+		return running && { running, slot, digest, chipId: this.#options.chipId };
 	}
 
 	#stopDownload(): void {

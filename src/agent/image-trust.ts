@@ -23,7 +23,7 @@
 	(32 bytes each) and one block's key and signature in big-endian (under 800 bytes) live during the check.
 */
 
-import type { Digest, FlashSlot, ImageReader, KeyVerifier, Logger } from "../platform/ports";
+import type { Digest, FlashSlot, RunningImage, KeyVerifier, Logger } from "../platform/ports";
 import { Result, type ResultCode } from "./firmware-object";
 import { type ExtraDigest, readImageLayout } from "./image";
 import { type BlockKind, blockKind, blockLength, blockSigns, keyDigest, keyDigestLength, maxBlocks, signedLength } from "./signature-block";
@@ -38,7 +38,7 @@ export interface TrustPolicy {
 
 export interface TrustPorts {
 	/** The running app's partition, for its signature blocks and secure version. */
-	running: ImageReader;
+	running: RunningImage;
 	keys: KeyVerifier;
 	/** SHA-256, a context of its own: it runs beside checkImage's. */
 	digest: Digest;
@@ -108,7 +108,7 @@ export class ImageTrust {
 	}
 
 	/** Adds to `into` the digests of the valid, unrevoked keys in the signature sector of an image of `imageLength`. */
-	#readKeys(reader: ImageReader, imageLength: number, end: number, scratch: Uint8Array, into: Uint8Array[]): void {
+	#readKeys(reader: RunningImage, imageLength: number, end: number, scratch: Uint8Array, into: Uint8Array[]): void {
 		const blocks = readSector(reader, signedLength(imageLength), end, scratch);
 		for (let index = 0; index < blocks; index++) {
 			const kind = blockKind(scratch, index * blockLength);
@@ -121,7 +121,7 @@ export class ImageTrust {
 }
 
 /** Reads into `scratch` the whole blocks of the signature sector at `at` that end by `end`; returns how many. */
-function readSector(reader: ImageReader, at: number, end: number, scratch: Uint8Array): number {
+function readSector(reader: RunningImage, at: number, end: number, scratch: Uint8Array): number {
 	const blocks = Math.max(0, Math.min(maxBlocks, Math.floor((Math.min(end, reader.byteLength) - at) / blockLength)));
 	if (blocks) reader.readInto(at, blocks * blockLength, scratch);
 	return blocks;

@@ -17,7 +17,7 @@
 	pass over a longer stretch (the Secure Boot v2 signed data: signature-block.ts), so signing costs no pass.
 */
 
-import type { Digest, FlashSlot, ImageReader } from "../platform/ports";
+import type { Digest, FlashSlot, RunningImage } from "../platform/ports";
 import { Result } from "./firmware-object";
 import { utf8Read } from "../lib/utf8";
 
@@ -118,7 +118,7 @@ export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: numb
 }
 
 /** Reads the headers and the app description only (the running image's, say): no data is checked. */
-export function readImageLayout(slot: ImageReader, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true }) | ImageRefusal {
+export function readImageLayout(slot: RunningImage, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true }) | ImageRefusal {
 	requireScratch(scratch);
 	const layout = walkImage(slot, expectedChipId, scratch);
 	if (!layout.ok) return layout;
@@ -126,7 +126,7 @@ export function readImageLayout(slot: ImageReader, expectedChipId: number, scrat
 	return { ok: true, imageLength, version, projectName, secureVersion, hashed };
 }
 
-function walkImage(slot: ImageReader, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true; segments: Int32Array }) | ImageRefusal {
+function walkImage(slot: RunningImage, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true; segments: Int32Array }) | ImageRefusal {
 	const slotLength = slot.byteLength;
 	if (slotLength < imageHeaderLength) return unsupported("slot too small");
 

@@ -4,39 +4,25 @@
 
 import Flash from "flash";
 import FFI from "mc/ffi";
-import type { FlashSlot, ImageReader } from "./ports";
+import type { FlashSlot } from "./ports";
 
 /** The NOR block erase of the flash parts on ESP32 modules. */
 const blockSize = 65536;
 
-/** Reads a partition Moddable's "flash" opens: "running" is the running app's (for its signature blocks). */
-export class FlashReader implements ImageReader {
-	protected readonly flash: Flash;
-	readonly byteLength: number;
-
-	constructor(partition: string) {
-		this.flash = new Flash(partition);
-		this.byteLength = this.flash.byteLength;
-	}
-
-	// Moddable's read returns a fresh buffer; this is the one copy its API forces on us.
-	readInto(offset: number, byteLength: number, into: Uint8Array): void {
-		into.set(new Uint8Array(this.flash.read(offset, byteLength)));
-	}
-}
-
-export class ModdableFlashSlot extends FlashReader implements FlashSlot {
+export class ModdableFlashSlot implements FlashSlot {
+	#flash = new Flash("nextota");
 	#native = new FFI();
+	readonly byteLength: number;
 	readonly sectorSize: number;
 	readonly blockSize = blockSize;
 
 	constructor() {
-		super("nextota");
-		this.sectorSize = this.flash.blockSize;
+		this.byteLength = this.#flash.byteLength;
+		this.sectorSize = this.#flash.blockSize;
 	}
 
 	erase(sector: number): void {
-		this.flash.erase(sector);
+		this.#flash.erase(sector);
 	}
 
 	eraseBlock(block: number): void {
@@ -45,6 +31,11 @@ export class ModdableFlashSlot extends FlashReader implements FlashSlot {
 	}
 
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void {
-		this.flash.write(offset, byteLength, buffer);
+		this.#flash.write(offset, byteLength, buffer);
+	}
+
+	// Moddable's read returns a fresh buffer; this is the one copy its API forces on us.
+	readInto(offset: number, byteLength: number, into: Uint8Array): void {
+		into.set(new Uint8Array(this.#flash.read(offset, byteLength)));
 	}
 }

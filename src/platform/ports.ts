@@ -16,8 +16,12 @@ export interface FlashSlot {
 	readInto(offset: number, byteLength: number, into: Uint8Array): void;
 }
 
-/** Read-only flash holding an image: the running app's partition, say. */
-export type ImageReader = Pick<FlashSlot, "byteLength" | "readInto">;
+/** The running OTA app slot, read-only: the base a patch is applied to, and the image whose signature blocks and secure version vouch for the next. */
+export interface RunningImage {
+	readonly byteLength: number;
+	/** Reads into `into` (from its start) `byteLength` bytes at `offset`. */
+	readInto(offset: number, byteLength: number, into: Uint8Array): void;
+}
 
 export type StoredValue = ArrayBuffer | string | number | boolean;
 

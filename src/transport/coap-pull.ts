@@ -15,7 +15,7 @@
 import { type CoapEndpoint, type Peer } from "../coap/endpoint";
 import { Code, type CoapOption, type Message, Option, blockBytes, firstOption, parseBlock, stringBytes, uintBytes, uintOption } from "../coap/message";
 import { hexEncode } from "../lib/base64";
-import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "../agent/download";
+import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "./transfer";
 import { Result, type ResultCode } from "../agent/firmware-object";
 import type { DownloadRecord } from "../agent/record";
 import { decideBlock } from "../agent/resume";
