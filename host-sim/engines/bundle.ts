@@ -4,7 +4,7 @@ import { buildSync } from "esbuild";
 import { fileURLToPath } from "node:url";
 
 const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file"];
-const aliases: Record<string, string> = { Resource: "resource" };
+const aliases: Record<string, string> = { Resource: "resource", "crypt/rng": "rng" };
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 const cached = new Map<string, string>();
