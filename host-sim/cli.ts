@@ -13,7 +13,8 @@
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
 	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
-	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
+	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE]
+	                [--psk-identity ID --psk-key HEX] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
 	                [--severity critical|major|minor] [--max-defer SECONDS] [--no-reboot-persistence]
 	                [--maintenance HH:MM --tz POSIX-TZ|IANA --window MINUTES --mode foreground|background
@@ -242,11 +243,15 @@ function maintenanceFlagProblem(problem: string): string {
 	return problem;
 }
 
-/** --ca, --mqtt-ca, --client-cert, --client-key: the board's TLS credentials, as DER. */
+/** --ca, --mqtt-ca, --client-cert, --client-key, --psk-identity, --psk-key: the board's TLS and DTLS credentials, as bytes. */
 function deviceCredentials(flags: Flags): Credentials | undefined {
 	const files = { ca: optionalText(flags, "ca"), "mqtt-ca": optionalText(flags, "mqtt-ca"), cert: optionalText(flags, "client-cert"), key: optionalText(flags, "client-key") };
 	if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError("--client-cert and --client-key go together");
-	if (Object.values(files).every((file) => file === undefined)) {
+	const pskIdentity = optionalText(flags, "psk-identity"), pskKey = optionalText(flags, "psk-key");
+	if ((pskIdentity === undefined) !== (pskKey === undefined)) throw new UsageError("--psk-identity and --psk-key go together");
+	if (pskKey !== undefined && !/^([0-9a-fA-F]{2}){1,64}$/.test(pskKey)) throw new UsageError("--psk-key is 1 to 64 bytes of hex");
+	const psk = pskIdentity === undefined ? {} : { "psk-identity": new Uint8Array(Buffer.from(pskIdentity, "utf8")), "psk-key": new Uint8Array(Buffer.from(pskKey!, "hex")) };
+	if (Object.values(files).every((file) => file === undefined) && pskIdentity === undefined) {
 		if (flags.provision === true) throw new UsageError("--provision needs credentials to write");
 		return undefined;
 	}
@@ -255,6 +260,7 @@ function deviceCredentials(flags: Flags): Credentials | undefined {
 		"mqtt-ca": files["mqtt-ca"] === undefined ? undefined : certificateDer(files["mqtt-ca"]),
 		cert: files.cert === undefined ? undefined : certificateDer(files.cert),
 		key: files.key === undefined ? undefined : privateKeyDer(files.key),
+		...psk,
 	};
 }
 
@@ -384,6 +390,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },
 			{ name: "client-key", value: "FILE", help: "the board's client key" },
+			{ name: "psk-identity", value: "ID", help: "the board's DTLS PSK identity (coaps://)" },
+			{ name: "psk-key", value: "HEX", help: "the board's DTLS pre-shared key" },
 			{ name: "provision", help: "write the credentials to the board's preferences, not its app" },
 			{ name: "severity", value: "critical|major|minor", help: "--url: the update's severity (critical installs at once)" },
 			{ name: "max-defer", value: "SECONDS", help: "--url: how long the install may wait for a window" },

@@ -28,9 +28,12 @@ import { AwsUpdates } from "./transport/aws-updates";
 import { Maintenance, type MaintenanceListener, type MaintenanceSettings, type MaintenanceTask, defaultMaintenanceOptions } from "./agent/maintenance";
 import { ModdableRebootWarning } from "./platform/reboot-warning";
 import { online } from "./platform/network-status";
-import { awsMqttAlpn } from "./platform/tls-credentials";
+import { awsMqttAlpn, pskCredentials } from "./platform/tls-credentials";
+import { dtlsCrypto } from "./platform/dtls-crypto";
+import { DtlsUdpOpener } from "./dtls/socket";
+import { defaultDtlsOptions } from "./dtls/session";
 import { udp } from "./platform/udp-socket";
-import { CoapEndpoint, defaultEndpointOptions } from "./coap/endpoint";
+import { CoapEndpoint, defaultEndpointOptions, type CoapReply, type CoapRequest } from "./coap/endpoint";
 import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
@@ -91,7 +94,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			trustedKeys: parseKeyDigests(String(config.trustedKeys ?? "")),
 			revokedKeys: parseKeyDigests(String(config.revokedKeys ?? "")),
 		}, chipId),
-		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: openCoap(), udp, slot, clock, log }, download, record, url, listener) },
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: url.scheme === "coaps" ? openCoaps() : openCoap(), udp, slot, clock, log }, download, record, url, listener) },
 		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
@@ -102,12 +105,20 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	/** The orderly shutdown under way ends in a power-off, not a restart. */
 	let poweringOff = false;
 	let coap: CoapEndpoint | undefined;
+	const endpointOptions = { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+	const requests = { request: (request: CoapRequest, reply: (response: CoapReply) => void) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })) };
 	const openCoap = (): CoapEndpoint => {
-		coap ??= new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
-			request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
-		});
+		coap ??= new CoapEndpoint({ udp, clock, log }, endpointOptions, requests);
 		if (!coap.isOpen) coap.open(0);
 		return coap;
+	};
+	// coaps:// goes through a second endpoint on its own socket, whose datagrams DTLS protects (src/dtls):
+	// it too exists only once something asks for it.
+	let coaps: CoapEndpoint | undefined;
+	const openCoaps = (): CoapEndpoint => {
+		coaps ??= new CoapEndpoint({ udp: new DtlsUdpOpener({ udp, crypto: dtlsCrypto, clock, log, credentials: pskCredentials }, defaultDtlsOptions), clock, log }, endpointOptions, requests);
+		if (!coaps.isOpen) coaps.open(0);
+		return coaps;
 	};
 	const download = {
 		...defaultAgentOptions.download,
@@ -141,6 +152,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		// outstanding outlives the shutdown.
 		shutDown: () => {
 			aws?.stop();
+			coaps?.close();
 			coap?.abandon();
 			if (lwm2m) lwm2m.stop(poweringOff, () => coap?.close());
 			else coap?.close();

@@ -5,7 +5,7 @@ import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file"];
-const aliases: Record<string, string> = { Resource: "resource" };
+const aliases: Record<string, string> = { Resource: "resource", "crypt/rng": "rng" };
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 const cached = new Map<string, string>();

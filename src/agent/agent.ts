@@ -41,7 +41,7 @@ import { ErasePlan } from "./erase-plan";
 import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
 import { confirmPackage, headStatus } from "./job-server";
 import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames, policyOf } from "./record";
-import { parseUrl, queryParameter, schemePort, uriScheme } from "./url";
+import { isCoap, parseUrl, queryParameter, schemePort, uriScheme } from "./url";
 import { utf8Length } from "../lib/utf8";
 import { isNewerVersion } from "./version";
 
@@ -61,7 +61,7 @@ export interface AgentPorts {
 	signature?: SignatureVerifier;
 	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
-	/** Opens a CoAP pull (coap:// Package URI); without it such a URI fails with 9. */
+	/** Opens a CoAP pull (coap:// or coaps:// Package URI); without it such a URI fails with 9. */
 	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener): Transfer };
 	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
 	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
@@ -327,7 +327,7 @@ export class Agent {
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
 		// A scheme the agent cannot fetch is 9 even when the rest does not parse (file:///etc/passwd has no host).
 		const scheme = uriScheme(uri);
-		if (scheme !== undefined && (schemePort(scheme) === undefined || (scheme === "coap" && !this.#ports.coap)))
+		if (scheme !== undefined && (schemePort(scheme) === undefined || (isCoap(scheme) && !this.#ports.coap)))
 			return this.#endDownload(Result.unsupportedProtocol, `scheme ${scheme}`);
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
@@ -584,7 +584,7 @@ export class Agent {
 		}
 		const url = parseUrl(record.uri);
 		// Only an HTTP server answers a HEAD; a CoAP pull finds out for itself (4.04 ends it with 7).
-		if (typeof url === "string" || url.scheme === "coap") return answer(true);
+		if (typeof url === "string" || isCoap(url.scheme)) return answer(true);
 		this.#stopConfirming = confirmPackage(this.#ports, url, this.#options.confirmRetryMs, this.#options.confirmTries, answer);
 	}
 
@@ -647,7 +647,7 @@ export class Agent {
 			const url = parseUrl(this.#record.uri);
 			if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
 			const { http, slot, clock, log, coap } = this.#ports;
-			if (url.scheme === "coap") {
+			if (isCoap(url.scheme)) {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
 				this.#download = coap.open(this.#record, url, listener);
 			}
@@ -801,7 +801,7 @@ export class Agent {
 	/** The default self-test: the agent runs and the update server answers. */
 	#serverReachable = (done: (passed: boolean, reason?: string) => void): void => {
 		const url = parseUrl(this.#record.uri);
-		if (typeof url === "string" || url.scheme === "coap") return done(true);
+		if (typeof url === "string" || isCoap(url.scheme)) return done(true);
 		headStatus(this.#ports.http, url, (status) => typeof status === "number" ? done(true) : done(false, `server unreachable: ${status}`));
 	};
 

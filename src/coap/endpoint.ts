@@ -155,6 +155,7 @@ export class CoapEndpoint {
 		if (this.#socket) throw new Error("already open");
 		this.#socket = this.#ports.udp.open(localPort, {
 			received: (packet, address, port) => this.#receive(new Uint8Array(packet), address, port),
+			failed: (address, port, reason) => this.#peerFailed(address, port, reason),
 		});
 	}
 
@@ -185,7 +186,8 @@ export class CoapEndpoint {
 
 	/**
 		Sends a request (CON or NON), retransmits CON per RFC 7252 §4.2, matches the response by token. `done` is
-		called once: with the response, or with "timeout", "reset" or "closed" (at once, when not open). Returns a
+		called once: with the response, or with "timeout", "reset", "closed" (at once, when not open) or, over DTLS,
+		the "dtls: " reason the session with the peer failed for. Returns a
 		function that cancels the request without calling `done`.
 	*/
 	request(peer: Peer, method: number, options: CoapOption[], payload: Uint8Array | undefined, confirmable: boolean,
@@ -289,6 +291,15 @@ export class CoapEndpoint {
 			else this.#exchanges.delete(exchange.key);
 		}
 		if (report) exchange.finish(response, error);
+	}
+
+	/** The secure session with a peer failed: its exchanges, active and queued, end with the reason. */
+	#peerFailed(address: string, port: number, reason: string): void {
+		const key = peerKey(address, port), queue = this.#exchanges.get(key);
+		if (!queue) return;
+		this.#exchanges.delete(key);
+		for (const exchange of queue) this.#ports.clock.clearTimeout(exchange.timer);
+		for (const exchange of queue) exchange.finish(undefined, reason);
 	}
 
 	#active(address: string, port: number): Exchange | undefined {

@@ -75,6 +75,21 @@ export interface Digest {
 	finish(into: Uint8Array): void;
 }
 
+/** AES-128 encryption of one 16-byte block under the key it was made with (CCM never decrypts a block). */
+export interface BlockCipher {
+	/** `block` and `into` may be the same array. */
+	encrypt(block: Uint8Array, into: Uint8Array): void;
+}
+
+/** What DTLS asks of the platform; HMAC and the PRF are built over sha256 in src/dtls. */
+export interface DtlsCrypto {
+	aes128(key: Uint8Array): BlockCipher;
+	/** A SHA-256 of its own (the handshake hashes while a download may be hashing the image). */
+	sha256(): Digest;
+	/** Fills `into` with bytes from the platform's cryptographic random source. */
+	random(into: Uint8Array): void;
+}
+
 /** Warns of a reboot about to come: a file on the simulators, a preference flag or an MQTT command on the device. */
 export interface RebootWarning {
 	raised(): boolean;
@@ -156,6 +171,8 @@ export interface MqttConnector {
 
 export interface UdpHandler {
 	received(packet: ArrayBuffer, address: string, port: number): void;
+	/** A secure socket's session with that peer failed ("dtls: …"): what was sent to it is lost. */
+	failed?(address: string, port: number, reason: string): void;
 }
 
 export interface UdpSocket {
