@@ -30,6 +30,8 @@ export interface RegistrationListener {
 	registered(fresh: boolean): void;
 	/** The session is gone until the next registration. */
 	unregistered(): void;
+	/** Registration failed `failures` times in a row: true when the client gives this server up (it bootstraps). */
+	failed?(failures: number): boolean;
 }
 
 export interface RegistrationPorts {
@@ -176,8 +178,14 @@ export class Registration {
 		const wasRegistered = this.registered;
 		this.#halt();
 		if (wasRegistered) this.#listener.unregistered();
+		if (this.#listener.failed?.(++this.#failures)) {
+			this.#ports.log(`${reason}; ${this.#failures} failures: giving the server up`);
+			this.#failures = 0;
+			this.#phase = "stopped";
+			return;
+		}
 		const { retryBaseMs, retryMaxMs } = this.#options;
-		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** this.#failures++);
+		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
 		this.#ports.log(`${reason}; registering again in ${delay} ms`);
 		this.#phase = "waiting";
 		this.#timer = this.#ports.clock.setTimeout(() => {
@@ -224,6 +232,6 @@ function pathOptions(segments: readonly string[]): CoapOption[] {
 	return segments.map((segment) => ({ number: Option.uriPath, value: stringBytes(segment) }));
 }
 
-function queryOptions(arguments_: readonly string[]): CoapOption[] {
+export function queryOptions(arguments_: readonly string[]): CoapOption[] {
 	return arguments_.map((argument) => ({ number: Option.uriQuery, value: stringBytes(argument) }));
 }
