@@ -12,9 +12,9 @@
 
 import { EventEmitter } from "node:events";
 import * as dgram from "node:dgram";
-import { Agent, createServer, type IncomingMessage, type OutgoingMessage, type Server } from "coap";
+import type { Agent, IncomingMessage, OutgoingMessage, Server } from "coap";
 import { contentFormats, encode, type Lwm2mFormat, type Lwm2mValue } from "./lwm2m-formats";
-import { pathOf, queryOf, sendRequest } from "./lwm2m-server";
+import { pathOf, queryOf, sendRequest, serveOn } from "./lwm2m-server";
 
 /** One request of a plan; `expect`: the code that lets the session go on (any 2.xx by default). */
 export type BootstrapStep = { expect?: string } & (
@@ -59,13 +59,8 @@ export class Lwm2mBootstrapServer extends EventEmitter {
 		super();
 		this.#socket = socket;
 		this.#log = log;
-		const address = socket.address();
-		this.port = address.port;
-		this.url = `coap://${address.address}:${address.port}`;
 		this.plan = () => provisionSteps(serverUri);
-		this.#server = createServer((request, response) => this.#handle(request, response));
-		this.#server.listen(socket);
-		this.#agent = new Agent({ socket });
+		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response)));
 	}
 
 	/** `serverUri`: the LwM2M server the default plan provisions. */

@@ -74,6 +74,13 @@ export function pathOf(message: IncomingMessage): string[] {
 
 export type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
 
+/** A coap Server answering `handle` and an Agent for requests of our own, both on `socket`, and its address. */
+export function serveOn(socket: dgram.Socket, handle: (request: IncomingMessage, response: OutgoingMessage) => void): { port: number; url: string; server: Server; agent: Agent } {
+	const address = socket.address(), server = createServer(handle);
+	server.listen(socket);
+	return { port: address.port, url: `coap://${address.address}:${address.port}`, server, agent: new Agent({ socket }) };
+}
+
 /**
 	Sends `request` as CON through `agent` to a client at `address`:`port` (named `endpoint` in the log and errors);
 	resolves with its response, rejects when none comes within MAX_TRANSMIT_WAIT.
@@ -124,12 +131,7 @@ export class Lwm2mServer extends EventEmitter {
 		super();
 		this.#socket = socket;
 		this.#log = log;
-		const address = socket.address();
-		this.port = address.port;
-		this.url = `coap://${address.address}:${address.port}`;
-		this.#server = createServer((request, response) => this.#handle(request, response));
-		this.#server.listen(socket);
-		this.#agent = new Agent({ socket });
+		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response)));
 	}
 
 	static start(options: { port?: number; host?: string; log?: (line: string) => void } = {}): Promise<Lwm2mServer> {
