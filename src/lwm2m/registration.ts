@@ -7,6 +7,7 @@
 	  updating ─POST <location>─→ 2.04 → registered
 	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
 	  registering / updating ─ no answer, 5.xx ─→ waiting (doubling from retryBaseMs to retryMaxMs) → registering
+	  any failure that makes the listener's failed(n) true ─→ stopped (the client bootstraps instead)
 	  any ─stop(deregister)─→ DELETE <location> (answered, or deregisterWaitMs) → stopped
 	  any ─stop(keep)─→ stopped, the stored registration kept for the next boot's update
 	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
