@@ -5,14 +5,16 @@
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
 	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
-	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE]
-	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE)
+	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE] [--bootstrap [--bootstrap-port PORT]]
+	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE;
+	                 with --bootstrap also a Bootstrap-Server that provisions it)
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
-	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
+	                [--lwm2m coap[s]://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
+	                (an LwM2M server drives it; a Bootstrap-Server may provision that server)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE]
 	                [--psk-identity ID --psk-key HEX] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
@@ -37,6 +39,7 @@ import { keyDigestOf, signImage } from "./signing";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { Lwm2mServer } from "./server/lwm2m-server";
+import { Lwm2mBootstrapServer } from "./server/lwm2m-bootstrap";
 import { CoapFileServer } from "./server/coap-file-server";
 import { runDemo } from "./demo";
 import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
@@ -69,10 +72,10 @@ function integer(flags: Flags, name: string, required = true): number | undefine
 	return Number(value);
 }
 
-/** --port: 1 to 65535 (optional ones: the server picks a free port when absent). */
-function port(flags: Flags, required: boolean): number | undefined {
-	const value = integer(flags, "port", required);
-	if (value !== undefined && (value < 1 || value > 65535)) throw new UsageError(`--port takes 1 to 65535, not ${value}`);
+/** --port (or another port flag): 1 to 65535 (optional ones: the server picks a free port when absent). */
+function port(flags: Flags, required: boolean, name = "port"): number | undefined {
+	const value = integer(flags, name, required);
+	if (value !== undefined && (value < 1 || value > 65535)) throw new UsageError(`--${name} takes 1 to 65535, not ${value}`);
 	return value;
 }
 
@@ -127,14 +130,18 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 	if (push && file === undefined) throw new UsageError("--push sends the --file package");
 	const bytes = file === undefined ? undefined : fs.readFileSync(file);
 	const filePath = file === undefined ? undefined : "/" + encodeURIComponent(file.split("/").pop()!);
+	const bootstrapPort = port(flags, false, "bootstrap-port");
+	if (bootstrapPort !== undefined && flags.bootstrap !== true) throw new UsageError("--bootstrap-port goes with --bootstrap");
 	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line) });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
+	const bootstrap = flags.bootstrap === true ? await Lwm2mBootstrapServer.start({ serverUri: server.url, port: bootstrapPort, log: (line) => console.log(line) }) : undefined;
+	if (bootstrap) console.log(`lwm2m bootstrap-server at ${bootstrap.url} (provisions ${server.url})`);
 	const files = bytes && await CoapFileServer.start();
 	if (files) {
 		files.serve(filePath!, bytes!);
 		console.log(`serving ${file} at ${files.url(filePath!)}`);
 	}
-	const stop = (code: number) => void Promise.all([server.close(), files?.close()]).then(() => process.exit(code));
+	const stop = (code: number) => void Promise.all([server.close(), bootstrap?.close(), files?.close()]).then(() => process.exit(code));
 	process.on("SIGINT", () => stop(0));
 	process.on("SIGTERM", () => stop(0));
 	if (endpoint !== undefined) driveUpdate(server, endpoint, packageUri ?? (push ? undefined : files!.url(filePath!)), push ? bytes : undefined, stop);
@@ -276,9 +283,10 @@ async function device(flags: Flags): Promise<void> {
 	if ((mqtt === undefined) !== (thing === undefined)) throw new UsageError("--mqtt and --thing go together");
 	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new UsageError("--mqtt takes mqtt://host:port or mqtts://host:port");
 	const alpn = optionalText(flags, "mqtt-alpn");
-	const lwm2m = optionalText(flags, "lwm2m"), endpoint = optionalText(flags, "endpoint");
-	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new UsageError("--lwm2m and --endpoint go together");
-	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port");
+	const lwm2m = optionalText(flags, "lwm2m"), bootstrap = optionalText(flags, "bootstrap"), endpoint = optionalText(flags, "endpoint");
+	if ((lwm2m === undefined && bootstrap === undefined) !== (endpoint === undefined)) throw new UsageError("--endpoint goes with --lwm2m or --bootstrap, and they with it");
+	for (const [name, uri] of [["lwm2m", lwm2m], ["bootstrap", bootstrap]])
+		if (uri !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(uri)) throw new UsageError(`--${name} takes coap://host:port`);
 	const lifetime = integer(flags, "lifetime", false);
 	const report = json ? undefined : new ConsoleReport({ logs: true });
 	const onEvent = report ? report.show : (event: DeviceReport) => console.log(JSON.stringify(event));
@@ -299,7 +307,8 @@ async function device(flags: Flags): Promise<void> {
 		maintenance,
 		config: {
 			...(flags["no-reboot-persistence"] === true ? { rebootPersistence: false } : {}), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
-			...(lwm2m !== undefined ? { lwm2m, endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+			...(endpoint !== undefined ? { endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+			...(lwm2m !== undefined ? { lwm2m } : {}), ...(bootstrap !== undefined ? { bootstrap } : {}),
 		},
 		credentials: deviceCredentials(flags),
 		provisioned: flags.provision === true,
@@ -349,6 +358,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "update", value: "ENDPOINT", help: "lwm2m: update ENDPOINT when it registers (Package URI of --file, or --package-uri), then exit" },
 			{ name: "package-uri", value: "URI", help: "lwm2m --update: write this Package URI (http(s):// or coap://) instead of --file's" },
 			{ name: "push", help: "lwm2m --update: push --file to /5/0/0 by Block1 instead of writing its URI" },
+			{ name: "bootstrap", help: "lwm2m: also run a Bootstrap-Server that provisions this LwM2M server" },
+			{ name: "bootstrap-port", value: "PORT", help: "lwm2m --bootstrap: the Bootstrap-Server's port (one is picked when absent)" },
 		],
 	},
 	job: {
@@ -384,6 +395,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "thing", value: "NAME", help: "the thing name on the broker" },
 			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
 			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
+			{ name: "bootstrap", value: "coap://HOST:PORT", help: "ask this Bootstrap-Server for the LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
 			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },

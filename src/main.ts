@@ -2,7 +2,8 @@
 // package named by config.update (mcconfig -m -p esp32 update=https://host/app.bin) when it is new. With
 // config.mqtt (mqtt://host:port, or mqtts://host[:8883] with a client certificate: platform/tls-credentials.ts) and
 // config.thing it also follows that thing's AWS IoT jobs. With config.lwm2m (coap://host[:port]) and
-// config.endpoint it registers with that LwM2M server, which drives updates through Object 5. Package URIs may
+// config.endpoint it registers with that LwM2M server, which drives updates through Object 5; with
+// config.bootstrap (coap://host[:port]) a Bootstrap-Server provisions that server. Package URIs may
 // be http(s):// or coap://. Maintenance (windows, opt-out) starts from the persisted settings, or from config
 // the first time.
 
@@ -129,7 +130,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const lwm2mSelfTest: SelfTest = (done) => (lwm2m ? lwm2m.selfTest(done) : done(true));
 	const options = {
 		...defaultAgentOptions, chipId, download,
-		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
+		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" || typeof config.bootstrap === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
 		rebootPersistence: config.rebootPersistence !== false && config.rebootPersistence !== "false",
 		warningPollMs: numberSetting("warningPollMs", defaultAgentOptions.warningPollMs),
 		maxDeferSeconds: numberSetting("maxDeferSeconds", defaultAgentOptions.maxDeferSeconds),
@@ -189,11 +190,12 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	return updater;
 }
 
-/** The LwM2M client config.lwm2m and config.endpoint ask for, or undefined. */
+/** The LwM2M client config.lwm2m or config.bootstrap, and config.endpoint, ask for, or undefined. */
 function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEndpoint, others: Omit<Lwm2mPorts, "coap">, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
 	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
+	const bootstrapUri = typeof config.bootstrap === "string" ? config.bootstrap : "";
 	const endpoint = typeof config.endpoint === "string" ? config.endpoint : "";
-	if (!serverUri) return undefined;
+	if (!serverUri && !bootstrapUri) return undefined;
 	if (!/^[\x21-\x7e]{1,64}$/.test(endpoint) || /[&=?]/.test(endpoint)) {
 		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
 		return undefined;
@@ -223,6 +225,8 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		firmware,
 	], firmware, settings, {
 		endpoint, retryBaseMs: numberSetting("registrationRetryMs", 4000), retryMaxMs: 600000, maxMessageBytes: defaultEndpointOptions.maxMessageBytes,
+		// A Bootstrap-Server that goes silent is asked again after EXCHANGE_LIFETIME (RFC 7252: 247 s).
+		bootstrap: bootstrapUri ? { uri: bootstrapUri, timeoutMs: numberSetting("bootstrapTimeoutMs", 247000) } : undefined,
 	}, { acknowledged: (updateId) => agent.acknowledgeResult(updateId) });
 	return client;
 }

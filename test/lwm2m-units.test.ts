@@ -15,6 +15,10 @@ import { contentFormats, encode, type Lwm2mFormat } from "../host-sim/server/lwm
 import { createHash } from "node:crypto";
 import { decodeTlv, encodeTlv } from "../src/lwm2m/tlv";
 import { FakeClock } from "./support/fake-clock";
+import { PreferenceStore } from "../host-sim/board/nvs";
+import { PowerCutError, PowerSupply } from "../host-sim/board/power";
+import { type Provisioning, ProvisioningStore, check } from "../src/lwm2m/provisioning";
+import { tempDir } from "./support/sim";
 import { MemoryStore } from "./support/memory-store";
 
 function hex(text: string): Uint8Array {
@@ -260,6 +264,58 @@ test("package reader: a part that is not what its format says is refused with a 
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"},{"vd":"AQ"}]')), "senml json: one record only");
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"')), "senml json: record cut short");
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ","x":{"a":1}}]')), "senml json: unsupported value");
+});
+
+/** A provisioning of one NoSec server account at `uri` (plus the factory Bootstrap-Server account). */
+function provisioning(uri: string): Provisioning {
+	return {
+		security: [{ id: 0, uri: "coap://127.0.0.1:5683", bootstrap: true, mode: 3 }, { id: 1, uri, bootstrap: false, mode: 3, ssid: 1 }],
+		servers: [{ id: 1, ssid: 1, lifetime: 300, binding: "U" }],
+	};
+}
+
+test("provisioning commits survive a cut in either op of the preference set: old or new, never none", () => {
+	const logs: string[] = [];
+	// The simulated board's NVS: a set erases the old value (op 1), then writes the new one (op 2).
+	const open = (dir: string, cutAfterOps?: number) => {
+		const power = new PowerSupply({ cutAfterOps }), nvs = PreferenceStore.open(dir, power);
+		return new ProvisioningStore({ get: (key) => nvs.get("xs-ota", key), set: (key, value) => nvs.set("xs-ota", key, value), delete: (key) => nvs.delete("xs-ota", key) }, (line) => logs.push(line));
+	};
+	const server = (store: ProvisioningStore) => store.load()?.server.uri;
+	for (const cut of [1, 2, undefined]) {
+		const dir = tempDir("provisioning");
+		for (const uri of ["coap://old:1", "coap://older:1", "coap://old:2"]) {
+			const store = open(dir);
+			store.load();
+			assert.is(store.commit(provisioning(uri)), undefined);
+		}
+		const store = open(dir, cut);
+		assert.is(server(store), "coap://old:2");
+		if (cut === undefined) store.commit(provisioning("coap://new:1"));
+		else assert.throws(() => store.commit(provisioning("coap://new:1")), (error: unknown) => error instanceof PowerCutError);
+		assert.is(server(open(dir)), cut === undefined ? "coap://new:1" : "coap://old:2", `cut at op ${cut}`);
+	}
+	assert.equal(logs, []);
+});
+
+test("provisioning: Finish's consistency check names what is wrong", () => {
+	const good = provisioning("coap://host:5683");
+	assert.is((check(good) as { uri: string }).uri, "coap://host:5683");
+	const variant = (change: (p: Provisioning) => void) => {
+		const copy: Provisioning = JSON.parse(JSON.stringify(good));
+		change(copy);
+		return check(copy);
+	};
+	assert.is(variant((p) => (p.servers[0].ssid = 2)), "/1/1 names short server id 2, no security account does");
+	assert.is(variant((p) => (p.servers = [])), "no server object instance for short server id 1");
+	assert.is(variant((p) => (p.security[1].uri = "coaps://host")), "server uri of /0/1 is not coap://host[:port]");
+	assert.is(variant((p) => (p.security[1].mode = 0)), "security mode 0 of /0/1: nosec (3) only: this client has no dtls");
+	assert.is(variant((p) => p.security.pop()), "no lwm2m server account");
+	assert.is(variant((p) => p.security.push({ id: 2, uri: "coap://b", mode: 3, ssid: 2 })), "one lwm2m server account only");
+	assert.is(variant((p) => (p.servers[0].lifetime = 30)), "lifetime 30 s below 60 s");
+	assert.is(variant((p) => (p.servers[0].binding = "T")), "binding T: udp (U) only");
+	assert.is((variant((p) => (p.servers[0].retries = 2)) as { failuresBeforeBootstrap: number }).failuresBeforeBootstrap, 2);
+	assert.is((variant((p) => (p.servers[0].bootstrapOnFailure = false)) as { failuresBeforeBootstrap: number }).failuresBeforeBootstrap, 0);
 });
 
 test.run();

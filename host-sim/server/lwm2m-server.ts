@@ -58,7 +58,7 @@ function optionsOf(message: IncomingMessage): { name: string | number; value: un
 	return message._packet.options ?? [];
 }
 
-function queryOf(message: IncomingMessage): Map<string, string> {
+export function queryOf(message: IncomingMessage): Map<string, string> {
 	const query = new Map<string, string>();
 	for (const option of optionsOf(message)) {
 		if (option.name !== "Uri-Query") continue;
@@ -68,11 +68,53 @@ function queryOf(message: IncomingMessage): Map<string, string> {
 	return query;
 }
 
-function pathOf(message: IncomingMessage): string[] {
+export function pathOf(message: IncomingMessage): string[] {
 	return optionsOf(message).filter((option) => option.name === "Uri-Path").map((option) => String(option.value));
 }
 
-type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
+export type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
+
+/** A coap Server answering `handle` and an Agent for requests of our own, both on `socket`, and its address. */
+export function serveOn(socket: dgram.Socket, handle: (request: IncomingMessage, response: OutgoingMessage) => void): { port: number; url: string; server: Server; agent: Agent } {
+	const address = socket.address(), server = createServer(handle);
+	server.listen(socket);
+	return { port: address.port, url: `coap://${address.address}:${address.port}`, server, agent: new Agent({ socket }) };
+}
+
+/**
+	Sends `request` as CON through `agent` to a client at `address`:`port` (named `endpoint` in the log and errors);
+	resolves with its response, rejects when none comes within MAX_TRANSMIT_WAIT.
+*/
+export function sendRequest(agent: Agent, log: (line: string) => void, to: { endpoint: string; address: string; port: number }, request: Request): Promise<IncomingMessage> {
+	const { endpoint } = to;
+	// Every path names objects, but Bootstrap-Finish's.
+	if (request.path !== "/bs") parsePath(request.path);
+	const options: { [name: string]: Buffer } = {};
+	if (request.accept !== undefined) options.Accept = uintOption(request.accept);
+	if (request.format !== undefined) options["Content-Format"] = uintOption(request.format);
+	if (request.block1 !== undefined) options.Block1 = Buffer.of(request.block1);
+	return new Promise((resolve, reject) => {
+		const outgoing: OutgoingMessage = agent.request({
+			hostname: to.address, port: to.port, method: request.method, confirmable: true,
+			pathname: request.path, query: request.query, observe: request.observe, token: request.token, options,
+		});
+		// The library's own limit is EXCHANGE_LIFETIME (247 s); a request is lost after MAX_TRANSMIT_WAIT.
+		const timer = setTimeout(() => {
+			agent.abort(outgoing);
+			reject(new Error(`${endpoint} did not answer ${request.method} ${request.path}`));
+		}, parameters.maxTransmitWait * 1000);
+		outgoing.on("response", (response: IncomingMessage) => {
+			clearTimeout(timer);
+			log(`${endpoint} ${request.method} ${request.path}${request.query ? "?" + request.query : ""} → ${response.code}`);
+			resolve(response);
+		});
+		outgoing.on("error", (error: Error) => {
+			clearTimeout(timer);
+			reject(error);
+		});
+		outgoing.end(request.payload);
+	});
+}
 
 export class Lwm2mServer extends EventEmitter {
 	readonly port: number;
@@ -89,12 +131,7 @@ export class Lwm2mServer extends EventEmitter {
 		super();
 		this.#socket = socket;
 		this.#log = log;
-		const address = socket.address();
-		this.port = address.port;
-		this.url = `coap://${address.address}:${address.port}`;
-		this.#server = createServer((request, response) => this.#handle(request, response));
-		this.#server.listen(socket);
-		this.#agent = new Agent({ socket });
+		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response)));
 	}
 
 	static start(options: { port?: number; host?: string; log?: (line: string) => void } = {}): Promise<Lwm2mServer> {
@@ -232,32 +269,7 @@ export class Lwm2mServer extends EventEmitter {
 	#request(endpoint: string, request: Request): Promise<IncomingMessage> {
 		const registration = this.#registrations.get(endpoint);
 		if (!registration) return Promise.reject(new Error(`${endpoint} is not registered`));
-		parsePath(request.path);
-		const options: { [name: string]: Buffer } = {};
-		if (request.accept !== undefined) options.Accept = uintOption(request.accept);
-		if (request.format !== undefined) options["Content-Format"] = uintOption(request.format);
-		if (request.block1 !== undefined) options.Block1 = Buffer.of(request.block1);
-		return new Promise((resolve, reject) => {
-			const outgoing: OutgoingMessage = this.#agent.request({
-				hostname: registration.address, port: registration.port, method: request.method, confirmable: true,
-				pathname: request.path, query: request.query, observe: request.observe, token: request.token, options,
-			});
-			// The library's own limit is EXCHANGE_LIFETIME (247 s); a request is lost after MAX_TRANSMIT_WAIT.
-			const timer = setTimeout(() => {
-				this.#agent.abort(outgoing);
-				reject(new Error(`${endpoint} did not answer ${request.method} ${request.path}`));
-			}, parameters.maxTransmitWait * 1000);
-			outgoing.on("response", (response: IncomingMessage) => {
-				clearTimeout(timer);
-				this.#log(`${endpoint} ${request.method} ${request.path}${request.query ? "?" + request.query : ""} → ${response.code}`);
-				resolve(response);
-			});
-			outgoing.on("error", (error: Error) => {
-				clearTimeout(timer);
-				reject(error);
-			});
-			outgoing.end(request.payload);
-		});
+		return sendRequest(this.#agent, this.#log, registration, request);
 	}
 
 	#handle(request: IncomingMessage, response: OutgoingMessage): void {

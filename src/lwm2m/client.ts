@@ -1,6 +1,8 @@
 /*
 	The LwM2M 1.1 client: serves Objects 0, 1, 3 and 5 to one server over CoAP, registers with it
-	(registration.ts) and keeps its observations (observations.ts).
+	(registration.ts) and keeps its observations (observations.ts). With a Bootstrap-Server (bootstrap.ts) the
+	server is the one it provisioned: the client bootstraps when it has no server account, and when
+	registration failed the Communication Retry Count of times in a row (Core §6.2.1.1; 5 by default).
 
 	Server requests (Core §6.3–6.4, Transport §6.4):
 	  GET                       Read, in the Accept format (4.06 when it cannot carry the value)
@@ -25,12 +27,14 @@ import { maxUriBytes } from "../agent/record";
 import { Block1Assembly, block2Reply, defaultSzx } from "../coap/block";
 import { Code, ContentFormat, type CoapOption, type Message, Option, bytesString, firstOption, parseBlock, stringBytes, stringOptions, uintBytes, uintOption } from "../coap/message";
 import type { Clock, KeyValueStore, Logger, UdpOpener } from "../platform/ports";
-import { answerFormat, decodeEntries, encodeEntries, supportedFormat } from "./content-format";
+import { answerFormat, contentFormat, decodeEntries, encodeEntries, supportedFormat } from "./content-format";
 import type { ServerSettings } from "./device-objects";
 import type { FirmwareUpdateObject } from "./firmware-update";
 import { type Lwm2mObject, coerce, entriesAt, formatPath, parsePath, readable, resourceDef, writable } from "./model";
 import { type Attributes, type Observation, Observations, type Snapshot } from "./observations";
 import { packageFormat } from "./package-reader";
+import { Bootstrap } from "./bootstrap";
+import { type ProvisionedServer, ProvisioningStore, defaultRetries } from "./provisioning";
 import { Registration, type RegistrationOptions } from "./registration";
 import { Session } from "./session";
 
@@ -72,10 +76,14 @@ export class Lwm2mClient {
 	/** Observations came back from the session at boot: the first registration notifies them all. */
 	#afterBoot = false;
 	#maxSzx: number;
+	#settings: ServerSettings;
+	#bootstrap: Bootstrap | undefined;
+	#failuresBeforeBootstrap = defaultRetries;
 
 	constructor(ports: Lwm2mPorts, objects: Lwm2mObject[], firmware: FirmwareUpdateObject, settings: ServerSettings,
-		options: RegistrationOptions & { maxMessageBytes: number }, listener: Lwm2mListener) {
+		options: RegistrationOptions & { maxMessageBytes: number; bootstrap?: { uri: string; timeoutMs: number } }, listener: Lwm2mListener) {
 		this.#ports = ports;
+		this.#settings = settings;
 		this.#objects = objects;
 		this.#firmware = firmware;
 		this.#listener = listener;
@@ -98,7 +106,16 @@ export class Lwm2mClient {
 				for (const callback of waiting) callback();
 			},
 			unregistered: () => {},
+			failed: (failures) => this.#registrationFailed(failures),
 		});
+		if (options.bootstrap) {
+			this.#bootstrap = new Bootstrap(ports, new ProvisioningStore(ports.store, ports.log), { ...options, ...options.bootstrap }, objects, {
+				finished: (server) => {
+					this.#provisioned(server);
+					this.#registration.start();
+				},
+			});
+		}
 		ports.coap.onReset = (peer, token) => this.#observations.cancel(peer, token);
 	}
 
@@ -114,7 +131,10 @@ export class Lwm2mClient {
 		this.#session.load();
 		this.#observations.restore();
 		this.#afterBoot = true;
-		this.#registration.start();
+		const provisioned = this.#bootstrap?.load();
+		if (provisioned) this.#provisioned(provisioned);
+		if (this.#settings.serverUri) this.#registration.start();
+		else this.#bootstrap?.start();
 	}
 
 	/**
@@ -125,6 +145,7 @@ export class Lwm2mClient {
 		this.#ports.clock.clearTimeout(this.#assemblyTimer);
 		this.#assembly.reset();
 		this.#observations.close();
+		this.#bootstrap?.stop();
 		this.#registration.stop(deregister, done);
 	}
 
@@ -158,6 +179,7 @@ export class Lwm2mClient {
 
 	// The endpoint's handler: one request from the server.
 	request(request: CoapRequest, reply: (response: CoapReply) => void): void {
+		if (this.#bootstrap?.accepts(request.peer)) return reply(this.#bootstrap.request(request));
 		const message = request.message;
 		const path = parsePath(stringOptions(message, Option.uriPath));
 		if (!path) return reply({ code: Code.badRequest });
@@ -169,6 +191,24 @@ export class Lwm2mClient {
 		if (block1 && (request.method === Code.put || request.method === Code.post) && !isPackage(path))
 			return reply(this.#gather(request, path, object, block1));
 		reply(this.#handle(request.method, request.peer, message, path, object));
+	}
+
+	/** The server a Bootstrap-Server provisioned: Objects 0 and 1 show it, the registration goes to it. */
+	#provisioned(server: ProvisionedServer): void {
+		const settings = this.#settings;
+		settings.serverUri = server.uri;
+		settings.shortServerId = server.ssid;
+		settings.lifetime = server.lifetime ?? settings.lifetime;
+		settings.minPeriod = server.pmin ?? settings.minPeriod;
+		settings.maxPeriod = server.pmax ?? settings.maxPeriod;
+		this.#failuresBeforeBootstrap = server.failuresBeforeBootstrap;
+	}
+
+	/** Registration failed `failures` times in a row: at the retry count, the Bootstrap-Server is asked again. */
+	#registrationFailed(failures: number): boolean {
+		if (!this.#bootstrap || !this.#failuresBeforeBootstrap || failures < this.#failuresBeforeBootstrap) return false;
+		this.#bootstrap.start();
+		return true;
 	}
 
 	#handle(method: number, peer: Peer, message: Message, path: number[], object: Lwm2mObject | undefined): CoapReply {
@@ -388,8 +428,4 @@ function covers(outer: readonly number[], inner: readonly number[]): boolean {
 
 function isPackage(path: readonly number[]): boolean {
 	return path.length === 3 && path[0] === 5 && path[1] === 0 && path[2] === 0;
-}
-
-function contentFormat(format: number): CoapOption {
-	return { number: Option.contentFormat, value: uintBytes(format) };
 }

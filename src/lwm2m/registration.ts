@@ -7,6 +7,7 @@
 	  updating ─POST <location>─→ 2.04 → registered
 	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
 	  registering / updating ─ no answer, 5.xx ─→ waiting (doubling from retryBaseMs to retryMaxMs) → registering
+	  any failure that makes the listener's failed(n) true ─→ stopped (the client bootstraps instead)
 	  any ─stop(deregister)─→ DELETE <location> (answered, or deregisterWaitMs) → stopped
 	  any ─stop(keep)─→ stopped, the stored registration kept for the next boot's update
 	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
@@ -30,6 +31,8 @@ export interface RegistrationListener {
 	registered(fresh: boolean): void;
 	/** The session is gone until the next registration. */
 	unregistered(): void;
+	/** Registration failed `failures` times in a row: true when the client gives this server up (it bootstraps). */
+	failed?(failures: number): boolean;
 }
 
 export interface RegistrationPorts {
@@ -176,8 +179,14 @@ export class Registration {
 		const wasRegistered = this.registered;
 		this.#halt();
 		if (wasRegistered) this.#listener.unregistered();
+		if (this.#listener.failed?.(++this.#failures)) {
+			this.#ports.log(`${reason}; ${this.#failures} failures: giving the server up`);
+			this.#failures = 0;
+			this.#phase = "stopped";
+			return;
+		}
 		const { retryBaseMs, retryMaxMs } = this.#options;
-		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** this.#failures++);
+		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
 		this.#ports.log(`${reason}; registering again in ${delay} ms`);
 		this.#phase = "waiting";
 		this.#timer = this.#ports.clock.setTimeout(() => {
@@ -224,6 +233,6 @@ function pathOptions(segments: readonly string[]): CoapOption[] {
 	return segments.map((segment) => ({ number: Option.uriPath, value: stringBytes(segment) }));
 }
 
-function queryOptions(arguments_: readonly string[]): CoapOption[] {
+export function queryOptions(arguments_: readonly string[]): CoapOption[] {
 	return arguments_.map((argument) => ({ number: Option.uriQuery, value: stringBytes(argument) }));
 }
