@@ -11,7 +11,8 @@
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
-	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
+	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS] [--queue [--queue-wait SECONDS]]]
+	                (an LwM2M server drives it; --queue: LwM2M Queue Mode)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
 	                [--severity critical|major|minor] [--max-defer SECONDS] [--no-reboot-persistence]
@@ -268,6 +269,9 @@ async function device(flags: Flags): Promise<void> {
 	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new UsageError("--lwm2m and --endpoint go together");
 	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port");
 	const lifetime = integer(flags, "lifetime", false);
+	const queueWait = integer(flags, "queue-wait", false);
+	if ((flags.queue === true || queueWait !== undefined) && lwm2m === undefined) throw new UsageError("--queue and --queue-wait go with --lwm2m");
+	if (queueWait !== undefined && flags.queue !== true) throw new UsageError("--queue-wait goes with --queue");
 	const report = json ? undefined : new ConsoleReport({ logs: true });
 	const onEvent = report ? report.show : (event: DeviceReport) => console.log(JSON.stringify(event));
 	const severity = optionalText(flags, "severity") as SeverityName | undefined;
@@ -288,6 +292,7 @@ async function device(flags: Flags): Promise<void> {
 		config: {
 			...(flags["no-reboot-persistence"] === true ? { rebootPersistence: false } : {}), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
 			...(lwm2m !== undefined ? { lwm2m, endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+			...(flags.queue === true ? { queueMode: true, ...(queueWait !== undefined ? { queueWait } : {}) } : {}),
 		},
 		credentials: deviceCredentials(flags),
 		provisioned: flags.provision === true,
@@ -372,6 +377,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
 			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },
+			{ name: "queue", help: "LwM2M Queue Mode: listen only for a while after each exchange, the server queues its requests" },
+			{ name: "queue-wait", value: "SECONDS", help: "--queue: how long it listens after each exchange (default 93, CoAP MAX_TRANSMIT_WAIT)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },

@@ -28,7 +28,7 @@ import { ModdableRebootWarning } from "./platform/reboot-warning";
 import { online } from "./platform/network-status";
 import { awsMqttAlpn } from "./platform/tls-credentials";
 import { udp } from "./platform/udp-socket";
-import { CoapEndpoint, defaultEndpointOptions } from "./coap/endpoint";
+import { CoapEndpoint, type EndpointOptions, defaultEndpointOptions, maxTransmitWaitMs } from "./coap/endpoint";
 import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
@@ -93,7 +93,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	let poweringOff = false;
 	let coap: CoapEndpoint | undefined;
 	const openCoap = (): CoapEndpoint => {
-		coap ??= new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
+		coap ??= new CoapEndpoint({ udp, clock, log }, coapOptions(), {
 			request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
 		});
 		if (!coap.isOpen) coap.open(0);
@@ -167,6 +167,10 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	return updater;
 }
 
+function coapOptions(): EndpointOptions {
+	return { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+}
+
 /** The LwM2M client config.lwm2m and config.endpoint ask for, or undefined. */
 function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEndpoint, others: Omit<Lwm2mPorts, "coap">, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
 	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
@@ -177,6 +181,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		return undefined;
 	}
 	const ports: Lwm2mPorts = { ...others, coap: openCoap() };
+	const queueMode = config.queueMode === true || config.queueMode === "true";
 	const lifetime = numberSetting("lifetime", 300);
 	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {
@@ -201,6 +206,8 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		firmware,
 	], firmware, settings, {
 		endpoint, retryBaseMs: numberSetting("registrationRetryMs", 4000), retryMaxMs: 600000, maxMessageBytes: defaultEndpointOptions.maxMessageBytes,
+		// Queue Mode listens MAX_TRANSMIT_WAIT after each exchange unless config.queueWait (s) says otherwise.
+		queueWaitMs: queueMode ? numberSetting("queueWait", maxTransmitWaitMs(coapOptions()) / 1000) * 1000 : 0,
 	}, { acknowledged: (updateId) => agent.acknowledgeResult(updateId) });
 	return client;
 }
