@@ -206,10 +206,6 @@ export class CoapEndpoint {
 		return this.#socket !== undefined;
 	}
 
-	get suspended(): boolean {
-		return this.#suspended;
-	}
-
 	/**
 		Sends a request (CON or NON), retransmits CON per RFC 7252 §4.2, matches the response by token. `done` is
 		called once: with the response, or with "timeout", "reset" or "closed" (at once, when not open). Returns a

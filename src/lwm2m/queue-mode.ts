@@ -57,7 +57,8 @@ export class QueueMode {
 		this.#timer = undefined;
 		const quiet = clock.ticks() - this.#lastActivity;
 		if (quiet < this.waitMs || this.#host.busy() || !coap.suspend()) {
-			this.#timer = clock.setTimeout(() => this.#check(), Math.max(this.waitMs - quiet, 1000));
+			// Busy: looked at again each second.
+			this.#timer = clock.setTimeout(() => this.#check(), quiet < this.waitMs ? this.waitMs - quiet : 1000);
 			return;
 		}
 		this.announced = false;
