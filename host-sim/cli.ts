@@ -13,8 +13,9 @@
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
-	                [--lwm2m coap[s]://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
-	                (an LwM2M server drives it; a Bootstrap-Server may provision that server)
+	                [--lwm2m coap://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
+	                [--queue [--queue-wait SECONDS]]
+	                (an LwM2M server drives it; a Bootstrap-Server may provision that server; --queue: LwM2M Queue Mode)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE]
 	                [--psk-identity ID --psk-key HEX] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
@@ -288,6 +289,9 @@ async function device(flags: Flags): Promise<void> {
 	for (const [name, uri] of [["lwm2m", lwm2m], ["bootstrap", bootstrap]])
 		if (uri !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(uri)) throw new UsageError(`--${name} takes coap://host:port`);
 	const lifetime = integer(flags, "lifetime", false);
+	const queueWait = integer(flags, "queue-wait", false);
+	if ((flags.queue === true || queueWait !== undefined) && lwm2m === undefined && bootstrap === undefined) throw new UsageError("--queue and --queue-wait go with --lwm2m or --bootstrap");
+	if (queueWait !== undefined && flags.queue !== true) throw new UsageError("--queue-wait goes with --queue");
 	const report = json ? undefined : new ConsoleReport({ logs: true });
 	const onEvent = report ? report.show : (event: DeviceReport) => console.log(JSON.stringify(event));
 	const severity = optionalText(flags, "severity") as SeverityName | undefined;
@@ -309,6 +313,7 @@ async function device(flags: Flags): Promise<void> {
 			...(flags["no-reboot-persistence"] === true ? { rebootPersistence: false } : {}), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
 			...(endpoint !== undefined ? { endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
 			...(lwm2m !== undefined ? { lwm2m } : {}), ...(bootstrap !== undefined ? { bootstrap } : {}),
+			...(flags.queue === true ? { queueMode: true, ...(queueWait !== undefined ? { queueWait } : {}) } : {}),
 		},
 		credentials: deviceCredentials(flags),
 		provisioned: flags.provision === true,
@@ -398,6 +403,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "bootstrap", value: "coap://HOST:PORT", help: "ask this Bootstrap-Server for the LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
 			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },
+			{ name: "queue", help: "LwM2M Queue Mode: listen only for a while after each exchange, the server queues its requests" },
+			{ name: "queue-wait", value: "SECONDS", help: "--queue: how long it listens after each exchange (default 93, CoAP MAX_TRANSMIT_WAIT)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },

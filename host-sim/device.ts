@@ -101,6 +101,8 @@ export interface DeviceOutcome {
 	wallTime: number;
 	/** Events delivered to the device (timers, socket events, commands) over all boots: how often it woke up. */
 	wakeups: number;
+	/** Virtual milliseconds with a UDP socket open, over all boots: how long the radio listened for CoAP. */
+	listeningMs: number;
 }
 
 export const factoryVersion = "1.0.0";
@@ -120,7 +122,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const heapSlots: number[] = [];
 	let url = options.url;
 	let requestAcknowledged = false;
-	let wakeups = 0;
+	let wakeups = 0, listeningMs = 0;
 	/** The agent shut down in order in this power-on: the run then ends with that, not with "idle". */
 	let shutDown = false;
 	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
@@ -241,6 +243,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());
 			board.shutDown();
+			listeningMs += board.udp.listeningMs;
 			engine.dispose();
 		}
 		if (stop === "cut") {
@@ -260,7 +263,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups, listeningMs };
 		if (end !== "power-cut")
 			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;

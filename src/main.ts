@@ -34,7 +34,7 @@ import { dtlsCrypto } from "./platform/dtls-crypto";
 import { DtlsUdpOpener } from "./dtls/socket";
 import { defaultDtlsOptions } from "./dtls/session";
 import { udp } from "./platform/udp-socket";
-import { CoapEndpoint, defaultEndpointOptions, type CoapReply, type CoapRequest } from "./coap/endpoint";
+import { CoapEndpoint, type CoapReply, type CoapRequest, type EndpointOptions, defaultEndpointOptions, maxTransmitWaitMs } from "./coap/endpoint";
 import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
@@ -106,7 +106,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	/** The orderly shutdown under way ends in a power-off, not a restart. */
 	let poweringOff = false;
 	let coap: CoapEndpoint | undefined;
-	const endpointOptions = { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+	const endpointOptions = coapOptions();
 	const requests = { request: (request: CoapRequest, reply: (response: CoapReply) => void) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })) };
 	const openCoap = (): CoapEndpoint => {
 		coap ??= new CoapEndpoint({ udp, clock, log }, endpointOptions, requests);
@@ -190,6 +190,10 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	return updater;
 }
 
+function coapOptions(): EndpointOptions {
+	return { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+}
+
 /** The LwM2M client config.lwm2m or config.bootstrap, and config.endpoint, ask for, or undefined. */
 function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEndpoint, others: Omit<Lwm2mPorts, "coap">, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
 	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
@@ -201,6 +205,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		return undefined;
 	}
 	const ports: Lwm2mPorts = { ...others, coap: openCoap() };
+	const queueMode = config.queueMode === true || config.queueMode === "true";
 	const lifetime = numberSetting("lifetime", 300);
 	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {
@@ -227,6 +232,8 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		endpoint, retryBaseMs: numberSetting("registrationRetryMs", 4000), retryMaxMs: 600000, maxMessageBytes: defaultEndpointOptions.maxMessageBytes,
 		// A Bootstrap-Server that goes silent is asked again after EXCHANGE_LIFETIME (RFC 7252: 247 s).
 		bootstrap: bootstrapUri ? { uri: bootstrapUri, timeoutMs: numberSetting("bootstrapTimeoutMs", 247000) } : undefined,
+		// Queue Mode listens MAX_TRANSMIT_WAIT after each exchange unless config.queueWait (s) says otherwise.
+		queueWaitMs: queueMode ? numberSetting("queueWait", maxTransmitWaitMs(coapOptions()) / 1000) * 1000 : 0,
 	}, { acknowledged: (updateId) => agent.acknowledgeResult(updateId) });
 	return client;
 }

@@ -139,6 +139,7 @@ function observed(attributes = {}) {
 	const clock = new FakeClock(1.7e12), store = new MemoryStore();
 	let value = 0, connected = true;
 	const sent: { value: number; at: number }[] = [];
+	const wakes: number[] = [];
 	const host = {
 		snapshot: (): Snapshot => ({ code: 69, payload: new Uint8Array([value]), number: value }),
 		notify: (_o: Observation, snapshot: Snapshot, delivered: (ok: boolean) => void) => {
@@ -147,12 +148,13 @@ function observed(attributes = {}) {
 		},
 		defaults: () => ({ pmin: 0, pmax: 0 }),
 		connected: () => connected,
+		wake: () => wakes.push(clock.ticks()),
 	};
 	const observations = new Observations({ clock, log: () => {} }, new Session(store, () => {}), host);
 	observations.setAttributes([3303, 0, 5700], attributes);
 	observations.add({ address: "10.0.0.1", port: 5683 }, new Uint8Array([1, 2]), [3303, 0, 5700], ContentFormat.senmlJson, host.snapshot());
 	return {
-		clock, store, sent, observations, host,
+		clock, store, sent, wakes, observations, host,
 		set(v: number) { value = v; observations.changed([3303, 0, 5700]); },
 		setConnected(c: boolean) { connected = c; },
 	};
@@ -167,6 +169,28 @@ test("observe: pmin holds a change back, pmax sends without one", () => {
 	assert.equal(o.sent, [{ value: 1, at: 10000 }]);
 	o.clock.advance(60000);
 	assert.equal(o.sent.map((s) => s.at), [10000, 70000], "pmax after the last one");
+});
+
+test("observe: asleep (Queue Mode), a due pmax or a change worth sending wakes the client and goes out once it is back", () => {
+	const o = observed({ pmax: 60 });
+	o.setConnected(false);
+	o.set(0);
+	assert.equal(o.wakes, [], "an unchanged value wakes nothing");
+	o.clock.advance(60000);
+	assert.equal(o.wakes, [60000], "pmax ran out");
+	assert.equal(o.sent, []);
+	o.setConnected(true);
+	o.observations.resume(false);
+	assert.equal(o.sent, [{ value: 0, at: 60000 }], "the due notification, unchanged value and all");
+	o.setConnected(false);
+	o.clock.advance(1000);
+	o.set(5);
+	assert.equal(o.wakes, [60000, 61000], "a change");
+	o.setConnected(true);
+	o.observations.resume(false);
+	assert.equal(o.sent.map((s) => s.value), [0, 5]);
+	o.observations.resume(false);
+	assert.equal(o.sent.map((s) => s.value), [0, 5], "sent once");
 });
 
 test("observe: gt, lt and st decide for a numeric resource", () => {

@@ -124,7 +124,7 @@ export class Board {
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
 		this.mqtt = new MqttNetwork(this.#signal);
-		this.udp = new UdpNetwork(this.#signal, options.udpFaults);
+		this.udp = new UdpNetwork(this.#signal, options.udpFaults, () => this.clock.now);
 		this.#linkKbps = options.linkKbps ?? 10_000;
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});

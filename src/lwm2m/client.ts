@@ -20,6 +20,9 @@
 
 	The final Update Result of an update counts as acknowledged once the server took it: an acknowledged
 	notification of a path that holds /5/0/5, or its read.
+
+	With queueWaitMs the client registers in Queue Mode (queue-mode.ts): it stops listening between exchanges,
+	a notification wakes it through a Registration Update, and a Package push under way keeps it listening.
 */
 
 import type { CoapEndpoint, CoapReply, CoapRequest, Peer } from "../coap/endpoint";
@@ -35,6 +38,7 @@ import { type Attributes, type Observation, Observations, type Snapshot } from "
 import { packageFormat } from "./package-reader";
 import { Bootstrap } from "./bootstrap";
 import { type ProvisionedServer, ProvisioningStore, defaultRetries } from "./provisioning";
+import { QueueMode } from "./queue-mode";
 import { Registration, type RegistrationOptions } from "./registration";
 import { Session } from "./session";
 
@@ -67,6 +71,7 @@ export class Lwm2mClient {
 	#firmware: FirmwareUpdateObject;
 	#registration: Registration;
 	#observations: Observations;
+	#queue: QueueMode | undefined;
 	#session: Session;
 	#listener: Lwm2mListener;
 	#pendingResult: number | undefined;
@@ -81,7 +86,7 @@ export class Lwm2mClient {
 	#failuresBeforeBootstrap = defaultRetries;
 
 	constructor(ports: Lwm2mPorts, objects: Lwm2mObject[], firmware: FirmwareUpdateObject, settings: ServerSettings,
-		options: RegistrationOptions & { maxMessageBytes: number; bootstrap?: { uri: string; timeoutMs: number } }, listener: Lwm2mListener) {
+		options: Omit<RegistrationOptions, "queueMode"> & { maxMessageBytes: number; queueWaitMs: number; bootstrap?: { uri: string; timeoutMs: number } }, listener: Lwm2mListener) {
 		this.#ports = ports;
 		this.#settings = settings;
 		this.#objects = objects;
@@ -90,14 +95,17 @@ export class Lwm2mClient {
 		this.#maxSzx = defaultSzx(options.maxMessageBytes);
 		const session = new Session(ports.store, ports.log);
 		this.#session = session;
+		if (options.queueWaitMs > 0) this.#queue = new QueueMode(ports, options.queueWaitMs, { busy: () => firmware.pushing });
 		this.#observations = new Observations(ports, session, {
 			snapshot: (path, format) => this.#snapshot(path, format),
 			notify: (observation, snapshot, delivered) => this.#notify(observation, snapshot, delivered),
 			defaults: () => ({ pmin: settings.minPeriod, pmax: settings.maxPeriod }),
-			connected: () => this.#registration.registered,
+			connected: () => this.#registration.registered && (this.#queue?.announced ?? true),
+			wake: () => this.#queue && !this.#queue.announced && this.#registration.update(),
 		});
-		this.#registration = new Registration(ports, session, settings, options, () => this.#links(), {
+		this.#registration = new Registration(ports, session, settings, { ...options, queueMode: this.#queue !== undefined }, () => this.#links(), {
 			registered: (fresh) => {
+				if (this.#queue) this.#queue.announced = true;
 				if (fresh) this.#observations.forget();
 				this.#observations.resume(this.#afterBoot);
 				this.#afterBoot = false;
@@ -133,6 +141,7 @@ export class Lwm2mClient {
 		this.#afterBoot = true;
 		const provisioned = this.#bootstrap?.load();
 		if (provisioned) this.#provisioned(provisioned);
+		this.#queue?.start();
 		if (this.#settings.serverUri) this.#registration.start();
 		else this.#bootstrap?.start();
 	}
@@ -144,6 +153,7 @@ export class Lwm2mClient {
 	stop(deregister: boolean, done?: () => void): void {
 		this.#ports.clock.clearTimeout(this.#assemblyTimer);
 		this.#assembly.reset();
+		this.#queue?.stop();
 		this.#observations.close();
 		this.#bootstrap?.stop();
 		this.#registration.stop(deregister, done);

@@ -2,7 +2,7 @@
 	Registration with one LwM2M server (Core §6.2, Transport §6.4): the client's session.
 
 	  stopped ─start→ resolving ─address→ (a stored registration still in its lifetime?) updating : registering
-	  registering ─POST /rd?ep&lt&lwm2m=1.1&b=U, links─→ 2.01 Location → registered
+	  registering ─POST /rd?ep&lt&lwm2m=1.1&b=U[&Q], links─→ 2.01 Location → registered
 	  registered ─ at 90% of the lifetime, on a changed lifetime or the trigger ─→ updating
 	  updating ─POST <location>─→ 2.04 → registered
 	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
@@ -10,6 +10,8 @@
 	  any failure that makes the listener's failed(n) true ─→ stopped (the client bootstraps instead)
 	  any ─stop(deregister)─→ DELETE <location> (answered, or deregisterWaitMs) → stopped
 	  any ─stop(keep)─→ stopped, the stored registration kept for the next boot's update
+	Q (Queue Mode, queue-mode.ts): the server holds its requests while the client sleeps and sends them once
+	it hears from the client again; each Registration Update wakes the client.
 	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
 	power cut within the lifetime the client updates its registration and the server keeps its observations.
 */
@@ -24,6 +26,8 @@ export interface RegistrationOptions {
 	endpoint: string;
 	retryBaseMs: number;
 	retryMaxMs: number;
+	/** Register in Queue Mode (the Q parameter). */
+	queueMode: boolean;
 }
 
 export interface RegistrationListener {
@@ -130,7 +134,7 @@ export class Registration {
 		const { endpoint } = this.#options, lifetime = this.#settings.lifetime;
 		this.#phase = "registering";
 		const options = [{ number: Option.uriPath, value: stringBytes("rd") }, { number: Option.contentFormat, value: uintBytes(ContentFormat.linkFormat) },
-			...queryOptions([`ep=${endpoint}`, `lt=${lifetime}`, "lwm2m=1.1", "b=U"])];
+			...queryOptions([`ep=${endpoint}`, `lt=${lifetime}`, "lwm2m=1.1", "b=U", ...(this.#options.queueMode ? ["Q"] : [])])];
 		this.#send(Code.post, options, stringBytes(this.#links()), (response) => {
 			if (response.code !== Code.created) return this.#retry(`registration refused: ${codeName(response.code)}`);
 			const location = stringOptions(response, Option.locationPath);
