@@ -4,8 +4,8 @@ import { buildSync } from "esbuild";
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file"];
-const aliases: Record<string, string> = { Resource: "resource", "crypt/rng": "rng" };
+const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file", "rng"];
+const aliases: Record<string, string> = { Resource: "resource" };
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 const cached = new Map<string, string>();

@@ -1,4 +1,4 @@
-// Moddable's "crypt/rng": random bytes from the host's cryptographic source.
+// Moddable's "rng" (from crypt/tls.json): random bytes from the host's cryptographic source.
 import { call } from "./host";
 
 const RNG = {

@@ -1,8 +1,8 @@
 // DtlsCrypto over Moddable's "crypt": BlockCipher("AES") for CCM, Digest("SHA256") for HMAC and the
-// handshake hash, and "crypt/rng" (the random source Moddable's TLS uses) for the randoms.
+// handshake hash, and "rng" (the random source Moddable's TLS uses, from $(MODULES)/crypt/tls.json) for the randoms.
 
 import { BlockCipher as NativeCipher } from "crypt";
-import RNG from "crypt/rng";
+import RNG from "rng";
 import { Sha256 } from "./digest";
 import type { BlockCipher, Digest, DtlsCrypto } from "./ports";
 

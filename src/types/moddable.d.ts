@@ -92,8 +92,8 @@ declare module "crypt" {
 	}
 }
 
-declare module "crypt/rng" {
-	/** Moddable's random source ($(MODULES)/crypt/etc/rng): `get(n)` gives n bytes. */
+declare module "rng" {
+	/** Moddable's random source, module "rng" ($(MODULES)/crypt/etc/rng, which crypt/tls.json includes): `get(n)` gives n bytes. */
 	const RNG: { get(n: number): ArrayBuffer };
 	export default RNG;
 }
