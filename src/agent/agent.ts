@@ -718,7 +718,7 @@ export class Agent {
 			if (record.sha256 && !sameBytes(sha256, record.sha256)) return "sha-256 mismatch";
 			if (record.signature) {
 				if (!this.#ports.signature) return "no signature verifier";
-				if (!this.#ports.signature.verify(sha256, record.signature)) return "signature mismatch";
+				if (!this.#ports.signature.verify(sha256, record.signature)) return "job signature mismatch";
 			}
 		}
 		if (record.md5) {
