@@ -63,13 +63,16 @@ for (const engine of engines) {
 		assert.ok(logged(outcome, "signature block 1 (ecdsa) verified"));
 	});
 
-	for (const [name, bytes, reason] of [
-		["an unsigned image", newImage, "image not signed"],
-		["an image signed by another key", signImage(newImage, [otherKey]), "not signed by a trusted key"],
-		["a tampered signed image", tamper(signImage(newImage, [rsaKey])), "signature mismatch"],
+	for (const [name, bytes, reason, config] of [
+		["an unsigned image", newImage, "image not signed", {}],
+		["an image signed by another key", signImage(newImage, [otherKey]), "not signed by a trusted key", {}],
+		["a tampered signed image", tamper(signImage(newImage, [rsaKey])), "signature mismatch", {}],
+		// The key leaked: revoked on the board, its block is skipped, on the running image and on the new one alike.
+		["an image signed by a revoked key", signImage(newImage, [rsaKey]), "signed by a revoked key", { revokedKeys: hex(keyDigestOf(rsaKey)) }],
+		["an image whose file ends inside its signature block", truncatedBlock(signImage(newImage, [rsaKey])), "image not signed", {}],
 	] as const) {
 		test(`${engine}: http: ${name} is refused with 5 ("${reason}"), the factory image running`, async () => {
-			const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`refused-${engine}.bin`, bytes), factoryImage: signedFactory, config: requireSignature });
+			const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`refused-${engine}.bin`, bytes), factoryImage: signedFactory, config: { ...requireSignature, ...config } });
 			assertOldFirmware(outcome, 5, `${engine} ${name}`);
 			assert.ok(logged(outcome, `download failed: ${reason}`), outcome.logs.join("\n"));
 		});
@@ -106,6 +109,11 @@ function tamper(signed: Uint8Array): Uint8Array {
 	assert.ok(newImage.length + 1 < signedLength(newImage.length));
 	signed[newImage.length + 1] ^= 0xff;
 	return signed;
+}
+
+/** The signed file cut 600 bytes into its first block: the image itself is whole and passes its own checks. */
+function truncatedBlock(signed: Uint8Array): Uint8Array {
+	return signed.slice(0, signedLength(newImage.length) + 600);
 }
 
 // The same verification on the LwM2M paths: a coap:// pull and a Block1 push.
