@@ -146,6 +146,25 @@ test("xs-ota image --sign: both keys' digests printed as espsecure computes them
 	fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test("xs-ota image --secure-pad-v2 --sign: the image ends on a 64 KiB page as ESP-IDF builds signed apps, its signature sector next; it verifies", () => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-pad-"));
+	const out = path.join(dir, "app.bin");
+	const cli = spawnSync(process.execPath, [path.join(import.meta.dirname, "..", "host-sim", "bin", "xs-ota.js"), "image", "--out", out, "--size", "100000", "--version", "2.0.0", "--secure-pad-v2", "--sign", path.join(fixtures, "rsa3072-test-key.pem")], { encoding: "utf8" });
+	assert.is(cli.status, 0, cli.stderr);
+	const bytes = new Uint8Array(fs.readFileSync(out));
+	fs.rmSync(dir, { recursive: true, force: true });
+	assert.is(bytes.length, 128 * 1024 + 4096);
+	const padded = bytes.subarray(0, 128 * 1024);
+	assert.equal(padded, makeAppImage({ size: 100_000, version: "2.0.0", securePad: true }));
+	// One segment more than the unpadded image: zeros at load address 0, up to the checksum line and the hash.
+	const plain = makeAppImage({ size: 100_000, version: "2.0.0" });
+	assert.is(padded[1], plain[1] + 1);
+	const check = checkImage(slotWith(padded), new NodeDigest(), chipIds.esp32, new Uint8Array(4096));
+	assert.ok(check.ok && check.imageLength === padded.length && check.version === "2.0.0" && check.hashed, JSON.stringify(check));
+	assert.is(verify(bytes, { requireSignature: true, trustedKeys: [keyDigestOf(rsaKey)] }).refusal, undefined);
+	assert.throws(() => makeAppImage({ size: 100_000, version: "2.0.0", securePad: true, hashAppended: false }), /needs the sha-256/);
+});
+
 test("key digests from config: hex, separated by commas or spaces; anything else is an error", () => {
 	const digest = keyDigestOf(ecKey);
 	const hex = Buffer.from(digest).toString("hex");

@@ -55,6 +55,13 @@ for (const engine of engines) {
 		assert.ok(logged(outcome, "signature block 0 (rsa) verified"));
 	});
 
+	test(`${engine}: http: an image padded to 64 KiB as ESP-IDF builds signed apps (--secure-pad-v2) installs`, async () => {
+		const padded = makeAppImage({ size: 120_000, version: "2.0.0", securePad: true });
+		const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`padded-${engine}.bin`, signImage(padded, [rsaKey])), factoryImage: signedFactory, config: requireSignature });
+		assertNewFirmware(outcome, sha256Hex(padded), "2.0.0", engine);
+		assert.ok(logged(outcome, "signature block 0 (rsa) verified"));
+	});
+
 	test(`${engine}: http: an ECDSA P-256 image by a provisioned key installs; a CRC-bad block before it is skipped`, async () => {
 		const signed = signImage(newImage, [otherKey, ecKey]);
 		signed[signedLength(newImage.length) + crcOffset] ^= 1;
