@@ -18,11 +18,8 @@ import { ImageTrust, type TrustPolicy, parseKeyDigests } from "../src/agent/imag
 import { blockLength, crcOffset, signedLength } from "../src/agent/signature-block";
 import type { KeyVerifier } from "../src/platform/ports";
 import { crc32 } from "../src/lib/crc32";
+import { ecKey, fixtures, otherKey, rsaKey } from "./support/signed";
 
-const fixtures = path.join(import.meta.dirname, "fixtures", "signed");
-const rsaKey = fs.readFileSync(path.join(fixtures, "rsa3072-test-key.pem"));
-const ecKey = fs.readFileSync(path.join(fixtures, "p256-test-key.pem"));
-const otherKey = fs.readFileSync(path.join(fixtures, "p256-other-test-key.pem"));
 const keys: KeyVerifier = { p256: (sha256, point, der) => verifyP256(sha256, der, point), rsaPss3072: (sha256, modulus, exponent, signature) => verifyRsaPss(sha256, modulus, exponent, signature) };
 
 const slotBytes = 512 * 1024;

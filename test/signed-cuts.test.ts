@@ -15,10 +15,8 @@ import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { keyDigestOf, signImage } from "../host-sim/signing";
 import { signedLength } from "../src/agent/signature-block";
 import { assertNewFirmware, assertOldFirmware, tempDir, traced, type Traced } from "./support/sim";
+import { hex, otherKey, rsaKey } from "./support/signed";
 
-const fixtures = path.join(import.meta.dirname, "fixtures", "signed");
-const rsaKey = fs.readFileSync(path.join(fixtures, "rsa3072-test-key.pem"));
-const otherKey = fs.readFileSync(path.join(fixtures, "p256-other-test-key.pem"));
 
 const newImage = makeAppImage({ size: 120_000, version: "2.0.0", secureVersion: 2 });
 const signed = signImage(newImage, [rsaKey]);
@@ -30,7 +28,7 @@ const cases: Case[] = [
 	{ name: "a good signed image", file: signed, result: 1 },
 	{ name: "an unsigned image", file: newImage, result: 5, reason: "image not signed" },
 	{ name: "an image signed by another key", file: signImage(newImage, [otherKey]), result: 5, reason: "not signed by a trusted key" },
-	{ name: "an image signed by a revoked key", file: signed, config: { revokedKeys: Buffer.from(keyDigestOf(rsaKey)).toString("hex") }, result: 5, reason: "signed by a revoked key" },
+	{ name: "an image signed by a revoked key", file: signed, config: { revokedKeys: hex(keyDigestOf(rsaKey)) }, result: 5, reason: "signed by a revoked key" },
 	{ name: "a file ending inside its signature block", file: signed.slice(0, signedLength(newImage.length) + 600), result: 5, reason: "image not signed" },
 	{ name: "a lower secure_version", file: signImage(makeAppImage({ size: 120_000, version: "2.0.0", secureVersion: 1 }), [rsaKey]), result: 8, reason: "secure version 1 is below the running 2" },
 ];

@@ -15,13 +15,9 @@ import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { keyDigestOf, signImage } from "../host-sim/signing";
 import { crcOffset, signedLength } from "../src/agent/signature-block";
 import { assertNewFirmware, assertOldFirmware, logged, tempDir, traced } from "./support/sim";
+import { ecKey, fixtures, hex, otherKey, rsaKey } from "./support/signed";
 
 const engines = ["node", "xs"] as const;
-const fixtures = path.join(import.meta.dirname, "fixtures", "signed");
-const rsaKey = fs.readFileSync(path.join(fixtures, "rsa3072-test-key.pem"));
-const ecKey = fs.readFileSync(path.join(fixtures, "p256-test-key.pem"));
-const otherKey = fs.readFileSync(path.join(fixtures, "p256-other-test-key.pem"));
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 /** The factory image signed with the RSA key: its block makes that key the trusted one. */
 const signedFactory = signImage(makeAppImage({ size: 128 * 1024, version: factoryVersion }), [rsaKey]);
