@@ -91,4 +91,29 @@ for (const engine of engines) {
 	}
 }
 
+// A cut on either side of the write that records the refusal: the job list (with the reason) saved and the record
+// not yet, or the record saved and the report not yet acknowledged. The job still ends FAILED exactly once, with
+// the reason, as without a cut.
+test("node: cuts beside the refusal's decision write: the job still ends FAILED once with its reason", async () => {
+	const run = (thing: string, dir: string, cutAfterOps?: number) => traced({ engine: "node", dir, mqtt: aws.url, thing, factoryImage: signedFactory, config, cutAfterOps });
+	const reference = `signed-cut-${++things}`;
+	aws.createJob(reference, { image: newImage, form: "fota" });
+	let decision = 0;
+	const counted = await run(reference, tempDir("board"));
+	assertOldFirmware(counted, 5, "without a cut");
+	for (const event of counted.events) if (event.event === "state" && event.state === 0 && event.result === 5 && !decision) decision = event.op as number;
+	assert.ok(decision > 0);
+	for (const op of [decision - 1, decision + 1]) {
+		const thing = `signed-cut-${++things}`;
+		const { jobId } = aws.createJob(thing, { image: newImage, form: "fota" });
+		const dir = tempDir("board");
+		assert.is((await run(thing, dir, op)).end, "power-cut", `cut at write ${op}`);
+		assertOldFirmware(await run(thing, dir), 5, `after a cut at write ${op}`);
+		const execution = aws.executions(thing).find((e) => e.jobId === jobId)!;
+		const terminal = execution.updates.filter((u) => u.outcome === "accepted" && u.status === "FAILED");
+		assert.is(terminal.length, 1, `cut at write ${op}`);
+		assert.equal([execution.status, execution.statusDetails.result, execution.statusDetails.reason], ["FAILED", "5", "image not signed"], `cut at write ${op}`);
+	}
+});
+
 test.run();
