@@ -1,6 +1,7 @@
 /*
 	xs-ota command line:
 	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32] [--secure-version N] [--sign KEY.PEM[,KEY.PEM…]]
+	                [--secure-pad-v2]  (a padding segment: the image ends on a 64 KiB page, as ESP-IDF builds signed apps)
 	                (--sign: padded to a 4 KiB sector plus a Secure Boot v2 signature sector; prints each key digest)
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
@@ -85,7 +86,7 @@ async function image(flags: Flags): Promise<void> {
 	if (!(chip in chipIds)) throw new UsageError(`--chip is ${Object.keys(chipIds).join(", ")}`);
 	const version = text(flags, "version")!;
 	if (Buffer.byteLength(version) > maxVersionBytes) throw new UsageError(`--version takes at most ${maxVersionBytes} bytes (ESP-IDF's app description holds 32 with the NUL)`);
-	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip, secureVersion: integer(flags, "secure-version", false) });
+	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip, secureVersion: integer(flags, "secure-version", false), securePad: flags["secure-pad-v2"] === true });
 	const keyFiles = optionalText(flags, "sign")?.split(",");
 	if (!keyFiles) return fs.writeFileSync(text(flags, "out")!, bytes);
 	const keys = keyFiles.map((file) => fs.readFileSync(file));
@@ -346,6 +347,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "chip", value: "esp32|esp32s3|esp32c3|…", help: "the chip id in its header (default esp32)" },
 			{ name: "secure-version", value: "N", help: "the anti-rollback counter in its app description (default 0)" },
 			{ name: "sign", value: "KEY.PEM[,KEY.PEM…]", help: "append a Secure Boot v2 signature block per key (RSA-3072 or P-256, at most 3)" },
+			{ name: "secure-pad-v2", help: "pad the image to a 64 KiB page with a padding segment, as ESP-IDF's build does for signed apps" },
 		],
 	},
 	serve: {

@@ -46,11 +46,18 @@ export type AppImageOptions = {
 	hashAppended?: boolean;
 	/** esp_app_desc_t.secure_version, the anti-rollback counter (default 0). */
 	secureVersion?: number;
+	/**
+	 * esptool's `elf2image --secure-pad-v2`, which ESP-IDF's build adds for apps signed with Secure Boot v2 blocks:
+	 * one more segment, zero-filled at load address 0, so that the image (checksum and SHA-256 included) ends on
+	 * a 64 KiB flash MMU page and its signature sector begins the next one. Needs the SHA-256 appended.
+	 */
+	securePad?: boolean;
 };
 
 export function makeAppImage(options: AppImageOptions): Uint8Array {
 	const { size, version, chip = "esp32", projectName = "xs-ota-app", hashAppended = true, secureVersion = 0 } = options;
 	if (!Number.isInteger(size) || size <= 0 || size > 16 * 1024 * 1024) throw new Error("bad size");
+	if (options.securePad && !hashAppended) throw new Error("secure padding needs the sha-256 appended");
 	const chipId = chipIds[chip];
 	if (chipId === undefined) throw new Error("unknown chip");
 
@@ -96,7 +103,26 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 	image[checksumOffset] = checksumSeed ^ xor;
 	if (!hashAppended) return image.slice(0, checksumOffset + 1);
 	image.set(createHash("sha256").update(image.subarray(0, checksumOffset + 1)).digest(), checksumOffset + 1);
-	return image;
+	return options.securePad ? securePadded(image) : image;
+}
+
+const mmuPageSize = 64 * 1024;
+
+/** `image` (SHA-256 appended) with a padding segment after its others, ending on a flash MMU page. */
+function securePadded(image: Uint8Array): Uint8Array {
+	const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+	let end = headerLength;
+	for (let index = 0; index < image[1]; index++) end += segmentHeaderLength + view.getUint32(end + 4, true);
+	// The padding segment's header, then a 16-byte line ending with the checksum, then the hash.
+	const total = Math.ceil((end + segmentHeaderLength + 16 + hashLength) / mmuPageSize) * mmuPageSize;
+	const padded = new Uint8Array(total);
+	padded.set(image.subarray(0, end));
+	padded[1] = image[1] + 1;
+	new DataView(padded.buffer).setUint32(end + 4, total - end - segmentHeaderLength - 16 - hashLength, true);
+	// Zeros leave the checksum as it was.
+	padded[total - hashLength - 1] = image[image.length - hashLength - 1];
+	padded.set(createHash("sha256").update(padded.subarray(0, total - hashLength)).digest(), total - hashLength);
+	return padded;
 }
 
 /** Version and project name from an image's app description, or undefined if it has none. */

@@ -18,11 +18,8 @@ import { ImageTrust, type TrustPolicy, parseKeyDigests } from "../src/agent/imag
 import { blockLength, crcOffset, signedLength } from "../src/agent/signature-block";
 import type { KeyVerifier } from "../src/platform/ports";
 import { crc32 } from "../src/lib/crc32";
+import { ecKey, fixtures, otherKey, rsaKey } from "./support/signed";
 
-const fixtures = path.join(import.meta.dirname, "fixtures", "signed");
-const rsaKey = fs.readFileSync(path.join(fixtures, "rsa3072-test-key.pem"));
-const ecKey = fs.readFileSync(path.join(fixtures, "p256-test-key.pem"));
-const otherKey = fs.readFileSync(path.join(fixtures, "p256-other-test-key.pem"));
 const keys: KeyVerifier = { p256: (sha256, point, der) => verifyP256(sha256, der, point), rsaPss3072: (sha256, modulus, exponent, signature) => verifyRsaPss(sha256, modulus, exponent, signature) };
 
 const slotBytes = 512 * 1024;
@@ -144,6 +141,25 @@ test("xs-ota image --sign: both keys' digests printed as espsecure computes them
 	assert.is(refused.status, 1);
 	assert.match(refused.stderr, /the key must be RSA-3072 or ECDSA P-256/);
 	fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("xs-ota image --secure-pad-v2 --sign: the image ends on a 64 KiB page as ESP-IDF builds signed apps, its signature sector next; it verifies", () => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-pad-"));
+	const out = path.join(dir, "app.bin");
+	const cli = spawnSync(process.execPath, [path.join(import.meta.dirname, "..", "host-sim", "bin", "xs-ota.js"), "image", "--out", out, "--size", "100000", "--version", "2.0.0", "--secure-pad-v2", "--sign", path.join(fixtures, "rsa3072-test-key.pem")], { encoding: "utf8" });
+	assert.is(cli.status, 0, cli.stderr);
+	const bytes = new Uint8Array(fs.readFileSync(out));
+	fs.rmSync(dir, { recursive: true, force: true });
+	assert.is(bytes.length, 128 * 1024 + 4096);
+	const padded = bytes.subarray(0, 128 * 1024);
+	assert.equal(padded, makeAppImage({ size: 100_000, version: "2.0.0", securePad: true }));
+	// One segment more than the unpadded image: zeros at load address 0, up to the checksum line and the hash.
+	const plain = makeAppImage({ size: 100_000, version: "2.0.0" });
+	assert.is(padded[1], plain[1] + 1);
+	const check = checkImage(slotWith(padded), new NodeDigest(), chipIds.esp32, new Uint8Array(4096));
+	assert.ok(check.ok && check.imageLength === padded.length && check.version === "2.0.0" && check.hashed, JSON.stringify(check));
+	assert.is(verify(bytes, { requireSignature: true, trustedKeys: [keyDigestOf(rsaKey)] }).refusal, undefined);
+	assert.throws(() => makeAppImage({ size: 100_000, version: "2.0.0", securePad: true, hashAppended: false }), /needs the sha-256/);
 });
 
 test("key digests from config: hex, separated by commas or spaces; anything else is an error", () => {

@@ -15,13 +15,9 @@ import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { keyDigestOf, signImage } from "../host-sim/signing";
 import { crcOffset, signedLength } from "../src/agent/signature-block";
 import { assertNewFirmware, assertOldFirmware, logged, tempDir, traced } from "./support/sim";
+import { ecKey, fixtures, hex, otherKey, rsaKey } from "./support/signed";
 
 const engines = ["node", "xs"] as const;
-const fixtures = path.join(import.meta.dirname, "fixtures", "signed");
-const rsaKey = fs.readFileSync(path.join(fixtures, "rsa3072-test-key.pem"));
-const ecKey = fs.readFileSync(path.join(fixtures, "p256-test-key.pem"));
-const otherKey = fs.readFileSync(path.join(fixtures, "p256-other-test-key.pem"));
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 /** The factory image signed with the RSA key: its block makes that key the trusted one. */
 const signedFactory = signImage(makeAppImage({ size: 128 * 1024, version: factoryVersion }), [rsaKey]);
@@ -55,6 +51,13 @@ for (const engine of engines) {
 		assert.ok(logged(outcome, "signature block 0 (rsa) verified"));
 	});
 
+	test(`${engine}: http: an image padded to 64 KiB as ESP-IDF builds signed apps (--secure-pad-v2) installs`, async () => {
+		const padded = makeAppImage({ size: 120_000, version: "2.0.0", securePad: true });
+		const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`padded-${engine}.bin`, signImage(padded, [rsaKey])), factoryImage: signedFactory, config: requireSignature });
+		assertNewFirmware(outcome, sha256Hex(padded), "2.0.0", engine);
+		assert.ok(logged(outcome, "signature block 0 (rsa) verified"));
+	});
+
 	test(`${engine}: http: an ECDSA P-256 image by a provisioned key installs; a CRC-bad block before it is skipped`, async () => {
 		const signed = signImage(newImage, [otherKey, ecKey]);
 		signed[signedLength(newImage.length) + crcOffset] ^= 1;
@@ -63,13 +66,16 @@ for (const engine of engines) {
 		assert.ok(logged(outcome, "signature block 1 (ecdsa) verified"));
 	});
 
-	for (const [name, bytes, reason] of [
-		["an unsigned image", newImage, "image not signed"],
-		["an image signed by another key", signImage(newImage, [otherKey]), "not signed by a trusted key"],
-		["a tampered signed image", tamper(signImage(newImage, [rsaKey])), "signature mismatch"],
+	for (const [name, bytes, reason, config] of [
+		["an unsigned image", newImage, "image not signed", {}],
+		["an image signed by another key", signImage(newImage, [otherKey]), "not signed by a trusted key", {}],
+		["a tampered signed image", tamper(signImage(newImage, [rsaKey])), "signature mismatch", {}],
+		// The key leaked: revoked on the board, its block is skipped, on the running image and on the new one alike.
+		["an image signed by a revoked key", signImage(newImage, [rsaKey]), "signed by a revoked key", { revokedKeys: hex(keyDigestOf(rsaKey)) }],
+		["an image whose file ends inside its signature block", truncatedBlock(signImage(newImage, [rsaKey])), "image not signed", {}],
 	] as const) {
 		test(`${engine}: http: ${name} is refused with 5 ("${reason}"), the factory image running`, async () => {
-			const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`refused-${engine}.bin`, bytes), factoryImage: signedFactory, config: requireSignature });
+			const outcome = await traced({ dir: tempDir("board"), engine, url: publish(`refused-${engine}.bin`, bytes), factoryImage: signedFactory, config: { ...requireSignature, ...config } });
 			assertOldFirmware(outcome, 5, `${engine} ${name}`);
 			assert.ok(logged(outcome, `download failed: ${reason}`), outcome.logs.join("\n"));
 		});
@@ -106,6 +112,11 @@ function tamper(signed: Uint8Array): Uint8Array {
 	assert.ok(newImage.length + 1 < signedLength(newImage.length));
 	signed[newImage.length + 1] ^= 0xff;
 	return signed;
+}
+
+/** The signed file cut 600 bytes into its first block: the image itself is whole and passes its own checks. */
+function truncatedBlock(signed: Uint8Array): Uint8Array {
+	return signed.slice(0, signedLength(newImage.length) + 600);
 }
 
 // The same verification on the LwM2M paths: a coap:// pull and a Block1 push.

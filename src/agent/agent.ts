@@ -718,7 +718,7 @@ export class Agent {
 			if (record.sha256 && !sameBytes(sha256, record.sha256)) return "sha-256 mismatch";
 			if (record.signature) {
 				if (!this.#ports.signature) return "no signature verifier";
-				if (!this.#ports.signature.verify(sha256, record.signature)) return "signature mismatch";
+				if (!this.#ports.signature.verify(sha256, record.signature)) return "job signature mismatch";
 			}
 		}
 		if (record.md5) {
@@ -817,7 +817,11 @@ export class Agent {
 		this.#enter(State.idle, Result.initial);
 	}
 
-	/** Persists the record in its new state first (a final result marked unreported unless `report` is false), then announces it. */
+	/**
+		Persists the new state (a final result marked unreported unless `report` is false), then announces it.
+		The job list first, then the record: at power-on the record wins (#restoreJobs), so a cut between the two
+		leaves the older state to carry on from, never a final result whose reason the list has not kept.
+	*/
 	#enter(state: StateCode, result: ResultCode, reason = "", report = true): void {
 		const record = this.#record;
 		const firmware = this.#firmware;
@@ -826,8 +830,8 @@ export class Agent {
 		record.state = state;
 		record.result = result;
 		record.reportPending = report && isFinalResult(state, result);
-		this.#records.save(record);
 		this.#jobs.follow(record, this.#ports.clock.now(), reason);
+		this.#records.save(record);
 		firmware.move(state, result);
 		this.#reportResult();
 	}

@@ -1,7 +1,8 @@
 /*
 	ESP-IDF Secure Boot v2 signature blocks (ESP-IDF docs "secure-boot-v2", NOTES §6). The signed data is the
-	app image padded with 0xFF to a 4 KiB sector boundary (ESP-IDF's own build pads further, to 64 KiB less the
-	signature sector); the signature sector follows it and holds up to 3 blocks of 1216 bytes, the rest 0xFF.
+	app image padded with 0xFF to a 4 KiB sector boundary (ESP-IDF's build already ends signed apps on a 64 KiB
+	page, with a padding segment inside the image: esptool --secure-pad-v2); the signature sector follows it and
+	holds up to 3 blocks of 1216 bytes, the rest 0xFF.
 	A block, little-endian, big numbers least significant byte first:
 
 	  0 u8 magic 0xE7   1 u8 version (2 RSA-3072, 3 ECDSA)   2 u8 ECDSA hash (0 SHA-256)   4 image SHA-256 (32)
