@@ -38,6 +38,7 @@ import { type ServerSettings, deviceObject, minLifetime, securityObject, serverO
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
 import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
+import type { PatchPorts } from "./delta/patch-sink";
 import type { Url } from "./platform/ports";
 
 function log(message: string): void {
@@ -83,7 +84,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
-		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: openCoap(), udp, slot, clock, log }, download, record, url, listener) },
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined) => new CoapPull({ coap: openCoap(), udp, slot, clock, log, patch }, download, record, url, listener) },
 		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};

@@ -34,6 +34,7 @@ import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, 
 import { ImageState } from "../platform/ports";
 import { type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "../transport/transfer";
 import { HttpPull } from "../transport/http-pull";
+import type { PatchPorts } from "../delta/patch-sink";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
 import { ErasePlan } from "./erase-plan";
@@ -60,8 +61,8 @@ export interface AgentPorts {
 	signature?: SignatureVerifier;
 	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
-	/** Opens a CoAP pull (coap:// Package URI); without it such a URI fails with 9. */
-	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener): Transfer };
+	/** Opens a CoAP pull (coap:// Package URI), applying a patch from `patch`; without it such a URI fails with 9. */
+	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
 	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
 	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
 	/** The jobs service, asked at boot whether an AWS job still matters. */
@@ -646,7 +647,7 @@ export class Agent {
 			const { http, slot, clock, log, coap } = this.#ports;
 			if (url.scheme === "coap") {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
-				this.#download = coap.open(this.#record, url, listener);
+				this.#download = coap.open(this.#record, url, listener, this.#patchPorts());
 			}
 			else this.#download = new HttpPull({ http, slot, clock, log, patch: this.#patchPorts() }, this.#options.download, this.#record, url, listener);
 		}
@@ -654,8 +655,8 @@ export class Agent {
 		this.#watchWarning();
 	}
 
-	/** What a pulled patch is applied from: the running slot, when the platform reads it. */
-	#patchPorts() {
+	/** What a patch is applied from: the running slot, when the platform reads it. */
+	#patchPorts(): PatchPorts | undefined {
 		const { running, slot, digest } = this.#ports;
 		return running && { running, slot, digest, chipId: this.#options.chipId };
 	}
