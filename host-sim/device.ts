@@ -266,10 +266,15 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 }
 
 /** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
+/** The image a fresh board runs from slot 0 (the base of test/fixtures/delta's patches). */
+export function factoryImage(): Uint8Array {
+	return makeAppImage({ size: 256 * 1024, version: factoryVersion });
+}
+
 export function prepareFactoryBoard(dir: string, layout?: BoardLayout): void {
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
 	if (!storage.isFresh) return;
-	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
+	const image = factoryImage();
 	const slot = storage.appSlot(0);
 	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
 	slot.write(0, image.length, image);

@@ -29,6 +29,12 @@ export interface PatchPorts {
 
 export type PatchFailure = { result: ResultCode; reason: string };
 
+/** The decompressor a patch's header names (compression none, crle or heatshrink). */
+export function decompressorFor(header: { compression: number; windowBits: number; lookaheadBits: number }): Decompressor {
+	if (header.compression === Compression.heatshrink) return new Heatshrink(header.windowBits, header.lookaheadBits);
+	return header.compression === Compression.crle ? new Crle() : new Stored();
+}
+
 export class PatchSink {
 	#ports: PatchPorts;
 	#record: DownloadRecord;
@@ -117,9 +123,7 @@ export class PatchSink {
 		const resumeAt = newSize ? 0 : patch.state.newOffset;
 		const writer = new SlotWriter(slot, 1024, (sector) => (sector + 1) * slot.sectorSize <= resumeAt);
 		writer.begin(resumeAt, newSize !== 0, patch.newSize);
-		const decoder: Decompressor = patch.compression === Compression.heatshrink ? new Heatshrink(patch.windowBits, patch.lookaheadBits)
-			: patch.compression === Compression.crle ? new Crle() : new Stored();
-		this.#applier = new SequentialApply({ running, slot, writer }, decoder, patch.newSize, patch.oldSize, this.#checkpointBytes, (state) => {
+		this.#applier = new SequentialApply({ running, slot, writer }, decompressorFor(patch), patch.newSize, patch.oldSize, this.#checkpointBytes, (state) => {
 			Object.assign(patch.state, state);
 			patch.state.decoder = { ...state.decoder };
 			record.committed = patch.dataOffset + state.decoder.consumed;
