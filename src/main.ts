@@ -85,7 +85,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
 		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined) => new CoapPull({ coap: openCoap(), udp, slot, clock, log, patch }, download, record, url, listener) },
-		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
+		push: { open: (record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined) => new PackagePush({ slot, clock, log, patch }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
 	// One CoAP endpoint serves the LwM2M client and coap:// pulls. It exists (with its message buffer) only once

@@ -63,8 +63,8 @@ export interface AgentPorts {
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
 	/** Opens a CoAP pull (coap:// Package URI), applying a patch from `patch`; without it such a URI fails with 9. */
 	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
-	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
-	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
+	/** Opens the transfer of a package pushed to the Package resource (/5/0/0), applying a patch from `patch`; without it a push is refused. */
+	push?: { open(record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined): PushTransfer };
 	/** The jobs service, asked at boot whether an AWS job still matters. */
 	jobServer?: JobServer;
 	/** When an automatic install may run (maintenance windows, opt-out); without one, at once. */
@@ -358,7 +358,7 @@ export class Agent {
 			this.#endDownload(Result.notEnoughFlash, `${size} bytes do not fit the slot`);
 			return undefined;
 		}
-		const transfer = push.open(record, this.#transferListener());
+		const transfer = push.open(record, this.#transferListener(), this.#patchPorts());
 		this.#download = transfer;
 		transfer.start();
 		this.#watchWarning();
