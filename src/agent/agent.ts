@@ -59,8 +59,8 @@ export interface AgentPorts {
 	md5?: Digest;
 	/** Code-signing check, for AWS "afr_ota" job documents. */
 	signature?: SignatureVerifier;
-	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
-	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
+	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream, applying a patch from `patch`. */
+	streams?: { open(record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
 	/** Opens a CoAP pull (coap:// Package URI), applying a patch from `patch`; without it such a URI fails with 9. */
 	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
 	/** Opens the transfer of a package pushed to the Package resource (/5/0/0), applying a patch from `patch`; without it a push is refused. */
@@ -639,7 +639,7 @@ export class Agent {
 		if (source === Source.awsStream) {
 			const streams = this.#ports.streams;
 			if (!streams) return this.#endDownload(Result.unsupportedProtocol, "no stream transport");
-			this.#download = streams.open(this.#record, listener);
+			this.#download = streams.open(this.#record, listener, this.#patchPorts());
 		}
 		else {
 			const url = parseUrl(this.#record.uri);
