@@ -1,6 +1,8 @@
 // Patches over an HTTP pull on the simulated board, both engines: a detools patch in esp_delta_ota framing
-// installs the new image byte for byte, a cut mid-patch resumes from the last checkpoint, and a patch for
-// another base ends with 6 before anything is written, the factory image still running.
+// installs the new image byte for byte, a cut mid-patch resumes from the last checkpoint (also when the same
+// URI is requested again), the restart policy applies it afresh, and a patch for another base ends with 6
+// before anything is written, the factory image still running. A raw patch (no framing) installs; a raw one
+// for another base ends with 5 and leaves no patch state, so the next request installs a plain image.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,6 +19,10 @@ fs.writeFileSync(path.join(boards.work, "app.patch"), framed);
 const otherBase = framed.slice();
 otherBase[10] ^= 1;
 fs.writeFileSync(path.join(boards.work, "other-base.patch"), otherBase);
+const raw = deltaFixture("heatshrink.patch");
+fs.writeFileSync(path.join(boards.work, "raw.patch"), raw);
+fs.writeFileSync(path.join(boards.work, "raw-other-base.patch"), deltaFixture("reverse-heatshrink.patch"));
+fs.writeFileSync(path.join(boards.work, "app.bin"), target);
 const config = { checkpointBytes: 16384 };
 let server: Awaited<ReturnType<typeof startUpdateServer>>;
 
@@ -49,6 +55,42 @@ for (const engine of ["node", "xs"] as const) {
 		assert.equal(slotBytes(dir), target);
 		// The resumed power-on fetches the patch from the checkpoint on, nothing before it.
 		assert.is(again.bytesFetched, framed.length - record!.committed);
+	});
+
+	test(`${engine}: a cut mid-patch, then the same URI requested again, resumes from the checkpoint`, async () => {
+		const dir = boards.next(), url = `${server.url}/app.patch`;
+		assert.is((await run({ dir, engine, config, url, cutAfterOps: 80 })).end, "power-cut");
+		const record = storedRecord(dir)!;
+		// As an LwM2M server writes the Package URI again: the request resumes the patch, not an image.
+		const again = await run({ dir, engine, config, url });
+		assertNewFirmware(again, sha256Hex(target), "1.0.1", "requested again");
+		assert.is(again.bytesFetched, framed.length - record.committed);
+	});
+
+	test(`${engine}: the restart policy applies a cut patch afresh, from its first byte`, async () => {
+		const dir = boards.next();
+		assert.is((await run({ dir, engine, config, url: `${server.url}/app.patch`, policy: "restart", cutAfterOps: 80 })).end, "power-cut");
+		assert.ok(storedRecord(dir)?.patch, "the cut left a patch checkpoint");
+		const again = await run({ dir, engine, config });
+		assertNewFirmware(again, sha256Hex(target), "1.0.1", "restarted");
+		assert.is(again.bytesFetched, framed.length);
+	});
+
+	test(`${engine}: a raw detools patch (no framing) installs the new image byte for byte`, async () => {
+		const dir = boards.next();
+		const outcome = await run({ dir, engine, config, url: `${server.url}/raw.patch` });
+		assertNewFirmware(outcome, sha256Hex(target), "1.0.1", "raw patch");
+		assert.equal(slotBytes(dir), target);
+	});
+
+	test(`${engine}: a raw patch for another base ends with 5 and no patch state; a plain image installs next`, async () => {
+		const dir = boards.next();
+		const failed = await run({ dir, engine, config, url: `${server.url}/raw-other-base.patch` });
+		assertOldFirmware(failed, 5, "raw patch for another base");
+		assert.is(storedRecord(dir)?.patch, undefined, "the failed patch left no apply state");
+		const plain = await run({ dir, engine, config, url: `${server.url}/app.bin` });
+		assertNewFirmware(plain, sha256Hex(target), "1.0.1", "plain image after a failed patch");
+		assert.is(plain.bytesFetched, target.length);
 	});
 
 	test(`${engine}: a patch for another base ends with 6 and writes nothing`, async () => {

@@ -318,6 +318,8 @@ export class Agent {
 			record.committed = previous.committed;
 			record.etag = previous.etag;
 			record.totalSize = previous.totalSize;
+			// A patch's checkpoint is its apply state too: without it the offset would be read as an image's.
+			record.patch = previous.patch;
 		}
 		this.#record = record;
 		this.#beginJob(request);
@@ -456,7 +458,7 @@ export class Agent {
 		if (state === State.idle) return;
 		this.#stopDownload();
 		this.#ports.clock.clearTimeout(this.#installTimer);
-		this.#record.committed = 0;
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.cancelled);
 	}
 
@@ -472,9 +474,7 @@ export class Agent {
 		this.#stopConfirming = undefined;
 		this.#stopDownload();
 		this.#ports.clock.clearTimeout(this.#installTimer);
-		record.committed = 0;
-		record.etag = "";
-		record.blocks = undefined;
+		forgetProgress(record);
 		this.#enter(State.idle, Result.cancelled, "withdrawn by the jobs service", false);
 	}
 
@@ -490,13 +490,11 @@ export class Agent {
 			case Policy.savePoint:
 				return this.#startDownload();
 			case Policy.restart:
-				record.committed = 0;
-				record.etag = "";
-				record.blocks = undefined;
+				forgetProgress(record);
 				return this.#startDownload();
 			case Policy.abort:
 				this.#eraseAbandoned(record);
-				record.committed = 0;
+				forgetProgress(record);
 				return this.#endDownload(Result.updateFailed, "aborted by recovery policy");
 			case Policy.none:
 				return this.#forget("recovery policy none");
@@ -559,9 +557,7 @@ export class Agent {
 	#forget(reason: string): void {
 		this.#stopDownload();
 		this.#jobs.drop(this.#record.updateId, reason);
-		this.#record.committed = 0;
-		this.#record.etag = "";
-		this.#record.blocks = undefined;
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.initial);
 	}
 
@@ -672,7 +668,8 @@ export class Agent {
 		this.#download = undefined;
 		this.#ports.clock.clearTimeout(this.#warningTimer);
 		if (!outcome.ok) {
-			if (outcome.result !== Result.connectionLost) this.#record.committed = 0;
+			// A lost connection keeps its checkpoint for a request of the same package; any other failure nothing.
+			if (outcome.result !== Result.connectionLost) forgetProgress(this.#record);
 			return this.#endDownload(outcome.result, outcome.reason);
 		}
 		const record = this.#record;
@@ -727,9 +724,7 @@ export class Agent {
 
 	#rejectImage(result: ResultCode, reason: string): void {
 		// Never resume onto bytes that failed verification.
-		this.#record.committed = 0;
-		this.#record.etag = "";
-		this.#record.blocks = undefined;
+		forgetProgress(this.#record);
 		this.#endDownload(result, reason);
 	}
 
@@ -807,8 +802,7 @@ export class Agent {
 
 	#reset(): void {
 		this.#record.uri = "";
-		this.#record.committed = 0;
-		this.#record.etag = "";
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.initial);
 	}
 
@@ -840,6 +834,14 @@ export class Agent {
 function isFinalResult(state: StateCode, result: ResultCode): boolean {
 	if (result === Result.success) return true;
 	return isFailure(result) && (state === State.idle || result === Result.updateFailed);
+}
+
+/** Nothing written so far may be resumed: no checkpoint, validator, stream bitmap or patch state is left. */
+function forgetProgress(record: DownloadRecord): void {
+	record.committed = 0;
+	record.etag = "";
+	record.blocks = undefined;
+	record.patch = undefined;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
