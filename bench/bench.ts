@@ -7,6 +7,8 @@
 	  3. persistent writes per MiB, for the same runs
 	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection (MQTT: after)
 	  5. time on a real board projected from the W25Q32JV datasheet and the measured flash operations
+	  6. a patched HTTP update (test/fixtures/delta: detools heatshrink in esp_delta_ota framing, from the factory
+	     image) against the full image it makes: bytes received, time on both engines, live XS heap above the code
 	Writes bench/results.json, bench/results.md and bench/heap.svg, and prints the markdown.
 */
 
@@ -159,6 +161,7 @@ try {
 
 	note("xs heap, the firmware's code alone");
 	const code = await codeSlots();
+	const delta = await deltaRuns();
 
 	const projection = project([
 		{ label: `HTTP update, ${defaultInterval / KiB} KiB checkpoints`, wear: cuts.find((result) => result.checkpointBytes === defaultInterval)!.wear },
@@ -184,6 +187,7 @@ try {
 			return [size, { peak: run.peak, steady: run.steady, downloadSamples: run.samples.length }];
 		}))])),
 		projection,
+		delta,
 		mqtt: {
 			blockSize,
 			checkpointBytes: defaultInterval,
@@ -214,6 +218,32 @@ function publish(size: number): Published {
 	const name = `app-${size / MiB}m.bin`;
 	fs.writeFileSync(path.join(www, name), bytes);
 	return { url: `${server.url}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
+}
+
+// 6. A patched update against the full image it makes (the same target, so the same verify and switch).
+async function deltaRuns() {
+	const fixture = (name: string) => new Uint8Array(fs.readFileSync(new URL(`../test/fixtures/delta/${name}`, import.meta.url)));
+	const image = fixture("new.bin"), patch = fixture("esp-delta-ota.patch");
+	fs.writeFileSync(path.join(www, "delta.patch"), patch);
+	fs.writeFileSync(path.join(www, "delta-full.bin"), image);
+	const target = (name: string): Published => ({ url: `${server.url}/${name}`, sha256: sha256Hex(image), length: image.length, bytes: image });
+	const kinds = { patch: target("delta.patch"), full: target("delta-full.bin") };
+	const rows = Object.entries(kinds).map(([kind, published]) => {
+		const timing = Object.fromEntries(engines.map((engine) => [engine, { downloadVerifyMs: 0, wholeMs: 0, receivedPerByte: 0 }]));
+		return { kind, published, timing, heapPeakAboveCode: 0 };
+	});
+	for (const row of rows) {
+		for (const engine of engines) {
+			note(`patched update: ${row.kind}, ${engine} engine`);
+			await timedUpdate(row.published, engine, { transport: "http" });
+			const runs: UpdateTiming[] = [];
+			for (let i = 0; i < repeats; i++) runs.push(await timedUpdate(row.published, engine, { transport: "http" }));
+			for (const key of ["downloadVerifyMs", "wholeMs", "receivedPerByte"] as const) row.timing[engine][key] = median(runs.map((run) => run[key]));
+		}
+		note(`patched update: ${row.kind}, xs heap, live`);
+		row.heapPeakAboveCode = (await heapRun(row.published, true, { transport: "http" })).peak;
+	}
+	return { imageBytes: image.length, patchBytes: patch.length, rows: rows.map(({ published: _, ...row }) => row) };
 }
 
 function describe(delivery: Delivery): string {
@@ -453,6 +483,7 @@ type Results = {
 	plainDownload: { ms: number; MiBps: number };
 	intervals: IntervalResult[];
 	projection: ReturnType<typeof project>;
+	delta: Awaited<ReturnType<typeof deltaRuns>>;
 	mqtt: { throughput: Record<Format, Record<(typeof engines)[number], UpdateTiming>>; cuts: Record<Format, MqttCutResult> };
 };
 
@@ -520,6 +551,14 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			heapRow("HTTPS, live", httpsHeap["1MiB"], httpsHeap["4MiB"]),
 			...formats.map((format) => heapRow(`MQTT ${format.toUpperCase()}, live`, mqttHeap[format]["1MiB"], mqttHeap[format]["4MiB"])),
 		]),
+		"",
+		`**Patched update** (HTTP, median of ${repeats} runs): test/fixtures/delta's detools heatshrink patch in esp_delta_ota framing `
+			+ `(${int(results.delta.patchBytes)} B) from the factory image to a ${int(results.delta.imageBytes)} B image, against that image sent whole; `
+			+ "the same verify, switch and confirm follow. Heap: live peak less the code's slots, as above (xs engine).",
+		"",
+		table(["", ...engines.flatMap((engine) => [`${engine}: download + verify ms`, "whole update ms"]), "received ÷ image", "peak above the code"],
+			results.delta.rows.map((row) => [row.kind === "patch" ? "patch" : "full image", ...engines.flatMap((engine) => [int(row.timing[engine].downloadVerifyMs), int(row.timing[engine].wholeMs)]),
+				fixed(row.timing.node.receivedPerByte, 3), int(row.heapPeakAboveCode - results.heapCode)])),
 		"",
 		`**Projected on a real board**: ${mib} MiB, W25Q32JV typical / max (4 KiB sector erase ${ms(projection.datasheet.sectorEraseMs)} ms, `
 			+ `64 KiB block erase ${ms(projection.datasheet.blockEraseMs)} ms, 256 B page program ${ms(projection.datasheet.pageProgramMs)} ms), `

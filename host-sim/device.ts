@@ -270,8 +270,13 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	}
 }
 
+/** The image a fresh board runs from slot 0 (the base of test/fixtures/delta's patches). */
+export function factoryImage(): Uint8Array {
+	return makeAppImage({ size: 256 * 1024, version: factoryVersion });
+}
+
 /** A board fresh from the factory runs version 1.0.0 (or `image`) from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string, layout?: BoardLayout, image = makeAppImage({ size: 256 * 1024, version: factoryVersion })): void {
+export function prepareFactoryBoard(dir: string, layout?: BoardLayout, image = factoryImage()): void {
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
 	if (!storage.isFresh) return;
 	const slot = storage.appSlot(0);

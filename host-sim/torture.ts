@@ -1,5 +1,5 @@
 /*
-	Power-cut torture, over an HTTP pull or an AWS IoT job with an MQTT stream: for one published image, cut the power at every persistent write of the whole update
+	Power-cut torture, over an HTTP pull (of an image, or of a patch from the factory image) or an AWS IoT job with an MQTT stream: for one published image, cut the power at every persistent write of the whole update
 	life cycle (download, checkpoints, verify, switch, first boot, self-test, confirm, report), power on again
 	until idle, and check the invariants after each run. A sample of runs gets a second cut during the
 	recovery from the first. The inactive slot starts full of an older image's bytes, as on a board that has
@@ -14,7 +14,8 @@
 	                exactly one terminal job status accepted by the jobs service (MQTT)
 	  refetch       bytes fetched beyond the image size ≤ one checkpoint interval plus the fragment in flight
 	                per cut (the worst case is a cut that tears the checkpoint's own save: the bytes since the
-	                previous checkpoint, and the rest of the fragment that crossed the boundary, come again)
+	                previous checkpoint, and the rest of the fragment that crossed the boundary, come again);
+	                for a patch, the interval is the most patch bytes between two of the applier's checkpoints
 */
 
 import * as fs from "node:fs";
@@ -24,12 +25,21 @@ import { fillSlotWithNoise, prepareFactoryBoard, runDevice, type DeviceOptions, 
 import { startAwsIot } from "./server/aws-iot";
 import { seeded } from "./random";
 import { makeAppImage, sha256Hex } from "./image";
+import { factoryImage } from "./device";
+import { SlotWriter } from "../src/agent/slot-writer";
+import { SequentialApply } from "../src/delta/bsdiff-apply";
+import { emptyHeader, maxHeaderBytes, readHeader } from "../src/delta/patch-header";
+import { decompressorFor } from "../src/delta/patch-sink";
 import { startUpdateServer } from "./server/http-server";
 import { defaultFragmentBytes } from "./board/network";
 
+export type TortureTransport = "http" | "mqtt" | "http-patch";
+
 export interface TortureOptions {
 	engine: EngineName;
-	transport?: "http" | "mqtt";
+	transport?: TortureTransport;
+	/** For "http-patch": a patch from the factory image (factoryImage()) and the image it makes. */
+	patch?: { bytes: Uint8Array; image: Uint8Array };
 	/** Image size in bytes (K sectors of 4 KiB, plus a partial one to exercise the tail). */
 	imageBytes: number;
 	checkpointBytes: number;
@@ -52,7 +62,7 @@ export interface TortureRun {
 
 export interface TortureSummary {
 	engine: EngineName;
-	transport: "http" | "mqtt";
+	transport: TortureTransport;
 	/** What re-fetching is counted in: bytes over HTTP, blocks over an MQTT stream. */
 	unit: "B" | "blocks";
 	totalOps: number;
@@ -70,7 +80,7 @@ export interface TortureSummary {
 
 /** How the update reaches a board, and how its costs and reports are counted. */
 interface Delivery {
-	transport: "http" | "mqtt";
+	transport: TortureTransport;
 	/** What a fresh board needs to be told on its first power-on (`name` keeps boards apart). */
 	begin(name: string): Partial<DeviceOptions>;
 	/** What a later power-on needs, given the outcome of the one before. */
@@ -86,18 +96,19 @@ interface Delivery {
 	close(): Promise<void>;
 }
 
-async function httpDelivery(image: Uint8Array, www: string, options: TortureOptions): Promise<Delivery> {
-	fs.writeFileSync(path.join(www, "app.bin"), image);
+/** `file` (an image, or a patch whose checkpoints lie at most `interval` bytes apart) over an HTTP pull. */
+async function httpDelivery(file: Uint8Array, interval: number, www: string, transport: TortureTransport): Promise<Delivery> {
+	fs.writeFileSync(path.join(www, "app.bin"), file);
 	const server = await startUpdateServer({ dir: www, port: 0 });
 	const url = `${server.url}/app.bin`;
 	return {
-		transport: "http",
+		transport,
 		begin: () => ({ url }),
 		// Like an LwM2M server whose write was never acknowledged, write the Package URI again.
 		again: (_name, previous, before) => (before.url && !previous.requestAcknowledged ? { url } : {}),
 		fetched: (outcome) => outcome.bytesFetched,
-		size: image.length,
-		perCut: options.checkpointBytes + defaultFragmentBytes,
+		size: file.length,
+		perCut: interval + defaultFragmentBytes,
 		reports: (_name, events) => {
 			const results = events.filter((event) => event.event === "result");
 			return { count: results.length, distinct: new Set(results.map((event) => `${event.updateId}:${event.result}`)).size };
@@ -136,9 +147,13 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 	const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-torture-"));
 	const www = path.join(work, "www");
 	fs.mkdirSync(www);
-	const image = makeAppImage({ size: options.imageBytes, version: "7.7.7" });
+	const { transport = "http", patch, checkpointBytes } = options;
+	if ((transport === "http-patch") !== (patch !== undefined)) throw new Error("a patch goes with http-patch, and only there");
+	const image = patch ? patch.image : makeAppImage({ size: options.imageBytes, version: "7.7.7" });
 	const published = sha256Hex(image);
-	const delivery = options.transport === "mqtt" ? await mqttDelivery(image, options) : await httpDelivery(image, www, options);
+	const delivery = transport === "mqtt" ? await mqttDelivery(image, options)
+		: patch ? await httpDelivery(patch.bytes, largestCheckpointGap(patch.bytes, factoryImage(), checkpointBytes), www, transport)
+		: await httpDelivery(image, checkpointBytes, www, transport);
 	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 	const pristine = path.join(work, "pristine");
 	prepareFactoryBoard(pristine);
@@ -220,6 +235,26 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 		await delivery.close();
 		fs.rmSync(work, { recursive: true, force: true });
 	}
+}
+
+/**
+	The most patch bytes between two checkpoints the applier makes (the start and the end count as ones): what
+	one cut may fetch again. Found by applying the patch to `base` with nowhere to write.
+*/
+export function largestCheckpointGap(patch: Uint8Array, base: Uint8Array, checkpointBytes: number): number {
+	const header = emptyHeader();
+	const answer = readHeader(patch, Math.min(patch.length, maxHeaderBytes), header);
+	if (answer !== "ok") throw new Error(`not a patch: ${answer}`);
+	const slot = { byteLength: 1 << 24, sectorSize: 4096, blockSize: 65536, erase() {}, eraseBlock() {}, write() {}, readInto() {} };
+	const writer = new SlotWriter(slot, 1024, () => false);
+	writer.begin(0, true, header.newSize);
+	const running = { byteLength: base.length, readInto: (offset: number, length: number, into: Uint8Array) => into.set(base.subarray(offset, offset + length)) };
+	const offsets = [0];
+	const applier = new SequentialApply({ running, slot, writer }, decompressorFor(header), header.newSize, base.length, checkpointBytes,
+		(state) => offsets.push(header.dataOffset + state.decoder.consumed));
+	applier.write(patch.subarray(header.dataOffset));
+	offsets.push(patch.length);
+	return Math.max(...offsets.slice(1).map((offset, i) => offset - offsets[i]));
 }
 
 function copyBoard(from: string, work: string, name: string): string {

@@ -43,6 +43,7 @@ import { type ServerSettings, deviceObject, minLifetime, securityObject, serverO
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
 import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
+import type { PatchPorts } from "./delta/patch-sink";
 import type { Url } from "./platform/ports";
 
 function log(message: string): void {
@@ -95,8 +96,8 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 			trustedKeys: parseKeyDigests(String(config.trustedKeys ?? "")),
 			revokedKeys: parseKeyDigests(String(config.revokedKeys ?? "")),
 		}, chipId),
-		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: url.scheme === "coaps" ? openCoaps() : openCoap(), udp, slot, clock, log }, download, record, url, listener) },
-		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined) => new CoapPull({ coap: url.scheme === "coaps" ? openCoaps() : openCoap(), udp, slot, clock, log, patch }, download, record, url, listener) },
+		push: { open: (record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined) => new PackagePush({ slot, clock, log, patch }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
 	// One CoAP endpoint serves the LwM2M client and coap:// pulls. It exists (with its message buffer) only once

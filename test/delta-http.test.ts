@@ -1,66 +1,54 @@
 // Patches over an HTTP pull on the simulated board, both engines: a detools patch in esp_delta_ota framing
-// installs the new image byte for byte, a cut mid-patch resumes from the last checkpoint, and a patch for
-// another base ends with 6 before anything is written, the factory image still running.
+// installs the new image byte for byte, a cut mid-patch resumes from the last checkpoint (also when the same
+// URI is requested again), the restart policy applies it afresh, and a patch for another base ends with 6
+// before anything is written, the factory image still running. A raw patch (no framing) installs; a raw one
+// for another base ends with 5 and leaves no patch state, so the next request installs a plain image.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BoardStorage } from "../host-sim/board/board-files";
-import { PowerSupply } from "../host-sim/board/power";
-import { fillSlotWithNoise, prepareFactoryBoard } from "../host-sim/device";
-import { RecordStore } from "../src/agent/record";
 import { sha256Hex } from "../host-sim/image";
 import { startUpdateServer } from "../host-sim/server/http-server";
-import { assertNewFirmware, assertOldFirmware, run, tempDir } from "./support/sim";
+import { assertNewFirmware, assertOldFirmware, run } from "./support/sim";
+import { DeltaBoards, deltaFixture, patchTarget as target, slotBytes, storedRecord } from "./support/delta-boards";
 
-const fixtures = new URL("./fixtures/delta/", import.meta.url);
-const target = new Uint8Array(fs.readFileSync(new URL("new.bin", fixtures)));
-const framed = fs.readFileSync(new URL("esp-delta-ota.patch", fixtures));
-const work = tempDir("delta-http");
-const pristine = path.join(work, "pristine");
-prepareFactoryBoard(pristine);
-fillSlotWithNoise(pristine, 1, 22);
-fs.writeFileSync(path.join(work, "app.patch"), framed);
-const otherBase = Buffer.from(framed);
+const framed = deltaFixture("esp-delta-ota.patch");
+const boards = new DeltaBoards("delta-http");
+fs.writeFileSync(path.join(boards.work, "app.patch"), framed);
+const otherBase = framed.slice();
 otherBase[10] ^= 1;
-fs.writeFileSync(path.join(work, "other-base.patch"), otherBase);
+fs.writeFileSync(path.join(boards.work, "other-base.patch"), otherBase);
+const raw = deltaFixture("heatshrink.patch");
+fs.writeFileSync(path.join(boards.work, "raw.patch"), raw);
+fs.writeFileSync(path.join(boards.work, "raw-other-base.patch"), deltaFixture("reverse-heatshrink.patch"));
+fs.writeFileSync(path.join(boards.work, "app.bin"), target);
 const config = { checkpointBytes: 16384 };
 let server: Awaited<ReturnType<typeof startUpdateServer>>;
-let boards = 0;
 
 test.before(async () => {
-	server = await startUpdateServer({ dir: work, port: 0 });
+	server = await startUpdateServer({ dir: boards.work, port: 0 });
 });
 
 test.after(async () => {
 	await server.close();
-	fs.rmSync(work, { recursive: true, force: true });
+	boards.close();
 });
-
-function newBoard(): string {
-	const dir = path.join(work, `board-${++boards}`);
-	fs.cpSync(pristine, dir, { recursive: true });
-	return dir;
-}
-
-const slotBytes = (dir: string) => BoardStorage.open(dir, new PowerSupply()).appSlot(1).read(0, target.length);
 
 for (const engine of ["node", "xs"] as const) {
 	test(`${engine}: an esp_delta_ota patch over HTTP installs the new image byte for byte`, async () => {
-		const dir = newBoard();
+		const dir = boards.next();
 		const outcome = await run({ dir, engine, config, url: `${server.url}/app.patch` });
 		assertNewFirmware(outcome, sha256Hex(target), "1.0.1", "patched");
 		assert.equal(slotBytes(dir), target);
 	});
 
 	test(`${engine}: a cut in the middle of the patch resumes from its last checkpoint`, async () => {
-		const dir = newBoard();
+		const dir = boards.next();
 		// 80 persistent writes (record saves and flash writes) reach a few checkpoints into the patch.
 		const first = await run({ dir, engine, config, url: `${server.url}/app.patch`, cutAfterOps: 80 });
 		assert.is(first.end, "power-cut");
-		const nvs = BoardStorage.open(dir, new PowerSupply()).nvs;
-		const record = new RecordStore({ get: (key) => nvs.get("xs-ota", key), set() {}, delete() {} }, () => {}).load();
+		const record = storedRecord(dir);
 		assert.ok(record?.patch && record.committed > 0, "the cut left a patch checkpoint");
 		const again = await run({ dir, engine, config });
 		assertNewFirmware(again, sha256Hex(target), "1.0.1", "resumed");
@@ -69,8 +57,44 @@ for (const engine of ["node", "xs"] as const) {
 		assert.is(again.bytesFetched, framed.length - record!.committed);
 	});
 
+	test(`${engine}: a cut mid-patch, then the same URI requested again, resumes from the checkpoint`, async () => {
+		const dir = boards.next(), url = `${server.url}/app.patch`;
+		assert.is((await run({ dir, engine, config, url, cutAfterOps: 80 })).end, "power-cut");
+		const record = storedRecord(dir)!;
+		// As an LwM2M server writes the Package URI again: the request resumes the patch, not an image.
+		const again = await run({ dir, engine, config, url });
+		assertNewFirmware(again, sha256Hex(target), "1.0.1", "requested again");
+		assert.is(again.bytesFetched, framed.length - record.committed);
+	});
+
+	test(`${engine}: the restart policy applies a cut patch afresh, from its first byte`, async () => {
+		const dir = boards.next();
+		assert.is((await run({ dir, engine, config, url: `${server.url}/app.patch`, policy: "restart", cutAfterOps: 80 })).end, "power-cut");
+		assert.ok(storedRecord(dir)?.patch, "the cut left a patch checkpoint");
+		const again = await run({ dir, engine, config });
+		assertNewFirmware(again, sha256Hex(target), "1.0.1", "restarted");
+		assert.is(again.bytesFetched, framed.length);
+	});
+
+	test(`${engine}: a raw detools patch (no framing) installs the new image byte for byte`, async () => {
+		const dir = boards.next();
+		const outcome = await run({ dir, engine, config, url: `${server.url}/raw.patch` });
+		assertNewFirmware(outcome, sha256Hex(target), "1.0.1", "raw patch");
+		assert.equal(slotBytes(dir), target);
+	});
+
+	test(`${engine}: a raw patch for another base ends with 5 and no patch state; a plain image installs next`, async () => {
+		const dir = boards.next();
+		const failed = await run({ dir, engine, config, url: `${server.url}/raw-other-base.patch` });
+		assertOldFirmware(failed, 5, "raw patch for another base");
+		assert.is(storedRecord(dir)?.patch, undefined, "the failed patch left no apply state");
+		const plain = await run({ dir, engine, config, url: `${server.url}/app.bin` });
+		assertNewFirmware(plain, sha256Hex(target), "1.0.1", "plain image after a failed patch");
+		assert.is(plain.bytesFetched, target.length);
+	});
+
 	test(`${engine}: a patch for another base ends with 6 and writes nothing`, async () => {
-		const dir = newBoard();
+		const dir = boards.next();
 		const before = slotBytes(dir);
 		const outcome = await run({ dir, engine, config, url: `${server.url}/other-base.patch` });
 		assertOldFirmware(outcome, 6, "other base");

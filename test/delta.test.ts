@@ -8,18 +8,11 @@ import { readFileSync } from "node:fs";
 import { MemorySlot } from "./support/memory-slot";
 import { SlotWriter } from "../src/agent/slot-writer";
 import { SequentialApply, type ApplyState } from "../src/delta/bsdiff-apply";
-import { Compression, emptyHeader, readHeader, type PatchHeader } from "../src/delta/patch-header";
-import { Stored, type Decompressor } from "../src/delta/decompressor";
-import { Crle } from "../src/delta/crle";
-import { Heatshrink } from "../src/delta/heatshrink";
+import { emptyHeader, readHeader, type PatchHeader } from "../src/delta/patch-header";
+import { decompressorFor } from "../src/delta/patch-sink";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/delta/${name}`, import.meta.url)));
 const base = fixture("base.bin"), target = fixture("new.bin");
-
-function decoderFor(header: PatchHeader): Decompressor {
-	if (header.compression === Compression.heatshrink) return new Heatshrink(header.windowBits, header.lookaheadBits);
-	return header.compression === Compression.crle ? new Crle() : new Stored();
-}
 
 function running(bytes: Uint8Array) {
 	return { byteLength: bytes.length, readInto: (offset: number, length: number, into: Uint8Array) => into.set(bytes.subarray(offset, offset + length)) };
@@ -38,7 +31,7 @@ function apply(patch: Uint8Array, old: Uint8Array, chunk: number, slot = new Mem
 	const checkpoints: ApplyState[] = [];
 	const writer = new SlotWriter(slot, 1024, () => false);
 	writer.begin(0, true, parsed.newSize);
-	const applier = new SequentialApply({ running: running(old), slot, writer }, decoderFor(parsed), parsed.newSize, old.length, 16384,
+	const applier = new SequentialApply({ running: running(old), slot, writer }, decompressorFor(parsed), parsed.newSize, old.length, 16384,
 		(state) => checkpoints.push(structuredClone(state)));
 	let seed = chunk;
 	for (let at = parsed.dataOffset; at < patch.length;) {
@@ -69,7 +62,7 @@ for (const name of ["none.patch", "crle.patch", "heatshrink.patch", "heatshrink-
 			slot.bytes.fill(0x00, saved.newOffset, saved.newOffset + 5000);
 			const writer = new SlotWriter(slot, 1024, (sector) => (sector + 1) * slot.sectorSize <= saved.newOffset);
 			writer.begin(saved.newOffset, false, parsed.newSize);
-			const applier = new SequentialApply({ running: running(base), slot, writer }, decoderFor(parsed), parsed.newSize, base.length, 16384, () => {});
+			const applier = new SequentialApply({ running: running(base), slot, writer }, decompressorFor(parsed), parsed.newSize, base.length, 16384, () => {});
 			applier.resume(saved);
 			const from = parsed.dataOffset + saved.decoder.consumed;
 			for (let at = from; at < patch.length; at += 777) applier.write(patch.subarray(at, Math.min(at + 777, patch.length)));

@@ -34,6 +34,7 @@ import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, 
 import { ImageState } from "../platform/ports";
 import { type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "../transport/transfer";
 import { HttpPull } from "../transport/http-pull";
+import type { PatchPorts } from "../delta/patch-sink";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
 import type { ImageTrust } from "./image-trust";
@@ -59,12 +60,12 @@ export interface AgentPorts {
 	md5?: Digest;
 	/** Code-signing check, for AWS "afr_ota" job documents. */
 	signature?: SignatureVerifier;
-	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
-	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
-	/** Opens a CoAP pull (coap:// or coaps:// Package URI); without it such a URI fails with 9. */
-	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener): Transfer };
-	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
-	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
+	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream, applying a patch from `patch`. */
+	streams?: { open(record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
+	/** Opens a CoAP pull (coap:// or coaps:// Package URI), applying a patch from `patch`; without it such a URI fails with 9. */
+	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener, patch: PatchPorts | undefined): Transfer };
+	/** Opens the transfer of a package pushed to the Package resource (/5/0/0), applying a patch from `patch`; without it a push is refused. */
+	push?: { open(record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined): PushTransfer };
 	/** The jobs service, asked at boot whether an AWS job still matters. */
 	jobServer?: JobServer;
 	/** When an automatic install may run (maintenance windows, opt-out); without one, at once. */
@@ -320,6 +321,8 @@ export class Agent {
 			record.committed = previous.committed;
 			record.etag = previous.etag;
 			record.totalSize = previous.totalSize;
+			// A patch's checkpoint is its apply state too: without it the offset would be read as an image's.
+			record.patch = previous.patch;
 		}
 		this.#record = record;
 		this.#beginJob(request);
@@ -360,7 +363,7 @@ export class Agent {
 			this.#endDownload(Result.notEnoughFlash, `${size} bytes do not fit the slot`);
 			return undefined;
 		}
-		const transfer = push.open(record, this.#transferListener());
+		const transfer = push.open(record, this.#transferListener(), this.#patchPorts());
 		this.#download = transfer;
 		transfer.start();
 		this.#watchWarning();
@@ -458,7 +461,7 @@ export class Agent {
 		if (state === State.idle) return;
 		this.#stopDownload();
 		this.#ports.clock.clearTimeout(this.#installTimer);
-		this.#record.committed = 0;
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.cancelled);
 	}
 
@@ -474,9 +477,7 @@ export class Agent {
 		this.#stopConfirming = undefined;
 		this.#stopDownload();
 		this.#ports.clock.clearTimeout(this.#installTimer);
-		record.committed = 0;
-		record.etag = "";
-		record.blocks = undefined;
+		forgetProgress(record);
 		this.#enter(State.idle, Result.cancelled, "withdrawn by the jobs service", false);
 	}
 
@@ -492,13 +493,11 @@ export class Agent {
 			case Policy.savePoint:
 				return this.#startDownload();
 			case Policy.restart:
-				record.committed = 0;
-				record.etag = "";
-				record.blocks = undefined;
+				forgetProgress(record);
 				return this.#startDownload();
 			case Policy.abort:
 				this.#eraseAbandoned(record);
-				record.committed = 0;
+				forgetProgress(record);
 				return this.#endDownload(Result.updateFailed, "aborted by recovery policy");
 			case Policy.none:
 				return this.#forget("recovery policy none");
@@ -561,9 +560,7 @@ export class Agent {
 	#forget(reason: string): void {
 		this.#stopDownload();
 		this.#jobs.drop(this.#record.updateId, reason);
-		this.#record.committed = 0;
-		this.#record.etag = "";
-		this.#record.blocks = undefined;
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.initial);
 	}
 
@@ -641,7 +638,7 @@ export class Agent {
 		if (source === Source.awsStream) {
 			const streams = this.#ports.streams;
 			if (!streams) return this.#endDownload(Result.unsupportedProtocol, "no stream transport");
-			this.#download = streams.open(this.#record, listener);
+			this.#download = streams.open(this.#record, listener, this.#patchPorts());
 		}
 		else {
 			const url = parseUrl(this.#record.uri);
@@ -649,7 +646,7 @@ export class Agent {
 			const { http, slot, clock, log, coap } = this.#ports;
 			if (isCoap(url.scheme)) {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
-				this.#download = coap.open(this.#record, url, listener);
+				this.#download = coap.open(this.#record, url, listener, this.#patchPorts());
 			}
 			else this.#download = new HttpPull({ http, slot, clock, log, patch: this.#patchPorts() }, this.#options.download, this.#record, url, listener);
 		}
@@ -657,8 +654,8 @@ export class Agent {
 		this.#watchWarning();
 	}
 
-	/** What a pulled patch is applied from: the running slot, when the platform reads it. */
-	#patchPorts() {
+	/** What a patch is applied from: the running slot, when the platform reads it. */
+	#patchPorts(): PatchPorts | undefined {
 		const { running, slot, digest } = this.#ports;
 		return running && { running, slot, digest, chipId: this.#options.chipId };
 	}
@@ -674,7 +671,8 @@ export class Agent {
 		this.#download = undefined;
 		this.#ports.clock.clearTimeout(this.#warningTimer);
 		if (!outcome.ok) {
-			if (outcome.result !== Result.connectionLost) this.#record.committed = 0;
+			// A lost connection keeps its checkpoint for a request of the same package; any other failure nothing.
+			if (outcome.result !== Result.connectionLost) forgetProgress(this.#record);
 			return this.#endDownload(outcome.result, outcome.reason);
 		}
 		const record = this.#record;
@@ -732,9 +730,7 @@ export class Agent {
 
 	#rejectImage(result: ResultCode, reason: string): void {
 		// Never resume onto bytes that failed verification.
-		this.#record.committed = 0;
-		this.#record.etag = "";
-		this.#record.blocks = undefined;
+		forgetProgress(this.#record);
 		this.#endDownload(result, reason);
 	}
 
@@ -812,8 +808,7 @@ export class Agent {
 
 	#reset(): void {
 		this.#record.uri = "";
-		this.#record.committed = 0;
-		this.#record.etag = "";
+		forgetProgress(this.#record);
 		this.#enter(State.idle, Result.initial);
 	}
 
@@ -849,6 +844,14 @@ export class Agent {
 function isFinalResult(state: StateCode, result: ResultCode): boolean {
 	if (result === Result.success) return true;
 	return isFailure(result) && (state === State.idle || result === Result.updateFailed);
+}
+
+/** Nothing written so far may be resumed: no checkpoint, validator, stream bitmap or patch state is left. */
+function forgetProgress(record: DownloadRecord): void {
+	record.committed = 0;
+	record.etag = "";
+	record.blocks = undefined;
+	record.patch = undefined;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

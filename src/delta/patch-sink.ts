@@ -29,6 +29,12 @@ export interface PatchPorts {
 
 export type PatchFailure = { result: ResultCode; reason: string };
 
+/** The decompressor a patch's header names (compression none, crle or heatshrink). */
+export function decompressorFor(header: { compression: number; windowBits: number; lookaheadBits: number }): Decompressor {
+	if (header.compression === Compression.heatshrink) return new Heatshrink(header.windowBits, header.lookaheadBits);
+	return header.compression === Compression.crle ? new Crle() : new Stored();
+}
+
 export class PatchSink {
 	#ports: PatchPorts;
 	#record: DownloadRecord;
@@ -117,9 +123,7 @@ export class PatchSink {
 		const resumeAt = newSize ? 0 : patch.state.newOffset;
 		const writer = new SlotWriter(slot, 1024, (sector) => (sector + 1) * slot.sectorSize <= resumeAt);
 		writer.begin(resumeAt, newSize !== 0, patch.newSize);
-		const decoder: Decompressor = patch.compression === Compression.heatshrink ? new Heatshrink(patch.windowBits, patch.lookaheadBits)
-			: patch.compression === Compression.crle ? new Crle() : new Stored();
-		this.#applier = new SequentialApply({ running, slot, writer }, decoder, patch.newSize, patch.oldSize, this.#checkpointBytes, (state) => {
+		this.#applier = new SequentialApply({ running, slot, writer }, decompressorFor(patch), patch.newSize, patch.oldSize, this.#checkpointBytes, (state) => {
 			Object.assign(patch.state, state);
 			patch.state.decoder = { ...state.decoder };
 			record.committed = patch.dataOffset + state.decoder.consumed;
@@ -128,12 +132,16 @@ export class PatchSink {
 		if (!newSize) this.#applier.resume(patch.state);
 	}
 
-	/** Bytes of the running image the patch may read; with a framing, a reason unless it is the named base. */
+	/**
+		Bytes of the running image the patch may read: the running image's length (a patch that reads past it is
+		for another base and fails there). With a framing, a reason unless the running image is the named base.
+		A raw patch names no base: one for another base is caught by the new image's check at the end (5).
+	*/
 	#baseSize(sha256: Uint8Array | undefined): number | string {
 		const { running, digest, chipId } = this.#ports;
-		if (!sha256) return running.byteLength;
 		const base = { byteLength: running.byteLength, sectorSize: 4096, blockSize: 4096, erase() {}, eraseBlock() {}, write() {}, readInto: running.readInto.bind(running) };
 		const check = checkImage(base, digest, chipId, new Uint8Array(4096));
+		if (!sha256) return check.ok ? check.imageLength : running.byteLength;
 		if (!check.ok || !check.hashed) return "patch base check: the running image carries no sha-256";
 		const appended = new Uint8Array(32);
 		running.readInto(check.imageLength - 32, 32, appended);

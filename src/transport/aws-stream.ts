@@ -13,10 +13,20 @@
 	partly written sector is fetched again (after its sector is erased once more), and nothing committed is
 	ever erased: a flash block that holds committed blocks is erased sector by sector, its committed ones left.
 	The record is saved whenever checkpointBytes more bytes are committed.
+
+	A patch (delta/patch-sink.ts) must reach the applier in order, and the job document need not say it is one:
+	a stream that holds nothing yet asks for its first window as for an image, takes no block before block 0,
+	and block 0's first byte decides (0xe9: an image, as above; the blocks it dropped come with the window's next
+	request). A patch is then asked for a window at a time from the next block the applier needs; a block that is not that
+	one is dropped (held nowhere: no RAM for reordering) and comes again with the window's next request. The
+	sink keeps the checkpoint (a patch offset): after a cut the stream asks from the block that holds it and
+	drops the bytes before it.
 */
 
 import type { Clock, FlashSlot, Logger } from "../platform/ports";
-import { Result } from "../agent/firmware-object";
+import { Result, type ResultCode } from "../agent/firmware-object";
+import { PatchSink, type PatchPorts } from "../delta/patch-sink";
+import { isPatchStart } from "../delta/patch-header";
 import type { DownloadListener } from "./transfer";
 import { ErasePlan } from "../agent/erase-plan";
 import type { DownloadRecord } from "../agent/record";
@@ -69,11 +79,17 @@ export class StreamDownload {
 	#heldCount = 0;
 	#timer: unknown;
 	#finished = false;
+	#patch: PatchSink | undefined;
+	/** "probe": blocks before block 0 are dropped, block 0 decides; "patch": blocks in order to the sink; "image": any order to the slot. */
+	#mode: "probe" | "patch" | "image" = "image";
+	/** In patch mode: the next block the applier needs, and how many of its first bytes it already has. */
+	#next = 0;
+	#skip = 0;
 	readonly dataTopic: string;
 	readonly rejectedTopic: string;
 	#requestTopic: string;
 
-	constructor(ports: { slot: FlashSlot; clock: Clock; log: Logger }, options: StreamOptions, record: DownloadRecord, thing: string, link: StreamLink, listener: DownloadListener) {
+	constructor(ports: { slot: FlashSlot; clock: Clock; log: Logger; patch?: PatchPorts }, options: StreamOptions, record: DownloadRecord, thing: string, link: StreamLink, listener: DownloadListener) {
 		this.#slot = ports.slot;
 		this.#clock = ports.clock;
 		this.#log = ports.log;
@@ -96,10 +112,20 @@ export class StreamDownload {
 		this.dataTopic = `${base}/data/${options.format}`;
 		this.rejectedTopic = `${base}/rejected/${options.format}`;
 		this.#requestTopic = `${base}/get/${options.format}`;
+		if (ports.patch) {
+			this.#patch = new PatchSink(ports.patch, record, options.checkpointBytes, () => listener.save());
+			this.#mode = record.patch ? "patch" : this.#heldCount ? "image" : "probe";
+		}
 	}
 
 	start(): void {
-		if (this.#heldCount === this.#blockCount) return this.#finish();
+		if (this.#mode === "patch") {
+			if (this.#patch!.done) return this.#finish();
+			const from = this.#patch!.resumeOffset(), blockSize = this.#record.blockSize;
+			this.#next = Math.floor(from / blockSize);
+			this.#skip = from - this.#next * blockSize;
+		}
+		else if (this.#heldCount === this.#blockCount) return this.#finish();
 		this.#timer = this.#clock.setTimeout(() => this.#check(), this.#options.blockTimeoutMs);
 		this.#nextWindow();
 	}
@@ -123,7 +149,7 @@ export class StreamDownload {
 
 	/** After a (re)connect and subscribe: ask again for what the window still misses. */
 	connected(): void {
-		if (!this.#finished) this.#request();
+		if (!this.#finished) this.#askAgain();
 	}
 
 	/** Routes a stream message; returns false for topics that are not this stream's. */
@@ -176,6 +202,11 @@ export class StreamDownload {
 			this.#log(`stream block ${index} has ${length} bytes`);
 			return;
 		}
+		if (this.#mode === "probe") {
+			if (index !== 0) return;
+			this.#mode = isPatchStart(block[0]) ? "patch" : "image";
+		}
+		if (this.#mode === "patch") return this.#dataOfPatch(index, length);
 		if (this.#has(this.#held, index)) return;
 		this.#write(start, length);
 		this.#set(this.#held, index);
@@ -189,6 +220,25 @@ export class StreamDownload {
 		}
 		if (this.#heldCount === this.#blockCount) return this.#finish();
 		if (this.#windowComplete()) this.#nextWindow();
+	}
+
+	/** Feeds block `index` to the patch sink when it is the next one needed; any other is dropped. */
+	#dataOfPatch(index: number, length: number): void {
+		if (index !== this.#next) return;
+		const record = this.#record, committed = record.committed;
+		const failure = this.#patch!.write(this.#block.subarray(this.#skip, length));
+		if (failure) return this.#fail(failure.result, failure.reason);
+		this.#skip = 0;
+		this.#next++;
+		this.#arrivedSinceCheck++;
+		if (record.committed !== committed) this.#listener.progress(this.#next * record.blockSize, record.patch?.patchSize ?? record.totalSize);
+		if (this.#next < this.#blockCount) {
+			if (this.#next === this.#windowEnd) this.#nextWindow();
+			return;
+		}
+		const unfinished = this.#patch!.finish();
+		if (unfinished) return this.#fail(unfinished.result, unfinished.reason);
+		this.#finish();
 	}
 
 	#write(start: number, length: number): void {
@@ -238,16 +288,27 @@ export class StreamDownload {
 	}
 
 	#nextWindow(): void {
+		const perRequest = Math.max(1, Math.floor(this.#options.requestBytes / this.#record.blockSize));
+		if (this.#mode === "patch") {
+			this.#windowStart = this.#next;
+			this.#windowEnd = Math.min(this.#blockCount, this.#next + perRequest);
+			return this.#request();
+		}
 		let first = this.#windowEnd < this.#blockCount ? this.#windowEnd : 0;
 		while (first < this.#blockCount && this.#has(this.#held, first)) first++;
 		if (first === this.#blockCount) {
 			first = 0;
 			while (first < this.#blockCount && this.#has(this.#held, first)) first++;
 		}
-		const perRequest = Math.max(1, Math.floor(this.#options.requestBytes / this.#record.blockSize));
 		this.#windowStart = first;
 		this.#windowEnd = Math.min(this.#blockCount, first + perRequest);
 		this.#request();
+	}
+
+	/** Asks again for what the window misses; a patch's window starts again at the block the applier needs. */
+	#askAgain(): void {
+		if (this.#mode === "patch") this.#nextWindow();
+		else this.#request();
 	}
 
 	#windowComplete(): boolean {
@@ -280,7 +341,7 @@ export class StreamDownload {
 			if (++this.#silent >= this.#options.maxSilentRequests)
 				return this.#fail(Result.connectionLost, `no blocks after ${this.#silent} requests`);
 			this.#log(`no blocks for ${this.#options.blockTimeoutMs} ms: asking again`);
-			this.#request();
+			this.#askAgain();
 		}
 		else this.#silent = 0;
 		this.#arrivedSinceCheck = 0;
@@ -295,7 +356,7 @@ export class StreamDownload {
 		this.#listener.done({ ok: true });
 	}
 
-	#fail(result: 4 | 7, reason: string): void {
+	#fail(result: ResultCode, reason: string): void {
 		this.stop();
 		this.#listener.done({ ok: false, result, reason });
 	}

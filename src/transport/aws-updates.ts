@@ -30,6 +30,7 @@ import type { DownloadListener } from "./transfer";
 import type { BootControl, Clock, FlashSlot, Logger, MqttConnector } from "../platform/ports";
 import { JobsClient, nextTries, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
 import { StreamDownload, type StreamOptions } from "./aws-stream";
+import type { PatchPorts } from "../delta/patch-sink";
 import { isNewerVersion } from "../agent/version";
 
 export interface AwsOptions {
@@ -116,9 +117,9 @@ export class AwsUpdates implements JobsListener, AgentListener {
 
 	/** The agent's stream port. */
 	readonly streams = {
-		open: (record: DownloadRecord, listener: DownloadListener) => {
+		open: (record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined) => {
 			const { slot, clock, log } = this.#ports;
-			const stream = new StreamDownload({ slot, clock, log }, this.#options.stream, record, this.#options.jobs.thing, this.#jobs, listener);
+			const stream = new StreamDownload({ slot, clock, log, patch }, this.#options.stream, record, this.#options.jobs.thing, this.#jobs, listener);
 			this.#jobs.subscribe(stream.dataTopic);
 			this.#jobs.subscribe(stream.rejectedTopic);
 			this.#stream = stream;

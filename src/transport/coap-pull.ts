@@ -23,6 +23,8 @@ import { decideBlock } from "../agent/resume";
 import { isPermanentDtlsFailure } from "../lib/tls-failure";
 import { SlotWriter } from "../agent/slot-writer";
 import type { Clock, FlashSlot, Logger, UdpOpener, Url } from "../platform/ports";
+import { PatchSink, type PatchPorts } from "../delta/patch-sink";
+import { isPatchStart } from "../delta/patch-header";
 
 export interface CoapPullPorts {
 	coap: CoapEndpoint;
@@ -30,6 +32,8 @@ export interface CoapPullPorts {
 	slot: FlashSlot;
 	clock: Clock;
 	log: Logger;
+	/** Where a package that is a patch is applied from; without it every package is an image. */
+	patch?: PatchPorts;
 }
 
 /** Block size exponent asked for: 1024-byte blocks, the largest RFC 7959 has. */
@@ -47,8 +51,16 @@ export class CoapPull implements Transfer {
 	#pathOptions: CoapOption[] | string;
 	#cancel: (() => void) | undefined;
 	#waitTimer: unknown;
-	/** Bytes known on flash: where the next run starts. */
+	/** Bytes known on flash: where the next run starts (a block boundary). */
 	#known = 0;
+	/** Package bytes received in this run: the next block's offset. */
+	#offset = 0;
+	/** Bytes at the start of this run the patch sink already has. */
+	#skip = 0;
+	#patch: PatchSink | undefined;
+	#patchMode = false;
+	/** The next payload byte is the package's first: it decides whether the package is a patch. */
+	#sniff = false;
 	#szx = preferredSzx;
 	/** Whether the current run's first answer was decided and blocks are being written. */
 	#writing = false;
@@ -70,9 +82,12 @@ export class CoapPull implements Transfer {
 		// Only whole sectors of the checkpoint are trusted: the sector at the checkpoint is erased and fetched again.
 		this.#known = record.committed - (record.committed % sector);
 		this.#checkpoints = new Checkpoints(options.checkpointBytes, this.#known);
+		if (ports.patch) this.#patch = new PatchSink(ports.patch, record, options.checkpointBytes, () => listener.save());
+		this.#patchMode = record.patch !== undefined && this.#patch !== undefined;
 	}
 
 	start(): void {
+		if (this.#patchMode && this.#patch!.done) return this.#done();
 		const host = this.#url.host;
 		this.#ports.udp.resolve(host, (address) => {
 			if (this.#finished) return;
@@ -91,15 +106,21 @@ export class CoapPull implements Transfer {
 
 	suspend(): void {
 		// Everything written belongs to the record's ETag: keep all of it, to the last whole block.
-		if (this.#writing && this.#writer.offset > this.#record.committed) this.#record.committed = this.#writer.offset;
+		if (this.#writing && !this.#patchMode && this.#offset > this.#record.committed) this.#record.committed = this.#offset;
 		this.stop();
 		this.#listener.save();
 	}
 
-	/** Asks for the block at the writer's offset (or, at the start of a run, at the known offset). */
+	/** Asks for the next block of the run (or, at the start of a run, the block at the known offset). */
 	#ask(): void {
-		const offset = this.#writing ? this.#writer.offset : this.#known;
 		const size = 16 << this.#szx;
+		if (!this.#writing && this.#patchMode) {
+			// A patch continues from its last checkpoint, whatever this power-on applied past it.
+			const from = this.#patch!.resumeOffset();
+			this.#known = from - (from % size);
+			this.#skip = from - this.#known;
+		}
+		const offset = this.#writing ? this.#offset : this.#known;
 		if (typeof this.#pathOptions === "string") return this.#fail(Result.invalidUri, this.#pathOptions);
 		const options = this.#pathOptions.concat({ number: Option.block2, value: blockBytes({ num: offset / size, more: false, szx: this.#szx }) });
 		if (offset === 0) options.push({ number: Option.size2, value: uintBytes(0) });
@@ -146,6 +167,11 @@ export class CoapPull implements Transfer {
 					const total = uintOption(response, Option.size2) ?? 0;
 					if (total > this.#ports.slot.byteLength)
 						return this.#fail(Result.notEnoughFlash, `${total} bytes do not fit the ${this.#ports.slot.byteLength} byte slot`);
+					// Whatever was written belongs to another package: forget a patch's checkpoint before saving.
+					this.#patch?.fresh();
+					this.#patchMode = false;
+					this.#sniff = true;
+					this.#skip = 0;
 					record.etag = etag ?? "";
 					record.totalSize = total;
 					record.committed = 0;
@@ -154,12 +180,13 @@ export class CoapPull implements Transfer {
 					break;
 				}
 				case "resume":
-					this.#writer.begin(this.#known, false, record.totalSize);
+					if (!this.#patchMode) this.#writer.begin(this.#known, false, record.totalSize);
 					break;
 				default:
 					return this.#restart("unexpected answer");
 			}
 			this.#writing = true;
+			this.#offset = this.#known;
 		}
 		else if (response.code !== Code.content || etag !== (record.etag || undefined) || offset !== asked)
 			return response.code >= Code.internalServerError
@@ -171,11 +198,17 @@ export class CoapPull implements Transfer {
 	}
 
 	#write(payload: Uint8Array, more: boolean): void {
-		const record = this.#record, writer = this.#writer;
-		if (record.totalSize && writer.offset + payload.length > record.totalSize)
+		const record = this.#record, end = this.#offset + payload.length;
+		const announced = this.#patchMode && record.patch ? record.patch.patchSize : record.totalSize;
+		if (announced && end > announced)
 			return this.#restart("blocks past the announced size");
-		if (!writer.write(payload)) return this.#fail(Result.notEnoughFlash, "image larger than the slot");
-		const end = writer.offset;
+		if (this.#sniff && payload.length) {
+			this.#sniff = false;
+			this.#patchMode = this.#patch !== undefined && isPatchStart(payload[0]);
+		}
+		this.#offset = end;
+		if (this.#patchMode) return this.#writePatch(payload, more);
+		if (!this.#writer.write(payload)) return this.#fail(Result.notEnoughFlash, "image larger than the slot");
 		this.#known = end;
 		const step = this.#checkpoints.advance(record, end);
 		if (step === "further") this.#failures = 0;
@@ -186,16 +219,41 @@ export class CoapPull implements Transfer {
 		if (more) return this.#ask();
 		if (record.totalSize && end !== record.totalSize) return this.#transientFailure(`blocks ended at ${end} of ${record.totalSize}`, 0);
 		if (!record.totalSize) record.totalSize = end;
+		this.#done();
+	}
+
+	#writePatch(payload: Uint8Array, more: boolean): void {
+		const record = this.#record, sink = this.#patch!, committed = record.committed;
+		const skip = Math.min(this.#skip, payload.length);
+		this.#skip -= skip;
+		const failure = sink.write(payload.subarray(skip));
+		if (failure) return this.#fail(failure.result, failure.reason);
+		if (record.committed !== committed) {
+			this.#failures = 0;
+			this.#listener.progress(this.#offset, record.patch?.patchSize ?? record.totalSize);
+		}
+		if (more) return this.#ask();
+		const announced = record.patch?.patchSize ?? 0;
+		if (announced && this.#offset !== announced) return this.#transientFailure(`blocks ended at ${this.#offset} of ${announced}`, 0);
+		const unfinished = sink.finish();
+		if (unfinished) return this.#fail(unfinished.result, unfinished.reason);
+		this.#done();
+	}
+
+	#done(): void {
+		const record = this.#record;
 		this.#finished = true;
-		record.committed = end;
-		this.#listener.progress(end, end);
+		record.committed = record.totalSize;
+		this.#listener.progress(record.totalSize, record.totalSize);
 		this.#listener.done({ ok: true });
 	}
 
 	#restart(reason: string): void {
 		this.#ports.log(`restart: ${reason}`);
 		this.#writing = false;
-		this.#known = 0;
+		this.#known = this.#skip = 0;
+		// From block 0: the answer decides afresh whether the package is a patch.
+		this.#patchMode = false;
 		if (++this.#restarts > 2) return this.#transientFailure(reason, 0);
 		this.#ask();
 	}

@@ -191,6 +191,8 @@ export class HttpPull implements HttpHandler, Transfer {
 				this.#ports.log(`restart: ${decision.reason}`);
 				this.#closeExchange();
 				this.#known = 0;
+				// From byte 0: the body decides afresh whether the package is a patch.
+				this.#patchMode = false;
 				// A server that keeps contradicting itself is treated as a failing one.
 				if (++this.#restarts > 2) return this.#transientFailure(decision.reason);
 				return this.#request();
@@ -205,6 +207,9 @@ export class HttpPull implements HttpHandler, Transfer {
 		if (totalSize > this.#ports.slot.byteLength)
 			return this.#fail(Result.notEnoughFlash, `${totalSize} bytes do not fit the ${this.#ports.slot.byteLength} byte slot`);
 		const record = this.#record;
+		// Whatever was written belongs to another body: a patch's checkpoint is forgotten in the same save.
+		this.#patch?.fresh();
+		this.#patchMode = false;
 		record.etag = isStrongEtag(this.#answer.etag) ? this.#answer.etag : "";
 		record.totalSize = totalSize;
 		record.committed = 0;
@@ -212,8 +217,6 @@ export class HttpPull implements HttpHandler, Transfer {
 		this.#known = this.#offset = 0;
 		this.#erasing.reset();
 		this.#erasing.setImageSize(totalSize);
-		this.#patch?.fresh();
-		this.#patchMode = false;
 		this.#sniff = true;
 		this.#writing = true;
 	}
