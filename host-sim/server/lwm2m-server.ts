@@ -1,4 +1,5 @@
-// A local LwM2M 1.1 server over CoAP/UDP (NoSec) for demos and tests, on the npm `coap` library.
+// A local LwM2M 1.1 server over CoAP/UDP for demos and tests, on the npm `coap` library: NoSec (coap://), or
+// with a pre-shared key (coaps://, Security Mode 0) behind host-sim's own DTLS server (dtls-server.ts).
 //
 // Registration interface (OMA-TS-LightweightM2M_Core-V1_1 §6.2, Transport §6.4):
 //   POST /rd?ep=NAME&lt=S&lwm2m=1.1&b=U  (link-format objects) → 2.01, Location-Path rd/<id>
@@ -19,6 +20,7 @@ import * as dgram from "node:dgram";
 import { Agent, createServer, parameters, type IncomingMessage, type ObserveReadStream, type OutgoingMessage, type Server } from "coap";
 import { contentFormats, decode, encode, formatOf, linkFormat, parsePath, type Lwm2mFormat, type Lwm2mValue } from "./lwm2m-formats";
 import { uintOption } from "./coap-option";
+import { DtlsServer, onlyIdentity, type Psk } from "./dtls-server";
 
 export type { Lwm2mFormat, Lwm2mValue } from "./lwm2m-formats";
 
@@ -77,6 +79,8 @@ type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?
 export class Lwm2mServer extends EventEmitter {
 	readonly port: number;
 	readonly url: string;
+	/** The DTLS server in front (coaps://), or undefined (coap://). */
+	readonly dtls: DtlsServer | undefined;
 	readonly #socket: dgram.Socket;
 	readonly #server: Server;
 	readonly #agent: Agent;
@@ -85,25 +89,32 @@ export class Lwm2mServer extends EventEmitter {
 	readonly #expiry = new Map<string, NodeJS.Timeout>();
 	readonly #observations = new Map<string, Set<ObserveReadStream>>();
 
-	private constructor(socket: dgram.Socket, log: (line: string) => void) {
+	private constructor(socket: dgram.Socket, log: (line: string) => void, dtls?: DtlsServer) {
 		super();
 		this.#socket = socket;
 		this.#log = log;
+		this.dtls = dtls;
 		const address = socket.address();
 		this.port = address.port;
-		this.url = `coap://${address.address}:${address.port}`;
+		this.url = `${dtls ? "coaps" : "coap"}://${address.address}:${address.port}`;
 		this.#server = createServer((request, response) => this.#handle(request, response));
 		this.#server.listen(socket);
 		this.#agent = new Agent({ socket });
 	}
 
-	static start(options: { port?: number; host?: string; log?: (line: string) => void } = {}): Promise<Lwm2mServer> {
+	/** With `psk`, the server speaks DTLS and takes only that identity with that key. */
+	static async start(options: { port?: number; host?: string; log?: (line: string) => void; psk?: Psk } = {}): Promise<Lwm2mServer> {
+		const log = options.log ?? (() => {}), psk = options.psk;
+		if (psk) {
+			const dtls = await DtlsServer.start({ port: options.port, host: options.host, log, key: onlyIdentity(psk) });
+			return new Lwm2mServer(dtls.socket, log, dtls);
+		}
 		return new Promise((resolve, reject) => {
 			const socket = dgram.createSocket("udp4");
 			socket.once("error", reject);
 			socket.bind(options.port ?? 0, options.host ?? "127.0.0.1", () => {
 				socket.off("error", reject);
-				resolve(new Lwm2mServer(socket, options.log ?? (() => {})));
+				resolve(new Lwm2mServer(socket, log));
 			});
 		});
 	}
