@@ -28,6 +28,7 @@ import { RecordStore } from "../src/agent/record";
 import { codeSlots } from "./heap-code";
 import { seeded } from "../test/support/sim";
 import { makePki } from "../test/support/pki";
+import { dtlsBench, dtlsMarkdown } from "./dtls";
 
 const KiB = 1024, MiB = 1024 * KiB;
 const repeats = 3;
@@ -162,6 +163,8 @@ try {
 	note("xs heap, the firmware's code alone");
 	const code = await codeSlots();
 	const delta = await deltaRuns();
+	note("dtls: handshake, 1 KiB records, session heap");
+	const dtls = await dtlsBench();
 
 	const projection = project([
 		{ label: `HTTP update, ${defaultInterval / KiB} KiB checkpoints`, wear: cuts.find((result) => result.checkpointBytes === defaultInterval)!.wear },
@@ -188,6 +191,7 @@ try {
 		}))])),
 		projection,
 		delta,
+		dtls,
 		mqtt: {
 			blockSize,
 			checkpointBytes: defaultInterval,
@@ -199,7 +203,7 @@ try {
 			}))])),
 		},
 	};
-	const markdown = renderMarkdown(results, heap, httpsHeap, mqttHeap);
+	const markdown = renderMarkdown(results, heap, httpsHeap, mqttHeap) + dtlsMarkdown(dtls);
 	fs.writeFileSync(new URL("./results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
 	fs.writeFileSync(new URL("./results.md", import.meta.url), markdown);
 	fs.writeFileSync(new URL("./heap.svg", import.meta.url), renderHeapSvg(heap, mqttHeap));

@@ -6,15 +6,15 @@
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
 	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
-	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE] [--bootstrap [--bootstrap-port PORT]]
-	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE;
-	                 with --bootstrap also a Bootstrap-Server that provisions it)
+	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE] [--bootstrap [--bootstrap-port PORT] | --psk-identity ID --psk-key HEX]
+	                (local LwM2M server over CoAP/UDP, NoSec, or DTLS with that PSK; with --file also a CoAP package server
+	                 for PACKAGE; with --bootstrap also a Bootstrap-Server that provisions it)
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
-	                [--lwm2m coap://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
+	                [--lwm2m coap[s]://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
 	                [--queue [--queue-wait SECONDS]]
 	                (an LwM2M server drives it; a Bootstrap-Server may provision that server; --queue: LwM2M Queue Mode)
 	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE]
@@ -134,11 +134,14 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 	const filePath = file === undefined ? undefined : "/" + encodeURIComponent(file.split("/").pop()!);
 	const bootstrapPort = port(flags, false, "bootstrap-port");
 	if (bootstrapPort !== undefined && flags.bootstrap !== true) throw new UsageError("--bootstrap-port goes with --bootstrap");
-	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line) });
-	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
+	const psk = pskFlags(flags);
+	// The device's bootstrap takes NoSec accounts only.
+	if (psk && flags.bootstrap === true) throw new UsageError("--bootstrap provisions a NoSec server: not with --psk-identity");
+	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line), psk });
+	console.log(`lwm2m server at ${server.url} (registrations at /rd${psk ? `, DTLS with the key of identity ${psk.identity}` : ""})`);
 	const bootstrap = flags.bootstrap === true ? await Lwm2mBootstrapServer.start({ serverUri: server.url, port: bootstrapPort, log: (line) => console.log(line) }) : undefined;
 	if (bootstrap) console.log(`lwm2m bootstrap-server at ${bootstrap.url} (provisions ${server.url})`);
-	const files = bytes && await CoapFileServer.start();
+	const files = bytes && await CoapFileServer.start({ psk });
 	if (files) {
 		files.serve(filePath!, bytes!);
 		console.log(`serving ${file} at ${files.url(filePath!)}`);
@@ -252,15 +255,21 @@ function maintenanceFlagProblem(problem: string): string {
 	return problem;
 }
 
+/** --psk-identity ID --psk-key HEX: a DTLS pre-shared key (the board's, or the one a server takes). */
+function pskFlags(flags: Flags): { identity: string; key: Uint8Array } | undefined {
+	const identity = optionalText(flags, "psk-identity"), key = optionalText(flags, "psk-key");
+	if ((identity === undefined) !== (key === undefined)) throw new UsageError("--psk-identity and --psk-key go together");
+	if (key !== undefined && !/^([0-9a-fA-F]{2}){1,64}$/.test(key)) throw new UsageError("--psk-key is 1 to 64 bytes of hex");
+	return identity === undefined ? undefined : { identity, key: new Uint8Array(Buffer.from(key!, "hex")) };
+}
+
 /** --ca, --mqtt-ca, --client-cert, --client-key, --psk-identity, --psk-key: the board's TLS and DTLS credentials, as bytes. */
 function deviceCredentials(flags: Flags): Credentials | undefined {
 	const files = { ca: optionalText(flags, "ca"), "mqtt-ca": optionalText(flags, "mqtt-ca"), cert: optionalText(flags, "client-cert"), key: optionalText(flags, "client-key") };
 	if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError("--client-cert and --client-key go together");
-	const pskIdentity = optionalText(flags, "psk-identity"), pskKey = optionalText(flags, "psk-key");
-	if ((pskIdentity === undefined) !== (pskKey === undefined)) throw new UsageError("--psk-identity and --psk-key go together");
-	if (pskKey !== undefined && !/^([0-9a-fA-F]{2}){1,64}$/.test(pskKey)) throw new UsageError("--psk-key is 1 to 64 bytes of hex");
-	const psk = pskIdentity === undefined ? {} : { "psk-identity": new Uint8Array(Buffer.from(pskIdentity, "utf8")), "psk-key": new Uint8Array(Buffer.from(pskKey!, "hex")) };
-	if (Object.values(files).every((file) => file === undefined) && pskIdentity === undefined) {
+	const pskFlag = pskFlags(flags);
+	const psk = pskFlag === undefined ? {} : { "psk-identity": new Uint8Array(Buffer.from(pskFlag.identity, "utf8")), "psk-key": pskFlag.key };
+	if (Object.values(files).every((file) => file === undefined) && pskFlag === undefined) {
 		if (flags.provision === true) throw new UsageError("--provision needs credentials to write");
 		return undefined;
 	}
@@ -287,8 +296,8 @@ async function device(flags: Flags): Promise<void> {
 	const alpn = optionalText(flags, "mqtt-alpn");
 	const lwm2m = optionalText(flags, "lwm2m"), bootstrap = optionalText(flags, "bootstrap"), endpoint = optionalText(flags, "endpoint");
 	if ((lwm2m === undefined && bootstrap === undefined) !== (endpoint === undefined)) throw new UsageError("--endpoint goes with --lwm2m or --bootstrap, and they with it");
-	for (const [name, uri] of [["lwm2m", lwm2m], ["bootstrap", bootstrap]])
-		if (uri !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(uri)) throw new UsageError(`--${name} takes coap://host:port`);
+	if (lwm2m !== undefined && !/^coaps?:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port or coaps://host:port");
+	if (bootstrap !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(bootstrap)) throw new UsageError("--bootstrap takes coap://host:port");
 	const lifetime = integer(flags, "lifetime", false);
 	const queueWait = integer(flags, "queue-wait", false);
 	if ((flags.queue === true || queueWait !== undefined) && lwm2m === undefined && bootstrap === undefined) throw new UsageError("--queue and --queue-wait go with --lwm2m or --bootstrap");
@@ -360,13 +369,15 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "tls-key", value: "KEY.PEM", help: "the TLS certificate's private key" },
 			{ name: "client-ca", value: "CA.PEM", help: "mqtt: require client certificates signed by this CA" },
 			{ name: "alpn", value: "PROTO", help: "mqtt: accept only clients offering this ALPN protocol" },
-			{ name: "lwm2m", help: "run a local LwM2M server over CoAP/UDP (NoSec) instead" },
-			{ name: "file", value: "PACKAGE", help: "lwm2m: also serve PACKAGE over coap:// for pulls" },
+			{ name: "lwm2m", help: "run a local LwM2M server over CoAP/UDP instead: NoSec, or DTLS with --psk-identity and --psk-key" },
+			{ name: "file", value: "PACKAGE", help: "lwm2m: also serve PACKAGE over coap:// (coaps:// with a PSK) for pulls" },
 			{ name: "update", value: "ENDPOINT", help: "lwm2m: update ENDPOINT when it registers (Package URI of --file, or --package-uri), then exit" },
 			{ name: "package-uri", value: "URI", help: "lwm2m --update: write this Package URI (http(s):// or coap://) instead of --file's" },
 			{ name: "push", help: "lwm2m --update: push --file to /5/0/0 by Block1 instead of writing its URI" },
 			{ name: "bootstrap", help: "lwm2m: also run a Bootstrap-Server that provisions this LwM2M server" },
 			{ name: "bootstrap-port", value: "PORT", help: "lwm2m --bootstrap: the Bootstrap-Server's port (one is picked when absent)" },
+			{ name: "psk-identity", value: "ID", help: "lwm2m: speak DTLS (coaps://) and take only this PSK identity" },
+			{ name: "psk-key", value: "HEX", help: "lwm2m: that identity's pre-shared key" },
 		],
 	},
 	job: {
@@ -401,7 +412,7 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "mqtt", value: "mqtt[s]://HOST:PORT", help: "follow AWS IoT jobs on this broker (with --thing)" },
 			{ name: "thing", value: "NAME", help: "the thing name on the broker" },
 			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
-			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
+			{ name: "lwm2m", value: "coap[s]://HOST:PORT", help: "register with this LwM2M server (with --endpoint; coaps:// with --psk-identity and --psk-key)" },
 			{ name: "bootstrap", value: "coap://HOST:PORT", help: "ask this Bootstrap-Server for the LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
 			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },

@@ -1,10 +1,10 @@
 // Moddable entry: builds the agent from the board's ports and mc/config, starts it, and requests the
 // package named by config.update (mcconfig -m -p esp32 update=https://host/app.bin) when it is new. With
 // config.mqtt (mqtt://host:port, or mqtts://host[:8883] with a client certificate: platform/tls-credentials.ts) and
-// config.thing it also follows that thing's AWS IoT jobs. With config.lwm2m (coap://host[:port]) and
-// config.endpoint it registers with that LwM2M server, which drives updates through Object 5; with
-// config.bootstrap (coap://host[:port]) a Bootstrap-Server provisions that server. Package URIs may
-// be http(s):// or coap://. Maintenance (windows, opt-out) starts from the persisted settings, or from config
+// config.thing it also follows that thing's AWS IoT jobs. With config.lwm2m (coap://host[:port], or
+// coaps://host[:port] over DTLS with the provisioned PSK) and config.endpoint it registers with that LwM2M
+// server, which drives updates through Object 5; with config.bootstrap (coap://host[:port]) a Bootstrap-Server
+// provisions that server. Package URIs may be http(s):// or coap[s]://. Maintenance (windows, opt-out) starts from the persisted settings, or from config
 // the first time.
 
 import config from "mc/config";
@@ -100,7 +100,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		push: { open: (record: DownloadRecord, listener: DownloadListener, patch: PatchPorts | undefined) => new PackagePush({ slot, clock, log, patch }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
-	// One CoAP endpoint serves the LwM2M client and coap:// pulls. It exists (with its message buffer) only once
+	// One CoAP endpoint serves the LwM2M client (a coap:// server) and coap:// pulls. It exists (with its message buffer) only once
 	// one of them needs it, and its socket opens then: a device without LwM2M that never pulls over CoAP never
 	// holds it.
 	let lwm2m: Lwm2mClient | undefined;
@@ -114,8 +114,9 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		if (!coap.isOpen) coap.open(0);
 		return coap;
 	};
-	// coaps:// goes through a second endpoint on its own socket, whose datagrams DTLS protects (src/dtls):
-	// it too exists only once something asks for it.
+	// coaps:// goes through a second endpoint, whose datagrams DTLS protects (src/dtls): a coaps:// LwM2M
+	// server's and coaps:// pulls. It too exists only once something asks for it.
+	const lwm2mSecure = typeof config.lwm2m === "string" && config.lwm2m.startsWith("coaps:");
 	let coaps: CoapEndpoint | undefined;
 	const openCoaps = (): CoapEndpoint => {
 		coaps ??= new CoapEndpoint({ udp: new DtlsUdpOpener({ udp, crypto: dtlsCrypto, clock, log, credentials: pskCredentials }, defaultDtlsOptions), clock, log }, endpointOptions, requests);
@@ -154,15 +155,16 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		// outstanding outlives the shutdown.
 		shutDown: () => {
 			aws?.stop();
-			coaps?.close();
-			coap?.abandon();
-			if (lwm2m) lwm2m.stop(poweringOff, () => coap?.close());
-			else coap?.close();
+			const [held, other] = lwm2mSecure ? [coaps, coap] : [coap, coaps];
+			other?.close();
+			held?.abandon();
+			if (lwm2m) lwm2m.stop(poweringOff, () => held?.close());
+			else held?.close();
 			listener.shutDown?.();
 		},
 	};
 	const agent = new Agent(ports, options, reporting);
-	lwm2m = createLwm2m(agent, boot, openCoap, { udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
+	lwm2m = createLwm2m(agent, boot, lwm2mSecure ? openCoaps : openCoap, { udp, clock, store, log }, options.maxDeferSeconds, () => updater.shutdown(true));
 	if (aws) {
 		aws.onRebootWarning = () => agent.shutdown();
 		aws.onFailure = (reason) => listener.unreachable?.(reason);
@@ -225,7 +227,7 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		reboot: () => ports.clock.setTimeout(reboot, 200),
 	});
 	const client: Lwm2mClient = new Lwm2mClient(ports, [
-		securityObject(settings),
+		securityObject(settings, pskCredentials),
 		serverObject(settings, () => client.settingsChanged(), () => client.updateRegistration()),
 		device,
 		firmware,

@@ -10,6 +10,7 @@ import { prf } from "../src/dtls/prf";
 import { aes128, nodeDtlsCrypto } from "../host-sim/board/aes";
 import * as dgram from "node:dgram";
 import { DtlsSession, defaultDtlsOptions } from "../src/dtls/session";
+import { DtlsUdpOpener } from "../src/dtls/socket";
 import { ReplayWindow } from "../src/dtls/replay-window";
 import { libcoapServerBinary, startLibcoapServer, type LibcoapServer } from "../host-sim/server/libcoap";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
@@ -184,6 +185,31 @@ test("silent server: ClientHello at 0, 1, 3, 7, 15 s (RFC 6347 timer, virtual cl
 	assert.is(reason, "dtls: handshake timeout");
 	clock.advance(600000);
 	assert.is(sent.length, 5, "nothing after giving up");
+});
+
+test("a new session after a failed one starts from a socket of its own: the server's half-done handshake on the old port is not in its way", () => {
+	const clock = new FakeClock(0), sockets: { localPort: number; sent: number; closed: boolean }[] = [], failures: string[] = [];
+	const opener = new DtlsUdpOpener({
+		udp: {
+			open(localPort) {
+				const socket = { localPort, sent: 0, closed: false };
+				sockets.push(socket);
+				return { send: () => void socket.sent++, close: () => void (socket.closed = true) };
+			},
+			resolve: (host, answer) => answer(host),
+		},
+		crypto: nodeDtlsCrypto, clock, log: () => {}, credentials: () => ({ identity: new TextEncoder().encode(identity), key }),
+	}, defaultDtlsOptions);
+	const secure = opener.open(5684, { received: () => {}, failed: (_address, _port, reason) => void failures.push(reason) });
+	secure.send("127.0.0.1", 5684, new Uint8Array(4), 4);
+	clock.advance(31000);
+	assert.equal(failures, ["dtls: handshake timeout"]);
+	assert.equal(sockets.map((socket) => [socket.localPort, socket.sent, socket.closed]), [[5684, 5, true]], "the failed session's socket is closed");
+	secure.send("127.0.0.1", 5684, new Uint8Array(4), 4);
+	assert.is(sockets.length, 2);
+	assert.equal([sockets[1].localPort, sockets[1].sent, sockets[1].closed], [0, 1, false], "a ClientHello from a new port");
+	secure.close();
+	assert.ok(sockets[1].closed);
 });
 
 test.run();

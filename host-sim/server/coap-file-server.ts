@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import * as dgram from "node:dgram";
 import { generate, parse, type ParsedPacket } from "coap-packet";
 import { uintOption } from "./coap-option";
+import { DtlsServer, onlyIdentity, type Psk } from "./dtls-server";
 
 const defaultSzx = 6; // 1024-byte blocks when the client does not ask
 const unavailableMaxAge = 1; // seconds
@@ -25,6 +26,8 @@ export class CoapFileServer {
 	readonly port: number;
 	faults: { dropEvery?: number; unavailableEvery?: number } = {};
 	readonly stats = { requests: 0, blocks: 0, bytes: 0 };
+	/** The DTLS server in front (coaps://), or undefined (coap://). */
+	readonly dtls: DtlsServer | undefined;
 	readonly #socket: dgram.Socket;
 	readonly #host: string;
 	readonly #files = new Map<string, File>();
@@ -32,15 +35,22 @@ export class CoapFileServer {
 	readonly #recent = new Map<string, Buffer>();
 	#messageId = Math.floor(Math.random() * 0x10000);
 
-	private constructor(socket: dgram.Socket) {
+	private constructor(socket: dgram.Socket, dtls?: DtlsServer) {
 		this.#socket = socket;
+		this.dtls = dtls;
 		const address = socket.address();
 		this.port = address.port;
 		this.#host = address.address;
 		socket.on("message", (message, peer) => this.#receive(message, peer));
 	}
 
-	static start(options: { port?: number; host?: string } = {}): Promise<CoapFileServer> {
+	/** With `psk`, files are served over DTLS (coaps://) to that identity with that key only. */
+	static async start(options: { port?: number; host?: string; psk?: Psk } = {}): Promise<CoapFileServer> {
+		const psk = options.psk;
+		if (psk) {
+			const dtls = await DtlsServer.start({ port: options.port, host: options.host, key: onlyIdentity(psk) });
+			return new CoapFileServer(dtls.socket, dtls);
+		}
 		return new Promise((resolve, reject) => {
 			const socket = dgram.createSocket("udp4");
 			socket.once("error", reject);
@@ -52,7 +62,7 @@ export class CoapFileServer {
 	}
 
 	url(path: string): string {
-		return `coap://${this.#host}:${this.port}${path.startsWith("/") ? "" : "/"}${path}`;
+		return `${this.dtls ? "coaps" : "coap"}://${this.#host}:${this.port}${path.startsWith("/") ? "" : "/"}${path}`;
 	}
 
 	serve(path: string, bytes: Uint8Array): void {

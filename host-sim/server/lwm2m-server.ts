@@ -1,4 +1,5 @@
-// A local LwM2M 1.1 server over CoAP/UDP (NoSec) for demos and tests, on the npm `coap` library.
+// A local LwM2M 1.1 server over CoAP/UDP for demos and tests, on the npm `coap` library: NoSec (coap://), or
+// with a pre-shared key (coaps://, Security Mode 0) behind host-sim's own DTLS server (dtls-server.ts).
 //
 // Registration interface (OMA-TS-LightweightM2M_Core-V1_1 §6.2, Transport §6.4):
 //   POST /rd?ep=NAME&lt=S&lwm2m=1.1&b=U  (link-format objects) → 2.01, Location-Path rd/<id>
@@ -24,6 +25,7 @@ import * as dgram from "node:dgram";
 import { Agent, createServer, parameters, type IncomingMessage, type ObserveReadStream, type OutgoingMessage, type Server } from "coap";
 import { contentFormats, decode, encode, formatOf, linkFormat, parsePath, type Lwm2mFormat, type Lwm2mValue } from "./lwm2m-formats";
 import { uintOption } from "./coap-option";
+import { DtlsServer, onlyIdentity, type Psk } from "./dtls-server";
 
 export type { Lwm2mFormat, Lwm2mValue } from "./lwm2m-formats";
 
@@ -87,10 +89,10 @@ export function pathOf(message: IncomingMessage): string[] {
 export type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
 
 /** A coap Server answering `handle` and an Agent for requests of our own, both on `socket`, and its address. */
-export function serveOn(socket: dgram.Socket, handle: (request: IncomingMessage, response: OutgoingMessage) => void): { port: number; url: string; server: Server; agent: Agent } {
+export function serveOn(socket: dgram.Socket, handle: (request: IncomingMessage, response: OutgoingMessage) => void, scheme = "coap"): { port: number; url: string; server: Server; agent: Agent } {
 	const address = socket.address(), server = createServer(handle);
 	server.listen(socket);
-	return { port: address.port, url: `coap://${address.address}:${address.port}`, server, agent: new Agent({ socket }) };
+	return { port: address.port, url: `${scheme}://${address.address}:${address.port}`, server, agent: new Agent({ socket }) };
 }
 
 /**
@@ -131,6 +133,8 @@ export function sendRequest(agent: Agent, log: (line: string) => void, to: { end
 export class Lwm2mServer extends EventEmitter {
 	readonly port: number;
 	readonly url: string;
+	/** The DTLS server in front (coaps://), or undefined (coap://). */
+	readonly dtls: DtlsServer | undefined;
 	readonly #socket: dgram.Socket;
 	readonly #server: Server;
 	readonly #agent: Agent;
@@ -144,21 +148,28 @@ export class Lwm2mServer extends EventEmitter {
 	readonly #sleep = new Map<string, NodeJS.Timeout>();
 	readonly #flushing = new Set<string>();
 
-	private constructor(socket: dgram.Socket, log: (line: string) => void, awakeTimeMs: number) {
+	private constructor(socket: dgram.Socket, log: (line: string) => void, awakeTimeMs: number, dtls?: DtlsServer) {
 		super();
 		this.#socket = socket;
 		this.#log = log;
 		this.#awakeTimeMs = awakeTimeMs;
-		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response)));
+		this.dtls = dtls;
+		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response), dtls ? "coaps" : "coap"));
 	}
 
-	static start(options: { port?: number; host?: string; log?: (line: string) => void; awakeTimeMs?: number } = {}): Promise<Lwm2mServer> {
+	/** With `psk`, the server speaks DTLS and takes only that identity with that key. */
+	static async start(options: { port?: number; host?: string; log?: (line: string) => void; awakeTimeMs?: number; psk?: Psk } = {}): Promise<Lwm2mServer> {
+		const log = options.log ?? (() => {}), psk = options.psk, awakeTimeMs = options.awakeTimeMs ?? defaultAwakeTimeMs;
+		if (psk) {
+			const dtls = await DtlsServer.start({ port: options.port, host: options.host, log, key: onlyIdentity(psk) });
+			return new Lwm2mServer(dtls.socket, log, awakeTimeMs, dtls);
+		}
 		return new Promise((resolve, reject) => {
 			const socket = dgram.createSocket("udp4");
 			socket.once("error", reject);
 			socket.bind(options.port ?? 0, options.host ?? "127.0.0.1", () => {
 				socket.off("error", reject);
-				resolve(new Lwm2mServer(socket, options.log ?? (() => {}), options.awakeTimeMs ?? defaultAwakeTimeMs));
+				resolve(new Lwm2mServer(socket, log, awakeTimeMs));
 			});
 		});
 	}

@@ -11,7 +11,9 @@
 
 	A flight is sent again when the next one does not come within the timer — 1 s, doubling to 60 s at most —
 	maxRetransmits times, then "dtls: handshake timeout"; a server that repeats the flight we answered gets our
-	answer again at once. A fatal alert ends the session with a short reason; during the handshake a record
+	answer again at once. A server that repeats its last flight badPskRepeats times after our Finished could
+	not read it (OpenSSL drops a Finished it cannot decrypt without a word): "dtls: bad psk" then, without
+	waiting out the timer — one lost flight of ours costs one repeat, not the diagnosis. A fatal alert ends the session with a short reason; during the handshake a record
 	that fails its tag, a decrypt_error or a bad_record_mac alert, or a wrong server Finished mean the two
 	sides hold different keys: "dtls: bad psk". Handshake messages are reassembled from fragments one at a
 	time (maxMessageBytes), the transcript kept for the Finished hashes is bounded, and all records are built
@@ -39,12 +41,17 @@ export interface DtlsOptions {
 	maxTimeoutMs: number;
 	/** Flights sent again before the handshake gives up. */
 	maxRetransmits: number;
+	/** Repeats of the server's last flight, after our Finished, that mean it cannot read our Finished: a bad PSK. */
+	badPskRepeats: number;
 	/** The largest application datagram sent or received. */
 	maxPlaintextBytes: number;
 }
 
-/** RFC 6347 §4.2.4.1's timer; four retransmissions give up after 31 s, before a CoAP request would (45 s). */
-export const defaultDtlsOptions: DtlsOptions = { initialTimeoutMs: 1000, maxTimeoutMs: 60000, maxRetransmits: 4, maxPlaintextBytes: 1280 };
+/**
+	RFC 6347 §4.2.4.1's timer; four retransmissions give up after 31 s, before a CoAP request would (45 s). A
+	server that repeats its flight twice (its timer: after 1 s, then 2 s more) holds another PSK: known in 3 s.
+*/
+export const defaultDtlsOptions: DtlsOptions = { initialTimeoutMs: 1000, maxTimeoutMs: 60000, maxRetransmits: 4, badPskRepeats: 2, maxPlaintextBytes: 1280 };
 
 export interface SessionPorts {
 	crypto: DtlsCrypto;
@@ -167,10 +174,10 @@ export class DtlsSession {
 			if (!readFragment(bytes, at, end, fragment)) return this.#fail(dtlsReasons.malformed);
 			at = fragment.start + fragment.fragmentLength;
 			if (this.#expected >= 0 && fragment.sequence < this.#expected) {
-				// The server repeats its flight: ours did not reach it, or its Finished did not verify (a wrong PSK is
-				// dropped silently by OpenSSL). Answer with ours again, once per flight it repeats.
+				// The server repeats its flight: ours did not reach it, or our Finished did not verify (a wrong PSK is
+				// dropped silently by OpenSSL). Answer with ours again, once per flight it repeats, until the repeats say which.
 				if (this.#state === "finishing" && fragment.type === HandshakeType.serverHelloDone) {
-					this.#serverRepeats++;
+					if (++this.#serverRepeats >= this.#options.badPskRepeats) return this.#fail(dtlsReasons.badPsk);
 					this.#retransmit();
 				}
 				continue;

@@ -6,6 +6,10 @@
 	retransmissions), until the handshake is done; a failed session drops them and tells the handler
 	(`failed`, a "dtls: " reason) so that what waits on that peer fails at once, with the reason. The next
 	datagram to that peer starts a new session. Sessions are bounded (maxPeers, the oldest closed first).
+
+	Each session has a UDP socket of its own, on a port of its own: a server still holding the half-done
+	handshake of a failed session (libcoap over OpenSSL keeps one about 30 s after a wrong key, ignoring every
+	ClientHello from that port meanwhile) meets the next session as a new peer.
 */
 
 import type { Clock, DtlsCrypto, Logger, UdpHandler, UdpOpener, UdpSocket } from "../platform/ports";
@@ -25,9 +29,8 @@ const maxPeers = 2;
 const maxWaiting = 4;
 
 interface Peer {
-	address: string;
-	port: number;
 	session: DtlsSession;
+	socket: UdpSocket;
 	waiting: Uint8Array[];
 }
 
@@ -35,7 +38,8 @@ class DtlsSocket implements UdpSocket {
 	readonly #ports: DtlsPorts;
 	readonly #options: DtlsOptions;
 	readonly #handler: UdpHandler;
-	readonly #socket: UdpSocket;
+	/** The port asked for: the first session's socket binds to it, later ones to any. */
+	#localPort: number;
 	readonly #peers = new Map<string, Peer>();
 	#closed = false;
 
@@ -43,9 +47,7 @@ class DtlsSocket implements UdpSocket {
 		this.#ports = ports;
 		this.#options = options;
 		this.#handler = handler;
-		this.#socket = ports.udp.open(localPort, {
-			received: (packet, address, port) => this.#peers.get(`${address}:${port}`)?.session.receive(new Uint8Array(packet)),
-		});
+		this.#localPort = localPort;
 	}
 
 	send(address: string, port: number, packet: Uint8Array, length: number): void {
@@ -62,9 +64,8 @@ class DtlsSocket implements UdpSocket {
 
 	close(): void {
 		this.#closed = true;
-		for (const peer of this.#peers.values()) peer.session.close();
+		for (const peer of this.#peers.values()) this.#end(peer);
 		this.#peers.clear();
-		this.#socket.close();
 	}
 
 	#start(address: string, port: number): Peer | undefined {
@@ -77,12 +78,18 @@ class DtlsSocket implements UdpSocket {
 		}
 		if (this.#peers.size === maxPeers) {
 			const [oldest, peer] = this.#peers.entries().next().value!;
-			peer.session.close();
+			this.#end(peer);
 			this.#peers.delete(oldest);
 		}
+		const socket = this.#ports.udp.open(this.#localPort, {
+			received: (packet, from, fromPort) => {
+				if (from === address && fromPort === port) session.receive(new Uint8Array(packet));
+			},
+		});
+		this.#localPort = 0;
 		const session: DtlsSession = new DtlsSession({
 			crypto: this.#ports.crypto, clock: this.#ports.clock, log: this.#ports.log,
-			send: (datagram, length) => this.#socket.send(address, port, datagram, length),
+			send: (datagram, length) => socket.send(address, port, datagram, length),
 		}, this.#options, credentials, {
 			connected: () => {
 				const current = this.#peers.get(key);
@@ -93,13 +100,19 @@ class DtlsSocket implements UdpSocket {
 			data: (plaintext) => this.#handler.received(plaintext.slice().buffer, address, port),
 			failed: (reason) => {
 				if (this.#peers.get(key)?.session === session) this.#peers.delete(key);
+				socket.close();
 				this.#failed(address, port, reason);
 			},
 		});
-		const peer: Peer = { address, port, session, waiting: [] };
+		const peer: Peer = { session, socket, waiting: [] };
 		this.#peers.set(key, peer);
 		session.start();
 		return peer;
+	}
+
+	#end(peer: Peer): void {
+		peer.session.close();
+		peer.socket.close();
 	}
 
 	#failed(address: string, port: number, reason: string): void {

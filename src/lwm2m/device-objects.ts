@@ -1,5 +1,6 @@
-// LwM2M Objects 0 (Security), 1 (Server) and 3 (Device) of a client with one NoSec server. Object 0 holds
-// the server's URI for the client itself: an LwM2M server never reads it (the client answers 4.01).
+// LwM2M Objects 0 (Security), 1 (Server) and 3 (Device) of a client with one server, NoSec (coap://) or
+// pre-shared key (coaps://). Object 0 holds the server's URI and the PSK for the client itself: an LwM2M server
+// never reads it (the client answers 4.01).
 
 import { Code } from "../coap/message";
 import { Kind } from "./model";
@@ -15,7 +16,8 @@ export interface ServerSettings {
 	maxPeriod: number;
 }
 
-const noSec = 3;
+/** Security Mode (Object 0, resource 2). */
+const securityMode = { preSharedKey: 0, noSec: 3 } as const;
 
 /**
 	The shortest registration lifetime (s), for a server's write and the configuration alike: the client
@@ -23,11 +25,18 @@ const noSec = 3;
 */
 export const minLifetime = 60;
 
-export function securityObject(settings: ServerSettings): ResourceTable {
+/**
+	Security Mode 0 for a coaps:// server, with its identity (resource 3) and key (5) as `psk` finds them where
+	the TLS credentials are kept, at each read (none: empty); 3 (NoSec) for coap://.
+*/
+export function securityObject(settings: ServerSettings, psk: () => { identity: Uint8Array; key: Uint8Array } | undefined): ResourceTable {
+	const secure = () => settings.serverUri.startsWith("coaps:");
 	return new ResourceTable(0, "1.0", [
 		{ id: 0, kind: Kind.string, read: () => settings.serverUri },
 		{ id: 1, kind: Kind.boolean, read: () => false },
-		{ id: 2, kind: Kind.integer, read: () => noSec },
+		{ id: 2, kind: Kind.integer, read: () => (secure() ? securityMode.preSharedKey : securityMode.noSec) },
+		{ id: 3, kind: Kind.opaque, read: () => (secure() && psk()?.identity) || new Uint8Array(0) },
+		{ id: 5, kind: Kind.opaque, read: () => (secure() && psk()?.key) || new Uint8Array(0) },
 		{ id: 10, kind: Kind.integer, read: () => settings.shortServerId },
 	]);
 }

@@ -91,7 +91,7 @@ export class Registration {
 	start(): void {
 		if (this.#phase !== "stopped") return;
 		const server = parseServerUri(this.#settings.serverUri);
-		if (!server) return this.#ports.log(`lwm2m off: server uri ${this.#settings.serverUri} is not coap://host[:port]`);
+		if (!server) return this.#ports.log(`lwm2m off: server uri ${this.#settings.serverUri} is not coap[s]://host[:port]`);
 		this.#phase = "resolving";
 		this.#ports.udp.resolve(server.host, (address) => {
 			if (this.#phase !== "resolving") return;
@@ -226,11 +226,12 @@ export class Registration {
 	}
 }
 
-export function parseServerUri(uri: string): { host: string; port: number } | undefined {
-	const match = /^coap:\/\/(\[[0-9a-fA-F:.]+\]|[^:/?#\s]+)(?::(\d{1,5}))?\/?$/.exec(uri);
+/** coap://host[:port] (NoSec, 5683 by default) or coaps://host[:port] (DTLS with a PSK, 5684). */
+export function parseServerUri(uri: string): { host: string; port: number; secure: boolean } | undefined {
+	const match = /^coap(s?):\/\/(\[[0-9a-fA-F:.]+\]|[^:/?#\s]+)(?::(\d{1,5}))?\/?$/.exec(uri);
 	if (!match) return undefined;
-	const port = Number(match[2] ?? 5683);
-	return port >= 1 && port <= 65535 ? { host: match[1], port } : undefined;
+	const secure = match[1] === "s", port = Number(match[3] ?? (secure ? 5684 : 5683));
+	return port >= 1 && port <= 65535 ? { host: match[2], port, secure } : undefined;
 }
 
 function pathOptions(segments: readonly string[]): CoapOption[] {
