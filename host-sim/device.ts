@@ -5,7 +5,9 @@
 */
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
-import { BoardStorage, addWear, noWear, type Wear } from "./board/board-files";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BoardStorage, addWear, boardFile, noWear, type Wear } from "./board/board-files";
 import type { UdpFaults } from "./board/udp-network";
 import type { BoardLayout } from "./board/partition-table";
 import { PowerSupply } from "./board/power";
@@ -265,14 +267,26 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	}
 }
 
+/** The files of a factory-fresh board, by layout: made once per process, copied for every further board. */
+const factoryFiles = new Map<BoardLayout, Map<string, Uint8Array>>();
+
 /** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string, layout?: BoardLayout): void {
+export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB"): void {
+	if (fs.existsSync(path.join(dir, boardFile))) return;
+	const files = factoryFiles.get(layout);
+	if (files) {
+		fs.mkdirSync(dir, { recursive: true });
+		// board.json last: it is what makes the folder a board.
+		for (const [name, bytes] of files) fs.writeFileSync(path.join(dir, name), bytes);
+		return;
+	}
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
-	if (!storage.isFresh) return;
 	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
 	const slot = storage.appSlot(0);
 	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
 	slot.write(0, image.length, image);
+	const names = [...storage.partitionFiles(), boardFile];
+	factoryFiles.set(layout, new Map(names.map((name) => [name, new Uint8Array(fs.readFileSync(path.join(dir, name)))])));
 }
 
 /** Fills app slot `slot` with seeded noise: a board that has updated before holds old bytes there, not 0xFF. */

@@ -1,7 +1,6 @@
-// One flash partition of the simulated board, backed by one file. The file is always the truth: every
-// erase and write is written through at the changed range before the call returns, so a killed
-// process leaves the same bytes a power cut would. Reads come from an in-memory copy loaded at open, so
-// open a partition once per power-on: two objects over one file do not see each other's writes.
+// One flash partition of the simulated board, backed by one file. The file is the only copy: every erase
+// and write lands in it at the changed range before the call returns, and every read comes from it, so a
+// killed process leaves the same bytes a power cut would, and a power-on costs no read of the whole chip.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,6 +9,8 @@ import { PowerCutError, type PowerSupply } from "./power";
 export const sectorSize = 4096;
 /** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
 export const blockEraseSize = 65536;
+/** What erased flash reads: enough for the largest erase. */
+const erased = new Uint8Array(blockEraseSize).fill(0xff);
 /** Page programs cover at most one 256-byte page each. */
 export const pageSize = 256;
 
@@ -47,7 +48,6 @@ export class FlashPartition {
 	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
-	readonly #bytes: Uint8Array;
 
 	/** Opens `<dir>/<label>.bin`, creating it erased (all 0xFF) when missing. */
 	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
@@ -61,12 +61,10 @@ export class FlashPartition {
 		this.byteLength = byteLength;
 		this.#power = power;
 		if (fs.existsSync(file)) {
-			const stored = fs.readFileSync(file);
-			if (stored.byteLength !== byteLength) throw new Error(`partition ${label}: file size ${stored.byteLength}, expected ${byteLength}`);
-			this.#bytes = new Uint8Array(stored);
+			const size = fs.statSync(file).size;
+			if (size !== byteLength) throw new Error(`partition ${label}: file size ${size}, expected ${byteLength}`);
 		} else {
-			this.#bytes = new Uint8Array(byteLength).fill(0xff);
-			fs.writeFileSync(file, this.#bytes);
+			fs.writeFileSync(file, new Uint8Array(byteLength).fill(0xff));
 		}
 	}
 
@@ -77,15 +75,12 @@ export class FlashPartition {
 		this.onErase(start, start + sectorSize);
 		if (this.#power.beginOp("flash-erase") === "torn") {
 			// An interrupted NOR erase: part of the sector is erased, the rest keeps its old bits.
-			const landed = Math.floor(this.#power.tearFraction() * sectorSize);
-			this.#bytes.fill(0xff, start, start + landed);
-			this.#flush(start, landed);
+			this.#clear(start, Math.floor(this.#power.tearFraction() * sectorSize));
 			this.stats.erases++;
 			this.#power.cut("flash-erase");
 			throw new PowerCutError();
 		}
-		this.#bytes.fill(0xff, start, start + sectorSize);
-		this.#flush(start, sectorSize);
+		this.#clear(start, sectorSize);
 		this.stats.erases++;
 	}
 
@@ -100,9 +95,7 @@ export class FlashPartition {
 		const start = block * blockEraseSize;
 		this.onErase(start, start + blockEraseSize);
 		const torn = this.#power.beginOp("flash-block-erase") === "torn";
-		const landed = torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize;
-		this.#bytes.fill(0xff, start, start + landed);
-		this.#flush(start, landed);
+		this.#clear(start, torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize);
 		this.stats.blockErases++;
 		if (torn) {
 			this.#power.cut("flash-block-erase");
@@ -121,9 +114,17 @@ export class FlashPartition {
 		let landed = byteLength;
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
-		const bytes = this.#bytes;
-		for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
-		this.#flush(offset, landed);
+		if (landed > 0) {
+			const fd = fs.openSync(this.file, "r+");
+			try {
+				const bytes = new Uint8Array(landed);
+				fs.readSync(fd, bytes, 0, landed, offset);
+				for (let i = 0; i < landed; i++) bytes[i] &= data[i];
+				fs.writeSync(fd, bytes, 0, landed, offset);
+			} finally {
+				fs.closeSync(fd);
+			}
+		}
 		this.stats.writes++;
 		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
 		this.stats.bytesWritten += landed;
@@ -137,7 +138,15 @@ export class FlashPartition {
 	read(offset: number, byteLength: number): Uint8Array {
 		this.#power.assertOn();
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
-		return this.#bytes.slice(offset, offset + byteLength);
+		const bytes = new Uint8Array(byteLength);
+		if (byteLength === 0) return bytes;
+		const fd = fs.openSync(this.file, "r");
+		try {
+			fs.readSync(fd, bytes, 0, byteLength, offset);
+		} finally {
+			fs.closeSync(fd);
+		}
+		return bytes;
 	}
 
 	#inRange(offset: number, byteLength: number): boolean {
@@ -145,11 +154,12 @@ export class FlashPartition {
 			&& offset + byteLength <= this.byteLength;
 	}
 
-	#flush(start: number, length: number): void {
+	/** Sets `length` bytes from `start` to 0xFF, in the file. */
+	#clear(start: number, length: number): void {
 		if (length <= 0) return;
 		const fd = fs.openSync(this.file, "r+");
 		try {
-			fs.writeSync(fd, this.#bytes, start, length, start);
+			fs.writeSync(fd, erased, 0, length, start);
 		} finally {
 			fs.closeSync(fd);
 		}

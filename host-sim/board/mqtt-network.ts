@@ -58,7 +58,9 @@ class Connection {
 
 	constructor(readonly id: number, readonly network: MqttNetwork, spec: MqttSpec, secure: tls.ConnectionOptions | undefined) {
 		const host = spec.host === "localhost" ? "127.0.0.1" : spec.host;
+		// No Nagle: a request held back for the broker's delayed ACK would cost 40 real ms, which the clock counts.
 		this.socket = secure ? tls.connect({ ...secure, host }) : net.connect({ host, port: spec.port });
+		this.socket.setNoDelay(true);
 		let connected = false;
 		this.socket.on(secure ? "secureConnect" : "connect", () => {
 			connected = true;
