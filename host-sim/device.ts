@@ -47,6 +47,12 @@ export interface DeviceOptions {
 	onEvent?: (event: DeviceReport) => void;
 	/** Follow AWS IoT jobs as `thing` on this broker (mqtt://host:port). */
 	mqtt?: string;
+	/**
+		The broker is an AWS IoT emulator in this process (aws-iot.ts): the board asks it whether replies are still
+		on their way (mqtt-network.ts, Settling), and real time spent waiting for them is not device time. The
+		virtual clock then moves only by the device's timers and its link's transfer time, whatever the host's load.
+	*/
+	settle?: boolean;
 	thing?: string;
 	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
 	layout?: BoardLayout;
@@ -138,6 +144,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			seed: options.seed,
 			previousSlot,
 			udpFaults: options.udpFaults,
+			settles: options.settle,
 			config: {
 				checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}),
 				...(rebootWarning ? { rebootWarningFile: rebootWarning } : {}), ...options.config,
@@ -215,7 +222,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					if (listen !== undefined && untilEnd > 0) {
 						const started = Date.now();
 						await board.waitForNetwork(Math.min(listen, untilEnd, commandPollMs));
-						board.clock.advance(Math.min(Date.now() - started, untilEnd));
+						if (!options.settle) board.clock.advance(Math.min(Date.now() - started, untilEnd));
 						continue;
 					}
 					board.clock.advance(untilEnd);
@@ -226,7 +233,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				if (wait !== undefined) {
 					const started = Date.now();
 					await board.waitForNetwork(Math.min(wait, commandPollMs));
-					board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
+					if (!options.settle) board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
 				}
 				else if (untilTimer !== undefined) board.clock.advance(untilTimer);
 				else break;

@@ -1,6 +1,8 @@
 // One flash partition of the simulated board, backed by one file. The file is the only copy: every erase
 // and write lands in it at the changed range before the call returns, and every read comes from it, so a
 // killed process leaves the same bytes a power cut would, and a power-on costs no read of the whole chip.
+// The file stays open while the caller runs on synchronously (a burst of reads costs one open) and is
+// closed before the next turn of the event loop.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -48,6 +50,7 @@ export class FlashPartition {
 	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
+	#fd: number | undefined;
 
 	/** Opens `<dir>/<label>.bin`, creating it erased (all 0xFF) when missing. */
 	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
@@ -115,15 +118,10 @@ export class FlashPartition {
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
 		if (landed > 0) {
-			const fd = fs.openSync(this.file, "r+");
-			try {
-				const bytes = new Uint8Array(landed);
-				fs.readSync(fd, bytes, 0, landed, offset);
-				for (let i = 0; i < landed; i++) bytes[i] &= data[i];
-				fs.writeSync(fd, bytes, 0, landed, offset);
-			} finally {
-				fs.closeSync(fd);
-			}
+			const fd = this.#open(), bytes = new Uint8Array(landed);
+			fs.readSync(fd, bytes, 0, landed, offset);
+			for (let i = 0; i < landed; i++) bytes[i] &= data[i];
+			fs.writeSync(fd, bytes, 0, landed, offset);
 		}
 		this.stats.writes++;
 		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
@@ -139,13 +137,7 @@ export class FlashPartition {
 		this.#power.assertOn();
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
 		const bytes = new Uint8Array(byteLength);
-		if (byteLength === 0) return bytes;
-		const fd = fs.openSync(this.file, "r");
-		try {
-			fs.readSync(fd, bytes, 0, byteLength, offset);
-		} finally {
-			fs.closeSync(fd);
-		}
+		if (byteLength) fs.readSync(this.#open(), bytes, 0, byteLength, offset);
 		return bytes;
 	}
 
@@ -156,12 +148,17 @@ export class FlashPartition {
 
 	/** Sets `length` bytes from `start` to 0xFF, in the file. */
 	#clear(start: number, length: number): void {
-		if (length <= 0) return;
-		const fd = fs.openSync(this.file, "r+");
-		try {
-			fs.writeSync(fd, erased, 0, length, start);
-		} finally {
-			fs.closeSync(fd);
+		if (length > 0) fs.writeSync(this.#open(), erased, 0, length, start);
+	}
+
+	#open(): number {
+		if (this.#fd === undefined) {
+			const fd = this.#fd = fs.openSync(this.file, "r+");
+			setImmediate(() => {
+				this.#fd = undefined;
+				fs.closeSync(fd);
+			});
 		}
+		return this.#fd;
 	}
 }

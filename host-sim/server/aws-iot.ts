@@ -7,6 +7,8 @@
 	  xs-ota/emulator/jobs/create {requestId, thing, form, image (base64) | imagePath, …CreateJobOptions}
 	  → xs-ota/emulator/jobs/create/accepted {requestId, jobId, streamId, fileId, fileSize, document}
 	  | xs-ota/emulator/jobs/create/rejected {requestId, message}
+	A board's flush request (host-sim/board/mqtt-network.ts, Settling) is answered in order with everything else:
+	  xs-ota/emulator/flush/CLIENT n → xs-ota/emulator/flushed/CLIENT n
 */
 
 import { createHash, randomBytes } from "node:crypto";
@@ -19,6 +21,7 @@ import { externalLink, startAedes, type AedesBroker, type BrokerLink } from "./m
 import { MqttLink } from "./mqtt-link";
 import type { ServerTls } from "./server-tls";
 import { seeded } from "../random";
+import { flushTopics } from "../board/mqtt-network";
 
 export const controlTopics = {
 	create: "xs-ota/emulator/jobs/create",
@@ -114,6 +117,8 @@ export interface AwsIot {
 	close(): Promise<void>;
 }
 
+const flushPrefix = flushTopics.request("");
+
 const serviceFilters = [
 	"$aws/things/+/jobs/get",
 	"$aws/things/+/jobs/start-next",
@@ -171,6 +176,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 	link.onMessage = (topic, payload) => {
 		try {
 			if (topic === controlTopics.create) return control(payload);
+			if (topic.startsWith(flushPrefix)) return outbox.pass(flushTopics.answer(topic.slice(flushPrefix.length)), payload);
 			if (!jobs.handle(topic, payload)) streams.handle(topic, payload);
 		}
 		catch (error) {
@@ -193,7 +199,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 			void link.publish(controlTopics.rejected, Buffer.from(JSON.stringify({ requestId: request?.requestId, message: (error as Error).message })));
 		}
 	};
-	await link.subscribe([...serviceFilters, controlTopics.create]);
+	await link.subscribe([...serviceFilters, controlTopics.create, flushTopics.requestFilter]);
 
 	let closing: Promise<void> | undefined;
 	return {
@@ -288,6 +294,11 @@ class Outbox {
 		}
 		this.#emit(topic, payload, copies);
 		this.#release();
+	}
+
+	/** Out in order after everything sent before it, untouched by faults (a board's flush answer). */
+	pass(topic: string, payload: Uint8Array): void {
+		this.#emit(topic, payload, 1);
 	}
 
 	settled(): Promise<void> {
