@@ -238,6 +238,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				else if (untilTimer !== undefined) board.clock.advance(untilTimer);
 				else break;
 			}
+			if (options.settle) while (!board.mqtt.drained()) await board.waitForNetwork(commandPollMs);
 		}
 		finally {
 			wallTime = board.clock.wallTime;

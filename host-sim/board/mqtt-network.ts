@@ -333,6 +333,22 @@ export class MqttNetwork {
 		return quiet > 0 ? quiet : undefined;
 	}
 
+	/**
+		Settling, as the board goes down (a reboot, a cut, the end of a run): whether every reply to what the
+		device sent on a connection that is up has come in, asking when needed. What came is dropped: it reached
+		a board that was going down (a real reboot outlasts a local broker's latency), and none of it is left to
+		reach the next power-on's connection by chance.
+	*/
+	drained(): boolean {
+		this.#queue.clear();
+		let drained = true;
+		for (const connection of this.#connections.values()) {
+			connection.socket.resume();
+			if (connection.state === "ready") drained = connection.settled() && drained;
+		}
+		return drained;
+	}
+
 	/** Power off: every connection vanishes without a word, queued events are lost. */
 	closeAll(): void {
 		for (const connection of [...this.#connections.values()]) connection.drop();

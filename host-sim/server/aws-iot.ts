@@ -270,7 +270,7 @@ class Outbox {
 
 	send(topic: string, payload: Uint8Array): void {
 		const faults = this.#faults;
-		if (faults.topics && !faults.topics.test(topic)) return this.#emit(topic, payload, 1);
+		if (faults.topics && !faults.topics.test(topic)) return this.#emit(topic, payload, 1, 0);
 		const seed = faults.seed ?? 1;
 		if (seed !== this.#seed) {
 			this.#seed = seed;
@@ -292,13 +292,13 @@ class Outbox {
 			this.#heldTimer = setTimeout(() => this.#release(), Math.max(50, faults.delayMs ?? 0));
 			return;
 		}
-		this.#emit(topic, payload, copies);
+		this.#emit(topic, payload, copies, faults.delayMs ?? 0);
 		this.#release();
 	}
 
 	/** Out in order after everything sent before it, untouched by faults (a board's flush answer). */
 	pass(topic: string, payload: Uint8Array): void {
-		this.#emit(topic, payload, 1);
+		this.#emit(topic, payload, 1, 0);
 	}
 
 	settled(): Promise<void> {
@@ -316,11 +316,12 @@ class Outbox {
 		if (!held) return;
 		clearTimeout(this.#heldTimer);
 		this.#held = undefined;
-		this.#emit(held.topic, held.payload, held.copies);
+		this.#emit(held.topic, held.payload, held.copies, this.#faults.delayMs ?? 0);
 	}
 
-	#emit(topic: string, payload: Uint8Array, copies: number): void {
-		const due = Date.now() + (this.#faults.delayMs ?? 0);
+	/** Hands the message over after everything before it, and at least `delayMs` real ms from now. */
+	#emit(topic: string, payload: Uint8Array, copies: number, delayMs: number): void {
+		const due = Date.now() + delayMs;
 		const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 		this.#chain = this.#chain.then(async () => {
 			const wait = due - Date.now();
