@@ -92,6 +92,8 @@ export interface DeviceOutcome {
 	state: number;
 	result: number;
 	bytesFetched: number;
+	/** UDP datagram bytes the device received (CoAP: headers and payloads, LwM2M traffic included). */
+	datagramBytesReceived: number;
 	/** MQTT message payload bytes the device received (jobs and stream messages, envelopes included). */
 	mqttBytesReceived: number;
 	/** AWS stream blocks delivered to the device. */
@@ -120,7 +122,7 @@ function makeEngine(name: EngineName, heapAfterGc: boolean, entry: string | unde
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
 	const emit = options.onEvent ?? (() => {});
-	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
+	let boots = 0, bytesFetched = 0, datagramBytesReceived = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
 	const wear: Wear = noWear();
 	const heapSlots: number[] = [];
@@ -244,6 +246,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			wallTime = board.clock.wallTime;
 			timeLeft -= board.clock.now;
 			bytesFetched += board.network.bodyBytes;
+			datagramBytesReceived += board.udp.bytesReceived;
 			mqttBytesReceived += board.mqtt.payloadBytes;
 			blocksFetched += board.mqtt.blocksDelivered;
 			ops += board.power.ops;
@@ -268,7 +271,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, datagramBytesReceived, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
 		if (end !== "power-cut")
 			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
