@@ -6,8 +6,9 @@
 	back in order.
 */
 
-import { Worker, parentPort } from "node:worker_threads";
+import { Worker, parentPort, workerData } from "node:worker_threads";
 import { runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport } from "../device";
+import { adoptBundles, builtBundles, deviceBundle } from "../engines/bundle";
 
 /** What crosses to a thread: the options without callbacks. */
 export type ThreadRun = Omit<DeviceOptions, "onEvent" | "onHeap" | "onBoard" | "online" | "commands">;
@@ -35,8 +36,11 @@ export class BoardThreads {
 	#gone: Error | undefined;
 
 	constructor(count: number) {
+		// The device bundle, built once here: each thread would spend half a second of CPU building it again.
+		deviceBundle();
+		const bundles = builtBundles();
 		this.#threads = Array.from({ length: count }, () => {
-			const thread: Thread = { worker: new Worker(new URL("./board-thread.mjs", import.meta.url)), running: 0 };
+			const thread: Thread = { worker: new Worker(new URL("./board-thread.mjs", import.meta.url), { workerData: { bundles } }), running: 0 };
 			thread.worker.on("message", (reply: Reply) => this.#reply(reply));
 			thread.worker.on("error", (error) => this.#lost(thread, error));
 			thread.worker.on("exit", (code) => this.#lost(thread, new Error(`board thread exited with code ${code}`)));
@@ -88,6 +92,7 @@ export class BoardThreads {
 
 /** The thread's side (board-thread.mjs): runs what it is sent, one reply per run. */
 export function serveBoardRuns(): void {
+	adoptBundles(workerData.bundles);
 	const port = parentPort!;
 	port.on("message", async ({ id, options, events }: Request) => {
 		const reply = (message: Reply) => port.postMessage(message);

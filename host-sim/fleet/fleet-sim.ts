@@ -11,8 +11,8 @@
 
 	A board's duration in virtual time is what its own virtual clock moved (runDevice's wallTime − startTime),
 	plus the downtime after each power cut, plus its link's transfer time (the MQTT bytes it received at its
-	link speed); its terminal status is placed at the end of the run that reported it (a board goes idle a
-	quarter second after its last message). The in-progress timer is enforced on the board's own clock: a
+	link speed); its terminal status is placed at the end of the run that reported it (a board goes idle once
+	it has settled with no timer armed). The in-progress timer is enforced on the board's own clock: a
 	board still at work when it runs out (runDevice's runFor), or still off after a cut when it does, has its
 	execution ended TIMED_OUT on the emulator, as the service would.
 
@@ -108,9 +108,9 @@ const boardTimings = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs:
 /** How long a board may run without a job timeout: AWS's longest in-progress timer, 7 days. */
 const longestRunMs = 10080 * 60_000;
 /**
-	A run ends once the board has been quiet a quarter second with no timer armed, and a busy host can be slower
-	than that to answer its $next/get: a board idle while its job is still pending is powered on again (a real
-	one would have stayed connected), at most this many times.
+	A run ends once the board has settled with no timer armed; with message loss, a reply the device waits for
+	without a timer (its $next/get) may never come: a board idle while its job is still pending is powered on
+	again (a real one would have stayed connected), at most this many times.
 */
 const maxQuietRestarts = 3;
 
