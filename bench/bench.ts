@@ -163,23 +163,20 @@ try {
 		note(`xs heap, ${size}, live, HTTPS`);
 		httpsHeap[size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "https" });
 	}
-	const mqttHeap = {} as MqttHeapResults;
-	for (const format of formats) {
-		mqttHeap[format] = {} as MqttHeapResults[Format];
-		for (const size of heapSizes) {
-			note(`xs heap, ${size}, live, MQTT ${format}`);
-			mqttHeap[format][size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "mqtt", format });
+	/** Live XS heap runs, for a 1 MiB and a 4 MiB image, for each of `keys`' deliveries. */
+	const liveHeaps = async <K extends string>(keys: readonly K[], delivery: (key: K) => Delivery) => {
+		const runs = {} as Record<K, Record<(typeof heapSizes)[number], HeapRun>>;
+		for (const key of keys) {
+			runs[key] = {} as Record<(typeof heapSizes)[number], HeapRun>;
+			for (const size of heapSizes) {
+				note(`xs heap, ${size}, live, ${describe(delivery(key))}`);
+				runs[key][size] = await heapRun(size === "1MiB" ? image : largeImage, true, delivery(key));
+			}
 		}
-	}
-
-	const coapHeap = {} as CoapHeapResults;
-	for (const mode of coapModes) {
-		coapHeap[mode] = {} as CoapHeapResults[CoapMode];
-		for (const size of heapSizes) {
-			note(`xs heap, ${size}, live, CoAP ${mode}`);
-			coapHeap[mode][size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "coap", mode });
-		}
-	}
+		return runs;
+	};
+	const mqttHeap: MqttHeapResults = await liveHeaps(formats, (format) => ({ transport: "mqtt", format }));
+	const coapHeap: CoapHeapResults = await liveHeaps(coapModes, (mode) => ({ transport: "coap", mode }));
 
 	const projection = project([
 		{ label: `HTTP update, ${defaultInterval / KiB} KiB checkpoints`, wear: cuts.find((result) => result.checkpointBytes === defaultInterval)!.wear },
