@@ -1,18 +1,23 @@
 /*
 	xs-ota command line:
-	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32]
+	  xs-ota image  --out FILE --size BYTES --version VERSION [--chip esp32] [--secure-version N] [--sign KEY.PEM[,KEY.PEM…]]
+	                (--sign: padded to a 4 KiB sector plus a Secure Boot v2 signature sector; prints each key digest)
 	  xs-ota serve  --dir DIR --port PORT [--tls-cert CHAIN.PEM --tls-key KEY.PEM]     (https with --tls-*)
 	  xs-ota serve  --mqtt [--port PORT] [--tls-cert CHAIN.PEM --tls-key KEY.PEM [--client-ca CA.PEM] [--alpn PROTO]]
 	                (AWS IoT Jobs + MQTT streams emulator on an aedes broker; mqtts with --tls-*)
-	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE]
-	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE)
+	  xs-ota serve  --lwm2m [--port PORT] [--file PACKAGE] [--bootstrap [--bootstrap-port PORT]]
+	                (local LwM2M server over CoAP/UDP, NoSec; with --file also a CoAP package server for PACKAGE;
+	                 with --bootstrap also a Bootstrap-Server that provisions it)
 	  xs-ota job create --mqtt URL --thing NAME --image FILE --form afr_ota|fota [--stream-format json|cbor]
 	                [--job-id ID] [--file-id N] [--block-size N] [--version V] [--signature BASE64]
 	  xs-ota device --dir DIR [--engine node|xs] [--url URL] [--sha256 HEX] [--policy save-point|restart|abort|none]
 	                [--cut-after-ops N] [--json] [--clock ISO-TIME] [--run-for DURATION] [--reboot-warning FILE]
 	                [--mqtt mqtt[s]://HOST:PORT --thing NAME] [--mqtt-alpn PROTO]
-	                [--lwm2m coap://HOST:PORT --endpoint NAME [--lifetime SECONDS]]   (an LwM2M server drives it)
-	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE] [--provision]
+	                [--lwm2m coap://HOST:PORT] [--bootstrap coap://HOST:PORT] --endpoint NAME [--lifetime SECONDS]
+	                [--queue [--queue-wait SECONDS]]
+	                (an LwM2M server drives it; a Bootstrap-Server may provision that server; --queue: LwM2M Queue Mode)
+	                [--ca FILE] [--mqtt-ca FILE] [--client-cert FILE --client-key FILE]
+	                [--psk-identity ID --psk-key HEX] [--provision]
 	                (PEM or DER; built into the board's app as resources, or with --provision written to its NVS)
 	                [--severity critical|major|minor] [--max-defer SECONDS] [--no-reboot-persistence]
 	                [--maintenance HH:MM --tz POSIX-TZ|IANA --window MINUTES --mode foreground|background
@@ -31,9 +36,11 @@
 import * as fs from "node:fs";
 import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage, maxVersionBytes } from "./image";
+import { keyDigestOf, signImage } from "./signing";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { Lwm2mServer } from "./server/lwm2m-server";
+import { Lwm2mBootstrapServer } from "./server/lwm2m-bootstrap";
 import { CoapFileServer } from "./server/coap-file-server";
 import { runDemo } from "./demo";
 import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
@@ -66,10 +73,10 @@ function integer(flags: Flags, name: string, required = true): number | undefine
 	return Number(value);
 }
 
-/** --port: 1 to 65535 (optional ones: the server picks a free port when absent). */
-function port(flags: Flags, required: boolean): number | undefined {
-	const value = integer(flags, "port", required);
-	if (value !== undefined && (value < 1 || value > 65535)) throw new UsageError(`--port takes 1 to 65535, not ${value}`);
+/** --port (or another port flag): 1 to 65535 (optional ones: the server picks a free port when absent). */
+function port(flags: Flags, required: boolean, name = "port"): number | undefined {
+	const value = integer(flags, name, required);
+	if (value !== undefined && (value < 1 || value > 65535)) throw new UsageError(`--${name} takes 1 to 65535, not ${value}`);
 	return value;
 }
 
@@ -78,8 +85,12 @@ async function image(flags: Flags): Promise<void> {
 	if (!(chip in chipIds)) throw new UsageError(`--chip is ${Object.keys(chipIds).join(", ")}`);
 	const version = text(flags, "version")!;
 	if (Buffer.byteLength(version) > maxVersionBytes) throw new UsageError(`--version takes at most ${maxVersionBytes} bytes (ESP-IDF's app description holds 32 with the NUL)`);
-	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip });
-	fs.writeFileSync(text(flags, "out")!, bytes);
+	const bytes = makeAppImage({ size: integer(flags, "size")!, version, chip, secureVersion: integer(flags, "secure-version", false) });
+	const keyFiles = optionalText(flags, "sign")?.split(",");
+	if (!keyFiles) return fs.writeFileSync(text(flags, "out")!, bytes);
+	const keys = keyFiles.map((file) => fs.readFileSync(file));
+	fs.writeFileSync(text(flags, "out")!, signImage(bytes, keys));
+	keys.forEach((key, index) => console.log(`key digest ${Buffer.from(keyDigestOf(key)).toString("hex")}  ${keyFiles[index]}`));
 }
 
 /** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
@@ -120,14 +131,18 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 	if (push && file === undefined) throw new UsageError("--push sends the --file package");
 	const bytes = file === undefined ? undefined : fs.readFileSync(file);
 	const filePath = file === undefined ? undefined : "/" + encodeURIComponent(file.split("/").pop()!);
+	const bootstrapPort = port(flags, false, "bootstrap-port");
+	if (bootstrapPort !== undefined && flags.bootstrap !== true) throw new UsageError("--bootstrap-port goes with --bootstrap");
 	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line) });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd)`);
+	const bootstrap = flags.bootstrap === true ? await Lwm2mBootstrapServer.start({ serverUri: server.url, port: bootstrapPort, log: (line) => console.log(line) }) : undefined;
+	if (bootstrap) console.log(`lwm2m bootstrap-server at ${bootstrap.url} (provisions ${server.url})`);
 	const files = bytes && await CoapFileServer.start();
 	if (files) {
 		files.serve(filePath!, bytes!);
 		console.log(`serving ${file} at ${files.url(filePath!)}`);
 	}
-	const stop = (code: number) => void Promise.all([server.close(), files?.close()]).then(() => process.exit(code));
+	const stop = (code: number) => void Promise.all([server.close(), bootstrap?.close(), files?.close()]).then(() => process.exit(code));
 	process.on("SIGINT", () => stop(0));
 	process.on("SIGTERM", () => stop(0));
 	if (endpoint !== undefined) driveUpdate(server, endpoint, packageUri ?? (push ? undefined : files!.url(filePath!)), push ? bytes : undefined, stop);
@@ -236,11 +251,15 @@ function maintenanceFlagProblem(problem: string): string {
 	return problem;
 }
 
-/** --ca, --mqtt-ca, --client-cert, --client-key: the board's TLS credentials, as DER. */
+/** --ca, --mqtt-ca, --client-cert, --client-key, --psk-identity, --psk-key: the board's TLS and DTLS credentials, as bytes. */
 function deviceCredentials(flags: Flags): Credentials | undefined {
 	const files = { ca: optionalText(flags, "ca"), "mqtt-ca": optionalText(flags, "mqtt-ca"), cert: optionalText(flags, "client-cert"), key: optionalText(flags, "client-key") };
 	if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError("--client-cert and --client-key go together");
-	if (Object.values(files).every((file) => file === undefined)) {
+	const pskIdentity = optionalText(flags, "psk-identity"), pskKey = optionalText(flags, "psk-key");
+	if ((pskIdentity === undefined) !== (pskKey === undefined)) throw new UsageError("--psk-identity and --psk-key go together");
+	if (pskKey !== undefined && !/^([0-9a-fA-F]{2}){1,64}$/.test(pskKey)) throw new UsageError("--psk-key is 1 to 64 bytes of hex");
+	const psk = pskIdentity === undefined ? {} : { "psk-identity": new Uint8Array(Buffer.from(pskIdentity, "utf8")), "psk-key": new Uint8Array(Buffer.from(pskKey!, "hex")) };
+	if (Object.values(files).every((file) => file === undefined) && pskIdentity === undefined) {
 		if (flags.provision === true) throw new UsageError("--provision needs credentials to write");
 		return undefined;
 	}
@@ -249,6 +268,7 @@ function deviceCredentials(flags: Flags): Credentials | undefined {
 		"mqtt-ca": files["mqtt-ca"] === undefined ? undefined : certificateDer(files["mqtt-ca"]),
 		cert: files.cert === undefined ? undefined : certificateDer(files.cert),
 		key: files.key === undefined ? undefined : privateKeyDer(files.key),
+		...psk,
 	};
 }
 
@@ -264,10 +284,14 @@ async function device(flags: Flags): Promise<void> {
 	if ((mqtt === undefined) !== (thing === undefined)) throw new UsageError("--mqtt and --thing go together");
 	if (mqtt !== undefined && !/^mqtts?:\/\/[^:/]+(:\d+)?\/?$/.test(mqtt)) throw new UsageError("--mqtt takes mqtt://host:port or mqtts://host:port");
 	const alpn = optionalText(flags, "mqtt-alpn");
-	const lwm2m = optionalText(flags, "lwm2m"), endpoint = optionalText(flags, "endpoint");
-	if ((lwm2m === undefined) !== (endpoint === undefined)) throw new UsageError("--lwm2m and --endpoint go together");
-	if (lwm2m !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(lwm2m)) throw new UsageError("--lwm2m takes coap://host:port");
+	const lwm2m = optionalText(flags, "lwm2m"), bootstrap = optionalText(flags, "bootstrap"), endpoint = optionalText(flags, "endpoint");
+	if ((lwm2m === undefined && bootstrap === undefined) !== (endpoint === undefined)) throw new UsageError("--endpoint goes with --lwm2m or --bootstrap, and they with it");
+	for (const [name, uri] of [["lwm2m", lwm2m], ["bootstrap", bootstrap]])
+		if (uri !== undefined && !/^coap:\/\/[^:/]+(:\d+)?\/?$/.test(uri)) throw new UsageError(`--${name} takes coap://host:port`);
 	const lifetime = integer(flags, "lifetime", false);
+	const queueWait = integer(flags, "queue-wait", false);
+	if ((flags.queue === true || queueWait !== undefined) && lwm2m === undefined && bootstrap === undefined) throw new UsageError("--queue and --queue-wait go with --lwm2m or --bootstrap");
+	if (queueWait !== undefined && flags.queue !== true) throw new UsageError("--queue-wait goes with --queue");
 	const report = json ? undefined : new ConsoleReport({ logs: true });
 	const onEvent = report ? report.show : (event: DeviceReport) => console.log(JSON.stringify(event));
 	const severity = optionalText(flags, "severity") as SeverityName | undefined;
@@ -287,7 +311,9 @@ async function device(flags: Flags): Promise<void> {
 		maintenance,
 		config: {
 			...(flags["no-reboot-persistence"] === true ? { rebootPersistence: false } : {}), ...(alpn !== undefined ? { mqttAlpn: alpn } : {}),
-			...(lwm2m !== undefined ? { lwm2m, endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+			...(endpoint !== undefined ? { endpoint, ...(lifetime !== undefined ? { lifetime } : {}) } : {}),
+			...(lwm2m !== undefined ? { lwm2m } : {}), ...(bootstrap !== undefined ? { bootstrap } : {}),
+			...(flags.queue === true ? { queueMode: true, ...(queueWait !== undefined ? { queueWait } : {}) } : {}),
 		},
 		credentials: deviceCredentials(flags),
 		provisioned: flags.provision === true,
@@ -318,6 +344,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "size", value: "BYTES", help: "its size; required" },
 			{ name: "version", value: "VERSION", help: "the version in its app description; required" },
 			{ name: "chip", value: "esp32|esp32s3|esp32c3|…", help: "the chip id in its header (default esp32)" },
+			{ name: "secure-version", value: "N", help: "the anti-rollback counter in its app description (default 0)" },
+			{ name: "sign", value: "KEY.PEM[,KEY.PEM…]", help: "append a Secure Boot v2 signature block per key (RSA-3072 or P-256, at most 3)" },
 		],
 	},
 	serve: {
@@ -335,6 +363,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "update", value: "ENDPOINT", help: "lwm2m: update ENDPOINT when it registers (Package URI of --file, or --package-uri), then exit" },
 			{ name: "package-uri", value: "URI", help: "lwm2m --update: write this Package URI (http(s):// or coap://) instead of --file's" },
 			{ name: "push", help: "lwm2m --update: push --file to /5/0/0 by Block1 instead of writing its URI" },
+			{ name: "bootstrap", help: "lwm2m: also run a Bootstrap-Server that provisions this LwM2M server" },
+			{ name: "bootstrap-port", value: "PORT", help: "lwm2m --bootstrap: the Bootstrap-Server's port (one is picked when absent)" },
 		],
 	},
 	job: {
@@ -370,12 +400,17 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "thing", value: "NAME", help: "the thing name on the broker" },
 			{ name: "mqtt-alpn", value: "PROTO", help: "ALPN protocol to offer over mqtts" },
 			{ name: "lwm2m", value: "coap://HOST:PORT", help: "register with this LwM2M server (with --endpoint)" },
+			{ name: "bootstrap", value: "coap://HOST:PORT", help: "ask this Bootstrap-Server for the LwM2M server (with --endpoint)" },
 			{ name: "endpoint", value: "NAME", help: "the board's LwM2M endpoint name" },
 			{ name: "lifetime", value: "SECONDS", help: "the LwM2M registration lifetime (default 300, at least 60)" },
+			{ name: "queue", help: "LwM2M Queue Mode: listen only for a while after each exchange, the server queues its requests" },
+			{ name: "queue-wait", value: "SECONDS", help: "--queue: how long it listens after each exchange (default 93, CoAP MAX_TRANSMIT_WAIT)" },
 			{ name: "ca", value: "FILE", help: "the CA the board trusts for HTTPS" },
 			{ name: "mqtt-ca", value: "FILE", help: "the CA the board trusts for MQTT" },
 			{ name: "client-cert", value: "FILE", help: "the board's client certificate" },
 			{ name: "client-key", value: "FILE", help: "the board's client key" },
+			{ name: "psk-identity", value: "ID", help: "the board's DTLS PSK identity (coaps://)" },
+			{ name: "psk-key", value: "HEX", help: "the board's DTLS pre-shared key" },
 			{ name: "provision", help: "write the credentials to the board's preferences, not its app" },
 			{ name: "severity", value: "critical|major|minor", help: "--url: the update's severity (critical installs at once)" },
 			{ name: "max-defer", value: "SECONDS", help: "--url: how long the install may wait for a window" },

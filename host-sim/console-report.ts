@@ -33,12 +33,13 @@ export class ConsoleReport {
 		this.#write(`${text}\n`);
 	}
 
-	/** The closing line: how the run ended, the state it left, what runs, what was fetched. */
+	/** The closing line: how the run ended, the state it left, what runs, what was fetched, how long it listened for CoAP. */
 	summary(outcome: DeviceOutcome): string {
 		const how = { idle: "idle", "shut-down": "shut down in order", "power-cut": "power cut", "time-up": "--run-for reached" }[outcome.end];
 		const fetched = outcome.bytesFetched + outcome.mqttBytesReceived;
 		return `${how}: ${stateAndResult(outcome.state, outcome.result)}; running ${outcome.running.version} from slot ${outcome.running.slot}; ` +
-			`${fetched.toLocaleString("en")} bytes received`;
+			`${fetched.toLocaleString("en")} bytes received` +
+			(outcome.listeningMs ? `; CoAP socket open ${(outcome.listeningMs / 1000).toFixed(1)} s` : "");
 	}
 
 	#lineFor(event: DeviceReport): string | undefined {

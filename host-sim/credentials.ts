@@ -13,7 +13,9 @@ import { resourcesFolder } from "./board/board";
 import { PowerSupply } from "./board/power";
 
 /** The names src/platform/tls-credentials.ts looks up. */
-export type Credentials = { ca?: Uint8Array; "mqtt-ca"?: Uint8Array; cert?: Uint8Array; key?: Uint8Array };
+export type Credentials = {
+	ca?: Uint8Array; "mqtt-ca"?: Uint8Array; cert?: Uint8Array; key?: Uint8Array; "psk-identity"?: Uint8Array; "psk-key"?: Uint8Array;
+};
 
 const tlsDomain = "xs-ota-tls";
 

@@ -56,6 +56,8 @@ export interface DeviceOptions {
 	thing?: string;
 	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
 	layout?: BoardLayout;
+	/** The image a board created by this run leaves the factory with (a signed one, say); default version 1.0.0. */
+	factoryImage?: Uint8Array;
 	/** XS heap slots after each delivered event (xs engine), interleaved with onEvent's reports. */
 	onHeap?: (slots: number) => void;
 	/** Benchmarks only: collect garbage before each heap reading, so it counts live slots. */
@@ -109,6 +111,8 @@ export interface DeviceOutcome {
 	wallTime: number;
 	/** Events delivered to the device (timers, socket events, commands) over all boots: how often it woke up. */
 	wakeups: number;
+	/** Virtual milliseconds with a UDP socket open, over all boots: how long the radio listened for CoAP. */
+	listeningMs: number;
 }
 
 export const factoryVersion = "1.0.0";
@@ -128,13 +132,13 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 	const heapSlots: number[] = [];
 	let url = options.url;
 	let requestAcknowledged = false;
-	let wakeups = 0;
+	let wakeups = 0, listeningMs = 0;
 	/** The agent shut down in order in this power-on: the run then ends with that, not with "idle". */
 	let shutDown = false;
 	let wallTime = options.startTime ?? Date.now(), timeLeft = options.runFor ?? Infinity;
 	const commands = options.commands ?? [];
 	const rebootWarning = options.rebootWarning ?? process.env.XS_OTA_REBOOT_WARNING;
-	prepareFactoryBoard(options.dir, options.layout);
+	prepareFactoryBoard(options.dir, options.layout, options.factoryImage);
 	if (options.credentials) (options.provisioned ? provision : installResources)(options.dir, options.credentials);
 	for (;;) {
 		const board = new Board({
@@ -252,6 +256,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());
 			board.shutDown();
+			listeningMs += board.udp.listeningMs;
 			engine.dispose();
 		}
 		if (stop === "cut") {
@@ -271,7 +276,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, datagramBytesReceived, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, datagramBytesReceived, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups, listeningMs };
 		if (end !== "power-cut")
 			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
@@ -281,10 +286,10 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 /** The files of a factory-fresh board, by layout: made once per process, copied for every further board. */
 const factoryFiles = new Map<BoardLayout, Map<string, Uint8Array>>();
 
-/** A board fresh from the factory runs version 1.0.0 from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB"): void {
+/** A board fresh from the factory runs version 1.0.0 (or `image`) from ota_0 (flashed over serial: no power cuts). */
+export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB", image?: Uint8Array): void {
 	if (fs.existsSync(path.join(dir, boardFile))) return;
-	const files = factoryFiles.get(layout);
+	const files = image ? undefined : factoryFiles.get(layout);
 	if (files) {
 		fs.mkdirSync(dir, { recursive: true });
 		// board.json last: it is what makes the folder a board.
@@ -292,10 +297,11 @@ export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB"): v
 		return;
 	}
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
-	const image = makeAppImage({ size: 256 * 1024, version: factoryVersion });
+	const flashed = image ?? makeAppImage({ size: 256 * 1024, version: factoryVersion });
 	const slot = storage.appSlot(0);
-	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
-	slot.write(0, image.length, image);
+	for (let sector = 0; sector * slot.blockSize < flashed.length; sector++) slot.erase(sector);
+	slot.write(0, flashed.length, flashed);
+	if (image) return;
 	const names = [...storage.partitionFiles(), boardFile];
 	factoryFiles.set(layout, new Map(names.map((name) => [name, new Uint8Array(fs.readFileSync(path.join(dir, name)))])));
 }

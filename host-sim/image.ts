@@ -44,10 +44,12 @@ export type AppImageOptions = {
 	projectName?: string;
 	/** Append the SHA-256 (as ESP-IDF does by default); false: the image ends with its checksum. */
 	hashAppended?: boolean;
+	/** esp_app_desc_t.secure_version, the anti-rollback counter (default 0). */
+	secureVersion?: number;
 };
 
 export function makeAppImage(options: AppImageOptions): Uint8Array {
-	const { size, version, chip = "esp32", projectName = "xs-ota-app", hashAppended = true } = options;
+	const { size, version, chip = "esp32", projectName = "xs-ota-app", hashAppended = true, secureVersion = 0 } = options;
 	if (!Number.isInteger(size) || size <= 0 || size > 16 * 1024 * 1024) throw new Error("bad size");
 	const chipId = chipIds[chip];
 	if (chipId === undefined) throw new Error("unknown chip");
@@ -84,7 +86,7 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 		offset += segmentHeaderLength;
 		const data = image.subarray(offset, offset + lengths[index]);
 		random.fill(data);
-		if (index === 0) writeDescription(data, version, projectName, size);
+		if (index === 0) writeDescription(data, version, projectName, size, secureVersion);
 		for (const byte of data) xor ^= byte;
 		offset += lengths[index];
 	}
@@ -124,9 +126,10 @@ function segmentLengths(layout: Segment[], dataLength: number): number[] {
 
 // esp_app_desc_t: magic, secure version, 2 reserved words, version, project name, time, date, IDF version,
 // ELF SHA-256, reserved to 256 bytes.
-function writeDescription(data: Uint8Array, version: string, projectName: string, size: number): void {
+function writeDescription(data: Uint8Array, version: string, projectName: string, size: number, secureVersion: number): void {
 	data.fill(0, 0, descriptionLength);
 	new DataView(data.buffer, data.byteOffset).setUint32(0, descriptionMagic, true);
+	new DataView(data.buffer, data.byteOffset).setUint32(4, secureVersion, true);
 	writeField(data, 16, maxVersionBytes + 1, version, "version");
 	writeField(data, 48, 32, projectName, "project name");
 	writeField(data, 80, 16, "12:00:00", "time");

@@ -2,7 +2,8 @@
 // package named by config.update (mcconfig -m -p esp32 update=https://host/app.bin) when it is new. With
 // config.mqtt (mqtt://host:port, or mqtts://host[:8883] with a client certificate: platform/tls-credentials.ts) and
 // config.thing it also follows that thing's AWS IoT jobs. With config.lwm2m (coap://host[:port]) and
-// config.endpoint it registers with that LwM2M server, which drives updates through Object 5. Package URIs may
+// config.endpoint it registers with that LwM2M server, which drives updates through Object 5; with
+// config.bootstrap (coap://host[:port]) a Bootstrap-Server provisions that server. Package URIs may
 // be http(s):// or coap://. Maintenance (windows, opt-out) starts from the persisted settings, or from config
 // the first time.
 
@@ -14,11 +15,13 @@ import { EspBootControl } from "./platform/boot-control";
 import { ModdableClock } from "./platform/clock";
 import { Sha256 } from "./platform/digest";
 import { ModdableFlashSlot } from "./platform/flash-slot";
+import { ModdableRunningImage } from "./platform/running-image";
 import { ModdableHttpClient } from "./platform/http-client";
 import { Preferences } from "./platform/preferences";
 import { Md5 } from "./platform/digest";
 import { ModdableMqttConnector } from "./platform/mqtt-client";
-import { P256Verifier } from "./platform/signature";
+import { NativeKeyVerifier, P256Verifier } from "./platform/signature";
+import { ImageTrust, parseKeyDigests } from "./agent/image-trust";
 import { validThingName } from "./agent/job-document";
 import { defaultJobsOptions } from "./transport/aws-jobs";
 import { defaultStreamOptions } from "./transport/aws-stream";
@@ -26,16 +29,19 @@ import { AwsUpdates } from "./transport/aws-updates";
 import { Maintenance, type MaintenanceListener, type MaintenanceSettings, type MaintenanceTask, defaultMaintenanceOptions } from "./agent/maintenance";
 import { ModdableRebootWarning } from "./platform/reboot-warning";
 import { online } from "./platform/network-status";
-import { awsMqttAlpn } from "./platform/tls-credentials";
+import { awsMqttAlpn, pskCredentials } from "./platform/tls-credentials";
+import { dtlsCrypto } from "./platform/dtls-crypto";
+import { DtlsUdpOpener } from "./dtls/socket";
+import { defaultDtlsOptions } from "./dtls/session";
 import { udp } from "./platform/udp-socket";
-import { CoapEndpoint, defaultEndpointOptions } from "./coap/endpoint";
+import { CoapEndpoint, type CoapReply, type CoapRequest, type EndpointOptions, defaultEndpointOptions, maxTransmitWaitMs } from "./coap/endpoint";
 import { Code } from "./coap/message";
 import { CoapPull } from "./transport/coap-pull";
 import { PackagePush } from "./transport/package-push";
 import { Lwm2mClient, type Lwm2mPorts } from "./lwm2m/client";
 import { type ServerSettings, deviceObject, minLifetime, securityObject, serverObject } from "./lwm2m/device-objects";
 import { FirmwareUpdateObject } from "./lwm2m/firmware-update";
-import type { DownloadListener } from "./agent/download";
+import type { DownloadListener } from "./transport/transfer";
 import type { DownloadRecord } from "./agent/record";
 import type { Url } from "./platform/ports";
 
@@ -68,8 +74,11 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const aws = createAwsUpdates(slot, boot, clock);
 	const maintenanceOptions = { ...defaultMaintenanceOptions, networkRetryMs: numberSetting("networkRetryMs", defaultMaintenanceOptions.networkRetryMs) };
 	const maintenance = new Maintenance({ clock, store, log, online }, maintenanceOptions, listener);
+	const chipId = chipIdOf(String(config.chip ?? "esp32"));
+	const running = new ModdableRunningImage();
 	const ports = {
 		slot,
+		running,
 		store,
 		boot,
 		clock,
@@ -81,7 +90,12 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		jobServer: aws?.jobServer,
 		gate: maintenance,
 		warning: new ModdableRebootWarning(store, typeof config.rebootWarningFile === "string" ? config.rebootWarningFile : ""),
-		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: openCoap(), udp, slot, clock, log }, download, record, url, listener) },
+		trust: new ImageTrust({ running, keys: new NativeKeyVerifier(), digest: new Sha256(), log }, {
+			requireSignature: config.requireSignature === true || config.requireSignature === "true",
+			trustedKeys: parseKeyDigests(String(config.trustedKeys ?? "")),
+			revokedKeys: parseKeyDigests(String(config.revokedKeys ?? "")),
+		}, chipId),
+		coap: { open: (record: DownloadRecord, url: Url, listener: DownloadListener) => new CoapPull({ coap: url.scheme === "coaps" ? openCoaps() : openCoap(), udp, slot, clock, log }, download, record, url, listener) },
 		push: { open: (record: DownloadRecord, listener: DownloadListener) => new PackagePush({ slot, clock, log }, numberSetting("pushSilenceMs", 120000), 1024, record, listener) },
 		log,
 	};
@@ -92,12 +106,20 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	/** The orderly shutdown under way ends in a power-off, not a restart. */
 	let poweringOff = false;
 	let coap: CoapEndpoint | undefined;
+	const endpointOptions = coapOptions();
+	const requests = { request: (request: CoapRequest, reply: (response: CoapReply) => void) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })) };
 	const openCoap = (): CoapEndpoint => {
-		coap ??= new CoapEndpoint({ udp, clock, log }, { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) }, {
-			request: (request, reply) => (lwm2m ? lwm2m.request(request, reply) : reply({ code: Code.notFound })),
-		});
+		coap ??= new CoapEndpoint({ udp, clock, log }, endpointOptions, requests);
 		if (!coap.isOpen) coap.open(0);
 		return coap;
+	};
+	// coaps:// goes through a second endpoint on its own socket, whose datagrams DTLS protects (src/dtls):
+	// it too exists only once something asks for it.
+	let coaps: CoapEndpoint | undefined;
+	const openCoaps = (): CoapEndpoint => {
+		coaps ??= new CoapEndpoint({ udp: new DtlsUdpOpener({ udp, crypto: dtlsCrypto, clock, log, credentials: pskCredentials }, defaultDtlsOptions), clock, log }, endpointOptions, requests);
+		if (!coaps.isOpen) coaps.open(0);
+		return coaps;
 	};
 	const download = {
 		...defaultAgentOptions.download,
@@ -107,8 +129,8 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	};
 	const lwm2mSelfTest: SelfTest = (done) => (lwm2m ? lwm2m.selfTest(done) : done(true));
 	const options = {
-		...defaultAgentOptions, chipId: chipIdOf(String(config.chip ?? "esp32")), download,
-		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
+		...defaultAgentOptions, chipId, download,
+		selfTest: chainSelfTests(aws?.selfTest, chainSelfTests(typeof config.lwm2m === "string" || typeof config.bootstrap === "string" ? lwm2mSelfTest : undefined, appSelfTest)),
 		rebootPersistence: config.rebootPersistence !== false && config.rebootPersistence !== "false",
 		warningPollMs: numberSetting("warningPollMs", defaultAgentOptions.warningPollMs),
 		maxDeferSeconds: numberSetting("maxDeferSeconds", defaultAgentOptions.maxDeferSeconds),
@@ -131,6 +153,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 		// outstanding outlives the shutdown.
 		shutDown: () => {
 			aws?.stop();
+			coaps?.close();
 			coap?.abandon();
 			if (lwm2m) lwm2m.stop(poweringOff, () => coap?.close());
 			else coap?.close();
@@ -167,16 +190,22 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	return updater;
 }
 
-/** The LwM2M client config.lwm2m and config.endpoint ask for, or undefined. */
+function coapOptions(): EndpointOptions {
+	return { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+}
+
+/** The LwM2M client config.lwm2m or config.bootstrap, and config.endpoint, ask for, or undefined. */
 function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEndpoint, others: Omit<Lwm2mPorts, "coap">, maxDeferSeconds: number, reboot: () => void): Lwm2mClient | undefined {
 	const serverUri = typeof config.lwm2m === "string" ? config.lwm2m : "";
+	const bootstrapUri = typeof config.bootstrap === "string" ? config.bootstrap : "";
 	const endpoint = typeof config.endpoint === "string" ? config.endpoint : "";
-	if (!serverUri) return undefined;
+	if (!serverUri && !bootstrapUri) return undefined;
 	if (!/^[\x21-\x7e]{1,64}$/.test(endpoint) || /[&=?]/.test(endpoint)) {
 		log("lwm2m off: config.endpoint must be 1 to 64 visible characters without & = ?");
 		return undefined;
 	}
 	const ports: Lwm2mPorts = { ...others, coap: openCoap() };
+	const queueMode = config.queueMode === true || config.queueMode === "true";
 	const lifetime = numberSetting("lifetime", 300);
 	if (lifetime < minLifetime) log(`lwm2m lifetime ${lifetime} s raised to ${minLifetime} s`);
 	const settings: ServerSettings = {
@@ -201,6 +230,10 @@ function createLwm2m(agent: Agent, boot: EspBootControl, openCoap: () => CoapEnd
 		firmware,
 	], firmware, settings, {
 		endpoint, retryBaseMs: numberSetting("registrationRetryMs", 4000), retryMaxMs: 600000, maxMessageBytes: defaultEndpointOptions.maxMessageBytes,
+		// A Bootstrap-Server that goes silent is asked again after EXCHANGE_LIFETIME (RFC 7252: 247 s).
+		bootstrap: bootstrapUri ? { uri: bootstrapUri, timeoutMs: numberSetting("bootstrapTimeoutMs", 247000) } : undefined,
+		// Queue Mode listens MAX_TRANSMIT_WAIT after each exchange unless config.queueWait (s) says otherwise.
+		queueWaitMs: queueMode ? numberSetting("queueWait", maxTransmitWaitMs(coapOptions()) / 1000) * 1000 : 0,
 	}, { acknowledged: (updateId) => agent.acknowledgeResult(updateId) });
 	return client;
 }

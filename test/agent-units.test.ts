@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { FirmwareObject, Result, State, canTransition } from "../src/agent/firmware-object";
 import { RecordStore, decodeRecord, emptyRecord, encodeRecord, encodedLength, recordKeys, type DownloadRecord } from "../src/agent/record";
 import { decide, isStrongEtag, parseContentRange, requestHeaders } from "../src/agent/resume";
-import { retryAfterMs } from "../src/agent/download";
+import { retryAfterMs } from "../src/transport/http-pull";
 import { isRsaKey } from "../src/lib/pkcs8";
 import { parseUrl, resolveLocation } from "../src/agent/url";
 import { MemoryStore } from "./support/memory-store";

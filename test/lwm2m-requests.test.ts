@@ -1,8 +1,9 @@
 // The LwM2M client's answers at the edges of its requests, on both engines (issue 20): resource-instance
 // paths, writes in Block1 parts (gathered whole or refused, never applied in part), the Package in every
 // format an Opaque resource may be written in, pmin across Registration Updates, the lifetime's one minimum,
-// and an orderly shutdown that ends promptly and de-registers. The board runs against the local server
-// (host-sim/server/lwm2m-server.ts); single Block1 parts and a silent observer come from a bare UDP socket.
+// and an orderly shutdown that ends promptly and de-registers, also right after a burst of random and mutated
+// datagrams. The board runs against the local server (host-sim/server/lwm2m-server.ts); single Block1 parts, a
+// silent observer and the burst come from a bare UDP socket.
 
 import { test } from "uvu";
 import { spawn } from "node:child_process";
@@ -13,6 +14,8 @@ import { runDevice, type DeviceCommand, type DeviceOutcome, type DeviceReport } 
 import { RawCoapPeer, block, option, uint, uintOf } from "./support/raw-coap-peer";
 import { tempDir } from "./support/sim";
 import { makeAppImage } from "../host-sim/image";
+import { seeded } from "../host-sim/random";
+import { generate } from "coap-packet";
 
 const engines = ["node", "xs"] as const;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -74,6 +77,88 @@ async function updated(endpoint: string, trigger: () => Promise<unknown>): Promi
 		clearTimeout(timer);
 		lwm2m.off("update", listener);
 	}
+}
+
+/**
+	`xs-ota device` registered with the server, in its own process group as a shell gives a foreground command.
+	stopsInOrder sends it a signal (to the whole group, or the process alone) and checks it shut down in order,
+	promptly, and de-registered.
+*/
+function deviceCommand(engine: "node" | "xs") {
+	const endpoint = `requests-cli-${engine}-${++boards}`;
+	const registered = lwm2m.waitForRegistration(endpoint, 60000);
+	registered.catch(() => {});
+	const child = spawn(process.execPath, [`${root}host-sim/bin/xs-ota.js`, "device", "--dir", tempDir(`requests-cli-${engine}`), "--engine", engine,
+		"--lwm2m", lwm2m.url, "--endpoint", endpoint, "--json"], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+	let output = "";
+	child.stdout!.on("data", (chunk) => (output += chunk));
+	child.stderr!.on("data", (chunk) => (output += chunk));
+	const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+	const kill = () => {
+		if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
+	};
+	return {
+		endpoint, registered, kill,
+		async stopsInOrder(signal: NodeJS.Signals, group: boolean): Promise<void> {
+			process.kill(group ? -child.pid! : child.pid!, signal);
+			// Generous: the shutdown takes milliseconds; before, retransmissions held the run for over a minute.
+			const timer = setTimeout(kill, 30000);
+			const code = await exited;
+			clearTimeout(timer);
+			const events = output.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as DeviceReport);
+			assert.is(code, 0, output.slice(-4000));
+			assert.ok(events.some((event) => event.event === "shutdown"), output.slice(-4000));
+			assert.ok(events.some((event) => event.event === "shut-down"), output.slice(-4000));
+			assert.is(lwm2m.registration(endpoint), undefined, "de-registered");
+		},
+	};
+}
+
+/**
+	`count` datagrams for a CoAP server, from `random`: a third random bytes, the rest valid LwM2M requests with
+	one to three mutations (a bit flipped, a byte replaced, cut short, bytes appended or inserted, a bad option
+	nibble).
+*/
+function fuzzBurst(random: () => number, count: number): Buffer[] {
+	const pick = (n: number) => Math.floor(random() * n);
+	const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => pick(256)));
+	const query = (value: string) => ({ name: "Uri-Query", value: text(value) });
+	const path = (value: string) => value.split("/").filter(Boolean).map((segment) => ({ name: "Uri-Path", value: text(segment) }));
+	const valid = (): Buffer => {
+		const token = bytes(pick(9)), messageId = pick(0x10000), confirmable = random() < 0.8;
+		const base = [
+			{ code: "GET", options: path("/3/0") },
+			{ code: "GET", options: [...path("/3/0/0"), { name: "Accept", value: uint(0) }] },
+			{ code: "GET", options: [{ name: "Observe", value: uint(0) }, ...path("/5/0/3")] },
+			{ code: "PUT", options: [...path("/5/0/3"), query("pmin=1"), query("pmax=2")] },
+			{ code: "GET", options: [...path("/5/0"), { name: "Accept", value: uint(40) }] },
+			{ code: "GET", options: [...path("/3/0"), { name: "Block2", value: block(pick(4), false, 0) }] },
+			{ code: "PUT", options: [...path("/1/0/2"), contentFormat(0)], payload: text(String(pick(10))) },
+			{ code: "POST", options: [...path("/3/0/1")] },
+		][pick(8)];
+		return generate({ code: base.code, confirmable, messageId, token, options: base.options, payload: base.payload });
+	};
+	const mutate = (datagram: Buffer): Buffer => {
+		const at = pick(datagram.length);
+		switch (pick(6)) {
+			case 0: datagram[at] ^= 1 << pick(8); return datagram;
+			case 1: datagram[at] = pick(256); return datagram;
+			case 2: return datagram.subarray(0, at);
+			case 3: return Buffer.concat([datagram, bytes(1 + pick(16))]);
+			case 4: return Buffer.concat([datagram.subarray(0, at), bytes(1 + pick(4)), datagram.subarray(at)]);
+			default: datagram[Math.min(4 + (datagram[0] & 15), datagram.length - 1)] |= 0xf0 >> pick(2) * 4; return datagram;
+		}
+	};
+	const burst: Buffer[] = [];
+	for (let i = 0; i < count; i++) {
+		if (random() < 1 / 3) burst.push(bytes(pick(64)));
+		else {
+			let datagram = valid();
+			for (let mutations = 1 + pick(3); mutations > 0 && datagram.length; mutations--) datagram = mutate(datagram);
+			burst.push(datagram);
+		}
+	}
+	return burst;
 }
 
 const to = (registration: Registration) => ({ address: registration.address, port: registration.port });
@@ -197,35 +282,43 @@ for (const engine of engines) {
 	test(`${engine}: Ctrl-C (SIGINT to the command's process group) shuts the board down in order, promptly, and de-registers`, async () => {
 		const silent = await RawCoapPeer.open();
 		silent.acknowledge = false;
-		const endpoint = `requests-cli-${engine}-${++boards}`;
-		const registered = lwm2m.waitForRegistration(endpoint, 60000);
-		registered.catch(() => {});
-		// Its own process group, as a shell gives a foreground command: the signal goes to the whole group.
-		const child = spawn(process.execPath, [`${root}host-sim/bin/xs-ota.js`, "device", "--dir", tempDir(`requests-cli-${engine}`), "--engine", engine,
-			"--lwm2m", lwm2m.url, "--endpoint", endpoint, "--json"], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-		let output = "";
-		child.stdout!.on("data", (chunk) => (output += chunk));
-		child.stderr!.on("data", (chunk) => (output += chunk));
-		const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+		const cli = deviceCommand(engine);
 		try {
-			const registration = await registered;
+			const registration = await cli.registered;
 			assert.is((await silent.request(to(registration), { code: "PUT", path: "/5/0/3", options: [{ name: "Uri-Query", value: text("pmax=1") }] })).code, "2.04");
 			assert.is((await silent.request(to(registration), { code: "GET", path: "/5/0/3", options: [{ name: "Observe", value: uint(0) }] })).code, "2.05");
 			for (let i = 0; i < 6000 && !silent.received.some((packet) => packet.confirmable); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-			process.kill(-child.pid!, "SIGINT");
-			// Generous: the shutdown takes milliseconds; before, the retransmissions held the run for over a minute.
-			const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 45000);
-			const code = await exited;
-			clearTimeout(timer);
-			const events = output.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as DeviceReport);
-			assert.is(code, 0, output);
-			assert.ok(events.some((event) => event.event === "shutdown"), output);
-			assert.ok(events.some((event) => event.event === "shut-down"), output);
-			assert.is(lwm2m.registration(endpoint), undefined, "de-registered");
+			await cli.stopsInOrder("SIGINT", true);
 		}
 		finally {
-			if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL");
+			cli.kill();
 			await silent.close();
+		}
+	});
+
+	test(`${engine}: after a burst of random and mutated datagrams the board answers, stays registered, and SIGTERM ends the run in order`, async () => {
+		const fuzzer = await RawCoapPeer.open();
+		// A hostile peer: the observations its mutated requests start are never acknowledged.
+		fuzzer.acknowledge = false;
+		const cli = deviceCommand(engine);
+		try {
+			const registration = await cli.registered;
+			const datagrams = fuzzBurst(seeded(20), 2000);
+			for (let i = 0; i < datagrams.length; i++) {
+				await fuzzer.send(to(registration), datagrams[i]);
+				// A breath now and then, or the sockets' buffers drop most of the burst unread.
+				if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+			}
+			const read = await lwm2m.read(cli.endpoint, "/3/0", "tlv");
+			assert.ok(fuzzer.received.length > 500, `the board answered the burst (${fuzzer.received.length} datagrams)`);
+			assert.is(read.code, "2.05");
+			assert.is((read.value as { [id: number]: unknown })[0], "xs-ota", "Manufacturer");
+			assert.is(lwm2m.registration(cli.endpoint)?.location, registration.location, "still registered, at the same location");
+			await cli.stopsInOrder("SIGTERM", false);
+		}
+		finally {
+			cli.kill();
+			await fuzzer.close();
 		}
 	});
 

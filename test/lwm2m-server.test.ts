@@ -170,7 +170,7 @@ lwm2m("register answers 2.01 with rd/<id>, and the registration holds what the c
 	assert.equal({ ...registration, registeredAt: 0, updatedAt: 0 }, {
 		endpoint: context.endpoint, location: reply.location, lifetime: 120, binding: "U", lwm2mVersion: "1.1",
 		objectLinks: `</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</5/0>`, address: "127.0.0.1", port: context.client.port,
-		registeredAt: 0, updatedAt: 0, updates: 0,
+		registeredAt: 0, updatedAt: 0, updates: 0, queueMode: false, awake: true,
 	});
 	assert.is(events.length, 1);
 	assert.is(context.server.url, `coap://127.0.0.1:${context.server.port}`);
@@ -193,6 +193,35 @@ lwm2m("update refreshes the registration, an unknown id gets 4.04, delete ends i
 	assert.is(gone[0].location, location);
 	assert.is((await context.client.send(context.server, "POST", location)).code, "4.04", "an update after de-registration");
 	await rejects(context.server.read(context.endpoint, "/3/0"), /not registered/);
+});
+
+lwm2m("Queue Mode: requests for a sleeping client wait, and go out in order once it sends a Registration Update", async (context) => {
+	const server = await Lwm2mServer.start({ awakeTimeMs: 100 });
+	try {
+		const { client, endpoint } = context;
+		const reply = await client.send(server, "POST", "/rd", `ep=${endpoint}&lt=300&lwm2m=1.1&b=U&Q`, "</5/0>");
+		assert.is(reply.code, "2.01");
+		const registration = server.registration(endpoint)!;
+		assert.ok(registration.queueMode);
+		client.handler = (_request, response) => {
+			response.code = "2.04";
+			response.end();
+		};
+		await new Promise((resolve) => server.once("sleep", resolve));
+		assert.is(registration.awake, false);
+		const write = server.write(endpoint, "/5/0/1", "coap://127.0.0.1/app.bin");
+		const execute = server.execute(endpoint, "/5/0/2");
+		assert.is(server.queued(endpoint), 2);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		assert.equal(client.requests, [], "nothing sent to the sleeping client");
+		assert.is((await client.send(server, "POST", reply.location)).code, "2.04");
+		assert.equal([await write, await execute], ["2.04", "2.04"]);
+		assert.equal(client.requests.map((request) => `${request.method} ${request.path}`), ["PUT /5/0/1", "POST /5/0/2"], "in the order asked");
+		assert.is(server.queued(endpoint), 0);
+	}
+	finally {
+		await server.close();
+	}
 });
 
 lwm2m("registering the same endpoint again replaces it; an unrenewed registration expires", async (context) => {

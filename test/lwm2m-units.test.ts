@@ -15,6 +15,10 @@ import { contentFormats, encode, type Lwm2mFormat } from "../host-sim/server/lwm
 import { createHash } from "node:crypto";
 import { decodeTlv, encodeTlv } from "../src/lwm2m/tlv";
 import { FakeClock } from "./support/fake-clock";
+import { PreferenceStore } from "../host-sim/board/nvs";
+import { PowerCutError, PowerSupply } from "../host-sim/board/power";
+import { type Provisioning, ProvisioningStore, check } from "../src/lwm2m/provisioning";
+import { tempDir } from "./support/sim";
 import { MemoryStore } from "./support/memory-store";
 
 function hex(text: string): Uint8Array {
@@ -135,6 +139,7 @@ function observed(attributes = {}) {
 	const clock = new FakeClock(1.7e12), store = new MemoryStore();
 	let value = 0, connected = true;
 	const sent: { value: number; at: number }[] = [];
+	const wakes: number[] = [];
 	const host = {
 		snapshot: (): Snapshot => ({ code: 69, payload: new Uint8Array([value]), number: value }),
 		notify: (_o: Observation, snapshot: Snapshot, delivered: (ok: boolean) => void) => {
@@ -143,12 +148,13 @@ function observed(attributes = {}) {
 		},
 		defaults: () => ({ pmin: 0, pmax: 0 }),
 		connected: () => connected,
+		wake: () => wakes.push(clock.ticks()),
 	};
 	const observations = new Observations({ clock, log: () => {} }, new Session(store, () => {}), host);
 	observations.setAttributes([3303, 0, 5700], attributes);
 	observations.add({ address: "10.0.0.1", port: 5683 }, new Uint8Array([1, 2]), [3303, 0, 5700], ContentFormat.senmlJson, host.snapshot());
 	return {
-		clock, store, sent, observations, host,
+		clock, store, sent, wakes, observations, host,
 		set(v: number) { value = v; observations.changed([3303, 0, 5700]); },
 		setConnected(c: boolean) { connected = c; },
 	};
@@ -163,6 +169,28 @@ test("observe: pmin holds a change back, pmax sends without one", () => {
 	assert.equal(o.sent, [{ value: 1, at: 10000 }]);
 	o.clock.advance(60000);
 	assert.equal(o.sent.map((s) => s.at), [10000, 70000], "pmax after the last one");
+});
+
+test("observe: asleep (Queue Mode), a due pmax or a change worth sending wakes the client and goes out once it is back", () => {
+	const o = observed({ pmax: 60 });
+	o.setConnected(false);
+	o.set(0);
+	assert.equal(o.wakes, [], "an unchanged value wakes nothing");
+	o.clock.advance(60000);
+	assert.equal(o.wakes, [60000], "pmax ran out");
+	assert.equal(o.sent, []);
+	o.setConnected(true);
+	o.observations.resume(false);
+	assert.equal(o.sent, [{ value: 0, at: 60000 }], "the due notification, unchanged value and all");
+	o.setConnected(false);
+	o.clock.advance(1000);
+	o.set(5);
+	assert.equal(o.wakes, [60000, 61000], "a change");
+	o.setConnected(true);
+	o.observations.resume(false);
+	assert.equal(o.sent.map((s) => s.value), [0, 5]);
+	o.observations.resume(false);
+	assert.equal(o.sent.map((s) => s.value), [0, 5], "sent once");
 });
 
 test("observe: gt, lt and st decide for a numeric resource", () => {
@@ -260,6 +288,58 @@ test("package reader: a part that is not what its format says is refused with a 
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"},{"vd":"AQ"}]')), "senml json: one record only");
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ"')), "senml json: record cut short");
 	assert.is(refused(ContentFormat.senmlJson, Buffer.from('[{"vd":"AQ","x":{"a":1}}]')), "senml json: unsupported value");
+});
+
+/** A provisioning of one NoSec server account at `uri` (plus the factory Bootstrap-Server account). */
+function provisioning(uri: string): Provisioning {
+	return {
+		security: [{ id: 0, uri: "coap://127.0.0.1:5683", bootstrap: true, mode: 3 }, { id: 1, uri, bootstrap: false, mode: 3, ssid: 1 }],
+		servers: [{ id: 1, ssid: 1, lifetime: 300, binding: "U" }],
+	};
+}
+
+test("provisioning commits survive a cut in either op of the preference set: old or new, never none", () => {
+	const logs: string[] = [];
+	// The simulated board's NVS: a set erases the old value (op 1), then writes the new one (op 2).
+	const open = (dir: string, cutAfterOps?: number) => {
+		const power = new PowerSupply({ cutAfterOps }), nvs = PreferenceStore.open(dir, power);
+		return new ProvisioningStore({ get: (key) => nvs.get("xs-ota", key), set: (key, value) => nvs.set("xs-ota", key, value), delete: (key) => nvs.delete("xs-ota", key) }, (line) => logs.push(line));
+	};
+	const server = (store: ProvisioningStore) => store.load()?.server.uri;
+	for (const cut of [1, 2, undefined]) {
+		const dir = tempDir("provisioning");
+		for (const uri of ["coap://old:1", "coap://older:1", "coap://old:2"]) {
+			const store = open(dir);
+			store.load();
+			assert.is(store.commit(provisioning(uri)), undefined);
+		}
+		const store = open(dir, cut);
+		assert.is(server(store), "coap://old:2");
+		if (cut === undefined) store.commit(provisioning("coap://new:1"));
+		else assert.throws(() => store.commit(provisioning("coap://new:1")), (error: unknown) => error instanceof PowerCutError);
+		assert.is(server(open(dir)), cut === undefined ? "coap://new:1" : "coap://old:2", `cut at op ${cut}`);
+	}
+	assert.equal(logs, []);
+});
+
+test("provisioning: Finish's consistency check names what is wrong", () => {
+	const good = provisioning("coap://host:5683");
+	assert.is((check(good) as { uri: string }).uri, "coap://host:5683");
+	const variant = (change: (p: Provisioning) => void) => {
+		const copy: Provisioning = JSON.parse(JSON.stringify(good));
+		change(copy);
+		return check(copy);
+	};
+	assert.is(variant((p) => (p.servers[0].ssid = 2)), "/1/1 names short server id 2, no security account does");
+	assert.is(variant((p) => (p.servers = [])), "no server object instance for short server id 1");
+	assert.is(variant((p) => (p.security[1].uri = "coaps://host")), "server uri of /0/1 is not coap://host[:port]");
+	assert.is(variant((p) => (p.security[1].mode = 0)), "security mode 0 of /0/1: nosec (3) only: this client has no dtls");
+	assert.is(variant((p) => p.security.pop()), "no lwm2m server account");
+	assert.is(variant((p) => p.security.push({ id: 2, uri: "coap://b", mode: 3, ssid: 2 })), "one lwm2m server account only");
+	assert.is(variant((p) => (p.servers[0].lifetime = 30)), "lifetime 30 s below 60 s");
+	assert.is(variant((p) => (p.servers[0].binding = "T")), "binding T: udp (U) only");
+	assert.is((variant((p) => (p.servers[0].retries = 2)) as { failuresBeforeBootstrap: number }).failuresBeforeBootstrap, 2);
+	assert.is((variant((p) => (p.servers[0].bootstrapOnFailure = false)) as { failuresBeforeBootstrap: number }).failuresBeforeBootstrap, 0);
 });
 
 test.run();

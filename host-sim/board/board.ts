@@ -4,9 +4,12 @@
 	crypt, mc/config, mc/ffi). call() is that hardware's single entry point; events() yields what it has for the device.
 */
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash, randomBytes, type Hash } from "node:crypto";
+import { aes128 } from "./aes";
+import type { BlockCipher } from "../../src/platform/ports";
 import * as fs from "node:fs";
 import { verifyP256 } from "./p256";
+import { verifyRsaPss } from "./rsa-pss";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
 import { blockEraseSize, sectorSize, type FlashPartition } from "./flash-chip";
@@ -115,6 +118,7 @@ export class Board {
 	/** Transfer time not yet on the clock: under a millisecond. */
 	#linkMs = 0;
 	#digests = new Map<number, { algorithm: string; hash: Hash }>();
+	#ciphers = new Map<number, BlockCipher>();
 
 	constructor(options: BoardOptions) {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
@@ -122,7 +126,7 @@ export class Board {
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
 		this.mqtt = new MqttNetwork(this.#signal, undefined, options.settles);
-		this.udp = new UdpNetwork(this.#signal, options.udpFaults);
+		this.udp = new UdpNetwork(this.#signal, options.udpFaults, () => this.clock.now);
 		this.#linkKbps = options.linkKbps ?? 10_000;
 		this.config = { chip: "esp32", ...options.config };
 		this.#report = options.report ?? (() => {});
@@ -239,7 +243,20 @@ export class Board {
 				digest.hash = createHash(digest.algorithm);
 				return result;
 			}
+			case "cipher.create": {
+				if (args[0] !== "AES" || data?.byteLength !== 16) throw new Error("unsupported cipher");
+				const id = this.#nextId++;
+				this.#ciphers.set(id, aes128(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+				return id;
+			}
+			case "cipher.encrypt": {
+				const into = new Uint8Array(16);
+				this.#ciphers.get(args[0])!.encrypt(new Uint8Array(data!.buffer, data!.byteOffset, 16), into);
+				return into;
+			}
+			case "rng.get": return new Uint8Array(randomBytes(args[0]));
 			case "signature.verifyP256": return verifySignature(data!, args[0]) ? 1 : 0;
+			case "signature.verifyRsaPss": return verifyRsaPss(data!.subarray(0, 32), data!.subarray(32, 416), args[0], data!.subarray(416, 800)) ? 1 : 0;
 			case "config.get": return this.config;
 			case "ota.runningSlot": return this.runningSlot;
 			case "ota.runningState": {

@@ -7,6 +7,8 @@
 	UDP has no connection to wait for: an open socket keeps the run loop waiting real time only while the
 	device has a timer armed (it expects an answer it will otherwise give up on or retry), or for quietMs
 	after the last datagram; a held datagram or a pending look-up always counts.
+
+	listeningMs counts the board's (virtual) milliseconds with a socket open: the time its radio must listen.
 */
 
 import * as dgram from "node:dgram";
@@ -50,6 +52,10 @@ export class UdpNetwork {
 	duplicated = 0;
 	reordered = 0;
 	quietMs = defaultQuietMs;
+	/** Milliseconds of `now` with at least one socket open, up to the last close. */
+	listeningMs = 0;
+	#now: () => number;
+	#openSince = 0;
 	#sockets = new Map<number, dgram.Socket>();
 	/** Datagrams handed to each socket and not yet sent: a closed socket still sends them, as lwIP would. */
 	#sending = new Map<dgram.Socket, number>();
@@ -60,7 +66,9 @@ export class UdpNetwork {
 	#inFlight = 0;
 	#lastTraffic = -Infinity;
 
-	constructor(signal = new NetworkSignal(), faults?: UdpFaults) {
+	/** `now`: the board's clock (ms), for listeningMs. */
+	constructor(signal = new NetworkSignal(), faults?: UdpFaults, now: () => number = Date.now) {
+		this.#now = now;
 		this.#queue = new EventQueue<UdpEvent>(signal, Infinity, () => {});
 		this.#faults = faults && { loss: 0, duplicate: 0, reorder: 0, seed: 1, reorderMs: 20, receiveBytes: Infinity, ...faults };
 		this.#random = seeded(this.#faults?.seed ?? 1);
@@ -83,6 +91,7 @@ export class UdpNetwork {
 		// Referenced, like a TCP socket: a board waiting for its server keeps the process alive (the board's
 		// power-off closes it).
 		socket.bind(localPort);
+		if (!this.#sockets.size) this.#openSince = this.#now();
 		this.#sockets.set(id, socket);
 	}
 
@@ -109,6 +118,7 @@ export class UdpNetwork {
 		const socket = this.#sockets.get(id);
 		if (!socket) return;
 		this.#sockets.delete(id);
+		if (!this.#sockets.size) this.listeningMs += this.#now() - this.#openSince;
 		if (!this.#sending.has(socket)) socket.close();
 		this.#queue.drop(id);
 	}

@@ -237,4 +237,8 @@ export default class FFI {
 		trace("xs-ota sim: no signature verification on lin\n");
 		return 0;
 	}
+	xs_ota_verify_rsa3072_pss(_sha256: ArrayBuffer, _modulus: ArrayBuffer, _exponent: number, _signature: ArrayBuffer): number {
+		trace("xs-ota sim: no signature verification on lin\n");
+		return 0;
+	}
 }

@@ -20,3 +20,19 @@ export class Digest {
 		call("digest.reset", this.#id);
 	}
 }
+
+/** Moddable's BlockCipher ("AES"): one 16-byte block per call, computed by the host. */
+export class BlockCipher {
+	#id: number;
+
+	constructor(cipher: string, key: ArrayBuffer) {
+		this.#id = callWithData("cipher.create", key, cipher);
+	}
+
+	encrypt(data: ArrayBuffer, result?: ArrayBuffer): ArrayBuffer {
+		const block: ArrayBuffer = callWithData("cipher.encrypt", data, this.#id);
+		if (!result) return block;
+		new Uint8Array(result).set(new Uint8Array(block));
+		return result;
+	}
+}

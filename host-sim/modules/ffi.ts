@@ -33,4 +33,11 @@ export default class FFI {
 		bytes.set(new Uint8Array(publicKey, 0, 65), 32 + signatureLength);
 		return callWithData("signature.verifyP256", bytes, signatureLength);
 	}
+	xs_ota_verify_rsa3072_pss(sha256: ArrayBuffer, modulus: ArrayBuffer, exponent: number, signature: ArrayBuffer): number {
+		const bytes = new Uint8Array(32 + 384 + 384);
+		bytes.set(new Uint8Array(sha256, 0, 32));
+		bytes.set(new Uint8Array(modulus, 0, 384), 32);
+		bytes.set(new Uint8Array(signature, 0, 384), 416);
+		return callWithData("signature.verifyRsaPss", bytes, exponent);
+	}
 }

@@ -7,6 +7,11 @@
 // A new registration of an endpoint replaces its old one (and ends its observations); a registration that
 // is not updated within its lifetime (plus a short grace) is dropped.
 //
+// Queue Mode (Q in the Register, or b=UQ): the client is awake for awakeTimeMs (MAX_TRANSMIT_WAIT, 93 s)
+// after each message the server hears from it (Register, Update, a notification, a response), then asleep.
+// Requests for a sleeping client wait in its queue (Leshan refuses them instead) and go out in order, one
+// after the other's answer, as soon as the client is heard again; "awake" and "sleep" are emitted.
+//
 // Device management requests go out as CON from the very socket the server listens on, to the address and
 // port the registration came from: the client behind a NAT or a firewall only accepts that peer. The
 // library allows it with one dgram socket shared by a coap Server (which ignores responses) and a coap
@@ -34,12 +39,19 @@ export interface Registration {
 	registeredAt: number;
 	updatedAt: number;
 	updates: number;
+	queueMode: boolean;
+	/** Queue Mode: heard within awakeTimeMs (always true otherwise). */
+	awake: boolean;
 }
 
 export type Notification = { value: Lwm2mValue; sequence: number; at: number };
 export type Observation = { code: string; value?: Lwm2mValue; notifications: Notification[]; cancel(): Promise<void> };
 
 const expiryGraceMs = 2000;
+/** RFC 7252's MAX_TRANSMIT_WAIT, the awake time LwM2M Transport §6.5 recommends. */
+const defaultAwakeTimeMs = 93000;
+
+type Queued = { request: Request; resolve: (message: IncomingMessage) => void; reject: (error: Error) => void };
 
 
 /** The library gives a Content-Format as its registered media type name, or as a number for others. */
@@ -58,7 +70,7 @@ function optionsOf(message: IncomingMessage): { name: string | number; value: un
 	return message._packet.options ?? [];
 }
 
-function queryOf(message: IncomingMessage): Map<string, string> {
+export function queryOf(message: IncomingMessage): Map<string, string> {
 	const query = new Map<string, string>();
 	for (const option of optionsOf(message)) {
 		if (option.name !== "Uri-Query") continue;
@@ -68,11 +80,53 @@ function queryOf(message: IncomingMessage): Map<string, string> {
 	return query;
 }
 
-function pathOf(message: IncomingMessage): string[] {
+export function pathOf(message: IncomingMessage): string[] {
 	return optionsOf(message).filter((option) => option.name === "Uri-Path").map((option) => String(option.value));
 }
 
-type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
+export type Request = { method: "GET" | "PUT" | "POST" | "DELETE"; path: string; query?: string; accept?: number; format?: number; payload?: Buffer; observe?: 0 | 1; token?: Buffer; block1?: number };
+
+/** A coap Server answering `handle` and an Agent for requests of our own, both on `socket`, and its address. */
+export function serveOn(socket: dgram.Socket, handle: (request: IncomingMessage, response: OutgoingMessage) => void): { port: number; url: string; server: Server; agent: Agent } {
+	const address = socket.address(), server = createServer(handle);
+	server.listen(socket);
+	return { port: address.port, url: `coap://${address.address}:${address.port}`, server, agent: new Agent({ socket }) };
+}
+
+/**
+	Sends `request` as CON through `agent` to a client at `address`:`port` (named `endpoint` in the log and errors);
+	resolves with its response, rejects when none comes within MAX_TRANSMIT_WAIT.
+*/
+export function sendRequest(agent: Agent, log: (line: string) => void, to: { endpoint: string; address: string; port: number }, request: Request): Promise<IncomingMessage> {
+	const { endpoint } = to;
+	// Every path names objects, but Bootstrap-Finish's.
+	if (request.path !== "/bs") parsePath(request.path);
+	const options: { [name: string]: Buffer } = {};
+	if (request.accept !== undefined) options.Accept = uintOption(request.accept);
+	if (request.format !== undefined) options["Content-Format"] = uintOption(request.format);
+	if (request.block1 !== undefined) options.Block1 = Buffer.of(request.block1);
+	return new Promise((resolve, reject) => {
+		const outgoing: OutgoingMessage = agent.request({
+			hostname: to.address, port: to.port, method: request.method, confirmable: true,
+			pathname: request.path, query: request.query, observe: request.observe, token: request.token, options,
+		});
+		// The library's own limit is EXCHANGE_LIFETIME (247 s); a request is lost after MAX_TRANSMIT_WAIT.
+		const timer = setTimeout(() => {
+			agent.abort(outgoing);
+			reject(new Error(`${endpoint} did not answer ${request.method} ${request.path}`));
+		}, parameters.maxTransmitWait * 1000);
+		outgoing.on("response", (response: IncomingMessage) => {
+			clearTimeout(timer);
+			log(`${endpoint} ${request.method} ${request.path}${request.query ? "?" + request.query : ""} → ${response.code}`);
+			resolve(response);
+		});
+		outgoing.on("error", (error: Error) => {
+			clearTimeout(timer);
+			reject(error);
+		});
+		outgoing.end(request.payload);
+	});
+}
 
 export class Lwm2mServer extends EventEmitter {
 	readonly port: number;
@@ -84,32 +138,38 @@ export class Lwm2mServer extends EventEmitter {
 	readonly #registrations = new Map<string, Registration>();
 	readonly #expiry = new Map<string, NodeJS.Timeout>();
 	readonly #observations = new Map<string, Set<ObserveReadStream>>();
+	readonly #awakeTimeMs: number;
+	/** Queue Mode: requests waiting for each sleeping endpoint, the sleep timers, the endpoints being sent their queue. */
+	readonly #queues = new Map<string, Queued[]>();
+	readonly #sleep = new Map<string, NodeJS.Timeout>();
+	readonly #flushing = new Set<string>();
 
-	private constructor(socket: dgram.Socket, log: (line: string) => void) {
+	private constructor(socket: dgram.Socket, log: (line: string) => void, awakeTimeMs: number) {
 		super();
 		this.#socket = socket;
 		this.#log = log;
-		const address = socket.address();
-		this.port = address.port;
-		this.url = `coap://${address.address}:${address.port}`;
-		this.#server = createServer((request, response) => this.#handle(request, response));
-		this.#server.listen(socket);
-		this.#agent = new Agent({ socket });
+		this.#awakeTimeMs = awakeTimeMs;
+		({ port: this.port, url: this.url, server: this.#server, agent: this.#agent } = serveOn(socket, (request, response) => this.#handle(request, response)));
 	}
 
-	static start(options: { port?: number; host?: string; log?: (line: string) => void } = {}): Promise<Lwm2mServer> {
+	static start(options: { port?: number; host?: string; log?: (line: string) => void; awakeTimeMs?: number } = {}): Promise<Lwm2mServer> {
 		return new Promise((resolve, reject) => {
 			const socket = dgram.createSocket("udp4");
 			socket.once("error", reject);
 			socket.bind(options.port ?? 0, options.host ?? "127.0.0.1", () => {
 				socket.off("error", reject);
-				resolve(new Lwm2mServer(socket, options.log ?? (() => {})));
+				resolve(new Lwm2mServer(socket, options.log ?? (() => {}), options.awakeTimeMs ?? defaultAwakeTimeMs));
 			});
 		});
 	}
 
 	registration(endpoint: string): Registration | undefined {
 		return this.#registrations.get(endpoint);
+	}
+
+	/** Requests waiting for the endpoint to wake (Queue Mode). */
+	queued(endpoint: string): number {
+		return this.#queues.get(endpoint)?.length ?? 0;
 	}
 
 	/** The endpoint's registration, or the first register or update after `since` (ms since the epoch). */
@@ -183,6 +243,7 @@ export class Lwm2mServer extends EventEmitter {
 			try {
 				const value = this.#content(stream, path, payload).value!;
 				const notification = { value, sequence: Number(stream.headers.Observe), at: Date.now() };
+				this.#heard(endpoint);
 				observation.notifications.push(notification);
 				this.emit("notify", { endpoint, path, value, sequence: notification.sequence });
 			}
@@ -213,6 +274,7 @@ export class Lwm2mServer extends EventEmitter {
 	close(): Promise<void> {
 		for (const timer of this.#expiry.values()) clearTimeout(timer);
 		this.#expiry.clear();
+		for (const endpoint of [...this.#queues.keys()]) this.#forgetQueue(endpoint, "the server closed");
 		for (const endpoint of this.#observations.keys()) this.#forgetObservations(endpoint);
 		return new Promise((resolve) => {
 			this.#agent.close();
@@ -229,34 +291,24 @@ export class Lwm2mServer extends EventEmitter {
 		return { format, value: decode(format, path, payload) };
 	}
 
+	/** Sends the request now, or (Queue Mode, the client asleep or its queue not yet sent) once the client wakes. */
 	#request(endpoint: string, request: Request): Promise<IncomingMessage> {
 		const registration = this.#registrations.get(endpoint);
 		if (!registration) return Promise.reject(new Error(`${endpoint} is not registered`));
 		parsePath(request.path);
-		const options: { [name: string]: Buffer } = {};
-		if (request.accept !== undefined) options.Accept = uintOption(request.accept);
-		if (request.format !== undefined) options["Content-Format"] = uintOption(request.format);
-		if (request.block1 !== undefined) options.Block1 = Buffer.of(request.block1);
+		const queue = this.#queues.get(endpoint);
+		if (registration.awake && !queue?.length) return this.#send(registration, request);
 		return new Promise((resolve, reject) => {
-			const outgoing: OutgoingMessage = this.#agent.request({
-				hostname: registration.address, port: registration.port, method: request.method, confirmable: true,
-				pathname: request.path, query: request.query, observe: request.observe, token: request.token, options,
-			});
-			// The library's own limit is EXCHANGE_LIFETIME (247 s); a request is lost after MAX_TRANSMIT_WAIT.
-			const timer = setTimeout(() => {
-				this.#agent.abort(outgoing);
-				reject(new Error(`${endpoint} did not answer ${request.method} ${request.path}`));
-			}, parameters.maxTransmitWait * 1000);
-			outgoing.on("response", (response: IncomingMessage) => {
-				clearTimeout(timer);
-				this.#log(`${endpoint} ${request.method} ${request.path}${request.query ? "?" + request.query : ""} → ${response.code}`);
-				resolve(response);
-			});
-			outgoing.on("error", (error: Error) => {
-				clearTimeout(timer);
-				reject(error);
-			});
-			outgoing.end(request.payload);
+			this.#queues.set(endpoint, [...(queue ?? []), { request, resolve, reject }]);
+			this.#log(`${endpoint} asleep: ${request.method} ${request.path} queued`);
+			if (registration.awake) void this.#flush(endpoint);
+		});
+	}
+
+	#send(registration: Registration, request: Request): Promise<IncomingMessage> {
+		return sendRequest(this.#agent, this.#log, registration, request).then((response) => {
+			this.#heard(registration.endpoint);
+			return response;
 		});
 	}
 
@@ -286,8 +338,9 @@ export class Lwm2mServer extends EventEmitter {
 		registration.updates++;
 		this.#arm(registration);
 		this.#log(`${endpoint} updated ${registration.location} lifetime ${registration.lifetime} s`);
-		this.emit("update", registration);
 		reply("2.04");
+		this.emit("update", registration);
+		this.#heard(endpoint);
 	}
 
 	#register(request: IncomingMessage, response: OutgoingMessage): void {
@@ -302,7 +355,7 @@ export class Lwm2mServer extends EventEmitter {
 		const registration: Registration = {
 			endpoint, location: `/rd/${id}`, lifetime, binding: query.get("b") ?? "U", lwm2mVersion: query.get("lwm2m") ?? "1.0",
 			objectLinks: request.payload.toString("utf8"), address: request.rsinfo.address, port: request.rsinfo.port,
-			registeredAt: now, updatedAt: now, updates: 0,
+			registeredAt: now, updatedAt: now, updates: 0, queueMode: query.has("Q") || /Q/.test(query.get("b") ?? ""), awake: true,
 		};
 		this.#registrations.set(endpoint, registration);
 		this.#arm(registration);
@@ -311,6 +364,49 @@ export class Lwm2mServer extends EventEmitter {
 		response.setOption("Location-Path", [Buffer.from("rd"), Buffer.from(id)]);
 		response.end();
 		this.emit("register", registration);
+		this.#heard(endpoint);
+	}
+
+	/** A message came from the endpoint: a Queue Mode client is awake for awakeTimeMs, and gets its queue. */
+	#heard(endpoint: string): void {
+		const registration = this.#registrations.get(endpoint);
+		if (!registration?.queueMode) return;
+		clearTimeout(this.#sleep.get(endpoint));
+		this.#sleep.set(endpoint, setTimeout(() => {
+			this.#sleep.delete(endpoint);
+			registration.awake = false;
+			this.#log(`${endpoint} asleep`);
+			this.emit("sleep", registration);
+		}, this.#awakeTimeMs).unref());
+		if (!registration.awake) {
+			registration.awake = true;
+			this.emit("awake", registration);
+		}
+		void this.#flush(endpoint);
+	}
+
+	/** Sends the queued requests in order, each after the previous one's answer, while the client stays awake. */
+	async #flush(endpoint: string): Promise<void> {
+		if (this.#flushing.has(endpoint)) return;
+		this.#flushing.add(endpoint);
+		try {
+			for (;;) {
+				const registration = this.#registrations.get(endpoint), queue = this.#queues.get(endpoint);
+				if (!registration?.awake || !queue?.length) return;
+				const { request, resolve, reject } = queue.shift()!;
+				await this.#send(registration, request).then(resolve, reject);
+			}
+		}
+		finally {
+			this.#flushing.delete(endpoint);
+		}
+	}
+
+	#forgetQueue(endpoint: string, why: string): void {
+		clearTimeout(this.#sleep.get(endpoint));
+		this.#sleep.delete(endpoint);
+		for (const { reject } of this.#queues.get(endpoint) ?? []) reject(new Error(`${endpoint}: ${why}`));
+		this.#queues.delete(endpoint);
 	}
 
 	#arm(registration: Registration): void {
@@ -326,6 +422,7 @@ export class Lwm2mServer extends EventEmitter {
 		clearTimeout(this.#expiry.get(endpoint));
 		this.#expiry.delete(endpoint);
 		this.#forgetObservations(endpoint);
+		this.#forgetQueue(endpoint, why);
 		this.#log(`${endpoint} ${why} (${registration.location})`);
 		this.emit("deregister", registration);
 	}

@@ -19,7 +19,7 @@
 	server no longer knows it, so a stale job never locks the agent. With reboot persistence off, such a job
 	is dropped at boot without asking.
 
-	A request comes as a Package URI (request: http(s):// through download.ts, coap:// through the coap port), a
+	A request comes as a Package URI (request: http(s):// through transport/http-pull.ts, coap:// through the coap port), a
 	pushed Package (beginPush: the push port's transfer takes the server's blocks), or an AWS job's stream
 	(requestStream). A push cannot resume: one found downloading at boot ends with 4.
 
@@ -30,16 +30,18 @@
 	wrote saved. A reboot warning (polled while a transfer runs) does the same at once, then clears itself.
 */
 
-import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url } from "../platform/ports";
+import type { BootControl, Clock, Digest, FlashSlot, HttpClient, KeyValueStore, Logger, RebootWarning, SignatureVerifier, Url, RunningImage } from "../platform/ports";
 import { ImageState } from "../platform/ports";
-import { Download, type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "./download";
+import { type DownloadListener, type DownloadOptions, type DownloadOutcome, type Transfer, defaultDownloadOptions } from "../transport/transfer";
+import { HttpPull } from "../transport/http-pull";
 import { FirmwareObject, Result, type ResultCode, State, type StateCode, isFailure, resultNames, stateNames } from "./firmware-object";
 import { checkImage, slotDigest } from "./image";
+import type { ImageTrust } from "./image-trust";
 import { ErasePlan } from "./erase-plan";
 import { type Job, JobList, type SeverityName, jobFor } from "./job-list";
 import { confirmPackage, headStatus } from "./job-server";
 import { type DownloadRecord, Policy, type PolicyCode, RecordStore, Source, emptyRecord, maxUriBytes, policyNames, policyOf } from "./record";
-import { parseUrl, queryParameter, schemePort, uriScheme } from "./url";
+import { isCoap, parseUrl, queryParameter, schemePort, uriScheme } from "./url";
 import { utf8Length } from "../lib/utf8";
 import { isNewerVersion } from "./version";
 
@@ -51,13 +53,15 @@ export interface AgentPorts {
 	http: HttpClient;
 	digest: Digest;
 	log: Logger;
+	/** The running slot, read as a patch's base; without it every package is an image. */
+	running?: RunningImage;
 	/** MD5, for AWS "fota" job documents. */
 	md5?: Digest;
 	/** Code-signing check, for AWS "afr_ota" job documents. */
 	signature?: SignatureVerifier;
 	/** Opens an AWS IoT MQTT stream transfer for a record whose source is a stream. */
 	streams?: { open(record: DownloadRecord, listener: DownloadListener): Transfer };
-	/** Opens a CoAP pull (coap:// Package URI); without it such a URI fails with 9. */
+	/** Opens a CoAP pull (coap:// or coaps:// Package URI); without it such a URI fails with 9. */
 	coap?: { open(record: DownloadRecord, url: Url, listener: DownloadListener): Transfer };
 	/** Opens the transfer of a package pushed to the Package resource (/5/0/0); without it a push is refused. */
 	push?: { open(record: DownloadRecord, listener: DownloadListener): PushTransfer };
@@ -67,6 +71,8 @@ export interface AgentPorts {
 	gate?: InstallGate;
 	/** The reboot warning watched while a transfer runs. */
 	warning?: RebootWarning;
+	/** Signatures and anti-rollback: which verified image may boot; without it, any. */
+	trust?: ImageTrust;
 }
 
 /** A pushed package's transfer: the server's blocks are written as they come. */
@@ -321,7 +327,7 @@ export class Agent {
 		if (tooLong) return this.#endDownload(Result.invalidUri, "uri too long");
 		// A scheme the agent cannot fetch is 9 even when the rest does not parse (file:///etc/passwd has no host).
 		const scheme = uriScheme(uri);
-		if (scheme !== undefined && (schemePort(scheme) === undefined || (scheme === "coap" && !this.#ports.coap)))
+		if (scheme !== undefined && (schemePort(scheme) === undefined || (isCoap(scheme) && !this.#ports.coap)))
 			return this.#endDownload(Result.unsupportedProtocol, `scheme ${scheme}`);
 		const url = parseUrl(uri);
 		if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
@@ -578,7 +584,7 @@ export class Agent {
 		}
 		const url = parseUrl(record.uri);
 		// Only an HTTP server answers a HEAD; a CoAP pull finds out for itself (4.04 ends it with 7).
-		if (typeof url === "string" || url.scheme === "coap") return answer(true);
+		if (typeof url === "string" || isCoap(url.scheme)) return answer(true);
 		this.#stopConfirming = confirmPackage(this.#ports, url, this.#options.confirmRetryMs, this.#options.confirmTries, answer);
 	}
 
@@ -641,14 +647,20 @@ export class Agent {
 			const url = parseUrl(this.#record.uri);
 			if (typeof url === "string") return this.#endDownload(Result.invalidUri, url);
 			const { http, slot, clock, log, coap } = this.#ports;
-			if (url.scheme === "coap") {
+			if (isCoap(url.scheme)) {
 				if (!coap) return this.#endDownload(Result.unsupportedProtocol, "no coap transport");
 				this.#download = coap.open(this.#record, url, listener);
 			}
-			else this.#download = new Download({ http, slot, clock, log }, this.#options.download, this.#record, url, listener);
+			else this.#download = new HttpPull({ http, slot, clock, log, patch: this.#patchPorts() }, this.#options.download, this.#record, url, listener);
 		}
 		this.#download.start();
 		this.#watchWarning();
+	}
+
+	/** What a pulled patch is applied from: the running slot, when the platform reads it. */
+	#patchPorts() {
+		const { running, slot, digest } = this.#ports;
+		return running && { running, slot, digest, chipId: this.#options.chipId };
 	}
 
 	#stopDownload(): void {
@@ -668,9 +680,12 @@ export class Agent {
 		const record = this.#record;
 		const { slot, digest, log } = this.#ports;
 		const scratch = new Uint8Array(scratchBytes);
-		const check = checkImage(slot, digest, this.#options.chipId, scratch);
+		const { trust } = this.#ports;
+		const check = checkImage(slot, digest, this.#options.chipId, scratch, trust?.signedData);
 		if (!check.ok) return this.#rejectImage(check.result, check.reason);
 		if (check.imageLength > record.totalSize) return this.#rejectImage(Result.integrityFailure, "image longer than the download");
+		const refusal = trust?.refuses(slot, check, record.totalSize, scratch);
+		if (refusal) return this.#rejectImage(refusal.result, refusal.reason);
 		// An 8-bit checksum passes a spliced or corrupt image about once in 256: something stronger must vouch.
 		if (!check.hashed && !record.sha256 && !record.md5 && !record.signature)
 			return this.#rejectImage(Result.unsupportedPackage, "image has no appended sha-256 and the request no digest");
@@ -786,7 +801,7 @@ export class Agent {
 	/** The default self-test: the agent runs and the update server answers. */
 	#serverReachable = (done: (passed: boolean, reason?: string) => void): void => {
 		const url = parseUrl(this.#record.uri);
-		if (typeof url === "string" || url.scheme === "coap") return done(true);
+		if (typeof url === "string" || isCoap(url.scheme)) return done(true);
 		headStatus(this.#ports.http, url, (status) => typeof status === "number" ? done(true) : done(false, `server unreachable: ${status}`));
 	};
 

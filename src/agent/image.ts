@@ -8,15 +8,16 @@
 	     zero padding, then a checksum byte (0xEF ^ every segment data byte) ending on a 16-byte boundary
 	     then, with the hash flag, the SHA-256 of everything before it (32 bytes)
 
-	The first segment's data begins with the 256-byte app description (magic 0xABCD5432, version at 16,
-	project name at 48, 32 bytes each, NUL-terminated unless full).
+	The first segment's data begins with the 256-byte app description (magic 0xABCD5432, secure version u32
+	at 4, version at 16, project name at 48, 32 bytes each, NUL-terminated unless full).
 
 	Memory stays flat whatever the image size: every read goes into the caller's scratch buffer, the digest is
 	fed the scratch itself (one subarray for the final partial piece), and the checksum runs over an Int32Array
-	view of the same bytes (XOR folds the same whichever lane a byte sits in).
+	view of the same bytes (XOR folds the same whichever lane a byte sits in). A second digest may ride the same
+	pass over a longer stretch (the Secure Boot v2 signed data: signature-block.ts), so signing costs no pass.
 */
 
-import type { Digest, FlashSlot } from "../platform/ports";
+import type { Digest, FlashSlot, RunningImage } from "../platform/ports";
 import { Result } from "./firmware-object";
 import { utf8Read } from "../lib/utf8";
 
@@ -34,6 +35,7 @@ export const sha256Length = 32;
 
 export const appDescriptionMagic = 0xabcd5432;
 export const appDescriptionLength = 256;
+export const appSecureVersionOffset = 4;
 export const appVersionOffset = 16;
 export const appProjectNameOffset = 48;
 export const appStringLength = 32;
@@ -44,6 +46,27 @@ const noSegments = new Int32Array(0);
 
 export type ImageFailure = typeof Result.integrityFailure | typeof Result.unsupportedPackage;
 
+/** What the headers and the app description say, before any data is trusted. */
+export interface ImageLayout {
+	/** Bytes the image occupies in the slot: segments, padding, checksum and appended hash. */
+	imageLength: number;
+	version: string;
+	projectName: string;
+	/** esp_app_desc_t.secure_version: the anti-rollback counter. */
+	secureVersion: number;
+	hashed: boolean;
+}
+
+/** A digest that rides checkImage's pass over the slot's first `length` bytes, written into `into`. */
+export interface ExtraDigest {
+	digest: Digest;
+	/** Bytes to digest, given the image length (past it: padding the same file carries). */
+	length(imageLength: number): number;
+	into: Uint8Array;
+}
+
+export type ImageRefusal = { ok: false; result: ImageFailure; reason: string };
+
 export type ImageCheck =
 	| {
 		ok: true;
@@ -51,20 +74,59 @@ export type ImageCheck =
 		imageLength: number;
 		version: string;
 		projectName: string;
+		secureVersion: number;
 		/** SHA-256 of the whole image (imageLength bytes), as `sha256sum` of the .bin would give. */
 		sha256: Uint8Array;
 		/** The image carries its own SHA-256 (checked); without it only the 8-bit checksum vouches for it. */
 		hashed: boolean;
 	}
-	| { ok: false; result: ImageFailure; reason: string };
+	| ImageRefusal;
 
 /**
  * Verifies the image at the start of `slot`: structure and chip (else result 6), checksum and appended
  * SHA-256 (else result 5). Never throws on bad content, erased flash included; throws only on a scratch
  * buffer under 4096 bytes or a failing slot read.
  */
-export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: number, scratch: Uint8Array): ImageCheck {
+export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: number, scratch: Uint8Array, extra?: ExtraDigest): ImageCheck {
 	requireScratch(scratch);
+	const layout = walkImage(slot, expectedChipId, scratch);
+	if (!layout.ok) return layout;
+	const { imageLength, version, projectName, secureVersion, segments } = layout;
+	const hashAppended = layout.hashed;
+	const checksumOffset = imageLength - 1 - (hashAppended ? sha256Length : 0);
+
+	// One pass over everything up to and including the checksum byte: digest and checksum together (and the
+	// extra digest, which may run further).
+	const sha256 = new Uint8Array(sha256Length);
+	digest.reset();
+	extra?.digest.reset();
+	const extraLength = extra ? Math.min(extra.length(imageLength), slot.byteLength) : 0;
+	const xor = streamSlot(slot, checksumOffset + 1, digest, scratch, segments, extra?.digest, extraLength);
+	digest.finish(sha256);
+	if (extra) extra.digest.finish(extra.into);
+
+	slot.readInto(checksumOffset, imageLength - checksumOffset, scratch);
+	if ((checksumSeed ^ xor) !== scratch[0]) return integrity("checksum mismatch");
+	if (!hashAppended) return { ok: true, imageLength, version, projectName, secureVersion, sha256, hashed: false };
+
+	for (let i = 0; i < sha256Length; i++)
+		if (sha256[i] !== scratch[1 + i]) return integrity("hash mismatch");
+
+	// The appended hash leaves itself out; servers publish the hash of the whole file, so take it too.
+	slotDigest(slot, imageLength, digest, scratch, sha256);
+	return { ok: true, imageLength, version, projectName, secureVersion, sha256, hashed: true };
+}
+
+/** Reads the headers and the app description only (the running image's, say): no data is checked. */
+export function readImageLayout(slot: RunningImage, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true }) | ImageRefusal {
+	requireScratch(scratch);
+	const layout = walkImage(slot, expectedChipId, scratch);
+	if (!layout.ok) return layout;
+	const { imageLength, version, projectName, secureVersion, hashed } = layout;
+	return { ok: true, imageLength, version, projectName, secureVersion, hashed };
+}
+
+function walkImage(slot: RunningImage, expectedChipId: number, scratch: Uint8Array): (ImageLayout & { ok: true; segments: Int32Array }) | ImageRefusal {
 	const slotLength = slot.byteLength;
 	if (slotLength < imageHeaderLength) return unsupported("slot too small");
 
@@ -96,27 +158,12 @@ export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: numb
 	const version = readString(scratch, appVersionOffset);
 	const projectName = readString(scratch, appProjectNameOffset);
 	if (version === undefined || projectName === undefined) return unsupported("bad app description");
+	const secureVersion = readU32(scratch, appSecureVersionOffset);
 
 	const checksumOffset = offset + (checksumAlignment - 1 - (offset % checksumAlignment));
 	const imageLength = checksumOffset + 1 + (hashAppended ? sha256Length : 0);
 	if (imageLength > slotLength) return unsupported("image past slot end");
-
-	// One pass over everything up to and including the checksum byte: digest and checksum together.
-	const sha256 = new Uint8Array(sha256Length);
-	digest.reset();
-	const xor = streamSlot(slot, checksumOffset + 1, digest, scratch, segments);
-	digest.finish(sha256);
-
-	slot.readInto(checksumOffset, imageLength - checksumOffset, scratch);
-	if ((checksumSeed ^ xor) !== scratch[0]) return integrity("checksum mismatch");
-	if (!hashAppended) return { ok: true, imageLength, version, projectName, sha256, hashed: false };
-
-	for (let i = 0; i < sha256Length; i++)
-		if (sha256[i] !== scratch[1 + i]) return integrity("hash mismatch");
-
-	// The appended hash leaves itself out; servers publish the hash of the whole file, so take it too.
-	slotDigest(slot, imageLength, digest, scratch, sha256);
-	return { ok: true, imageLength, version, projectName, sha256, hashed: true };
+	return { ok: true, imageLength, version, projectName, secureVersion, hashed: hashAppended === 1, segments };
 }
 
 /** Writes into `into` the digest (SHA-256, MD5: whatever `digest` computes) of the slot's first `length` bytes. */
@@ -129,20 +176,24 @@ export function slotDigest(slot: FlashSlot, length: number, digest: Digest, scra
 }
 
 /**
- * Reads the slot's first `length` bytes through `scratch`, feeding each piece to `digest`, and returns the
- * XOR of the bytes inside `segments` (pairs of data offset and length, in order).
+ * Reads the slot's first `length` bytes through `scratch`, feeding each piece to `digest` (and the first
+ * `extraLength` bytes to `extra`), and returns the XOR of the bytes inside `segments` (pairs of data offset
+ * and length, in order).
  */
-function streamSlot(slot: FlashSlot, length: number, digest: Digest, scratch: Uint8Array, segments: Int32Array): number {
+function streamSlot(slot: FlashSlot, length: number, digest: Digest, scratch: Uint8Array, segments: Int32Array, extra?: Digest, extraLength = 0): number {
 	const pieceLength = scratch.length;
 	const words = scratch.byteOffset % 4 === 0 ? new Int32Array(scratch.buffer, scratch.byteOffset, pieceLength >> 2) : undefined;
 	const segmentCount = segments.length >> 1;
+	const passLength = Math.max(length, extraLength);
 	let segment = 0; // first segment not yet wholly behind us
 	let xor = 0;
-	for (let position = 0; position < length; position += pieceLength) {
-		const count = Math.min(pieceLength, length - position);
+	for (let position = 0; position < passLength; position += pieceLength) {
+		const count = Math.min(pieceLength, passLength - position);
 		slot.readInto(position, count, scratch);
-		// Only the last piece can be short, so this makes at most one view per call.
-		digest.write(count === pieceLength ? scratch : scratch.subarray(0, count));
+		// Only each digest's last piece can be short, so this makes at most one view per digest and call.
+		if (extra && position < extraLength) extra.write(piece(scratch, Math.min(count, extraLength - position)));
+		if (position >= length) continue;
+		digest.write(piece(scratch, Math.min(count, length - position)));
 
 		const end = position + count;
 		while (segment < segmentCount) {
@@ -157,6 +208,10 @@ function streamSlot(slot: FlashSlot, length: number, digest: Digest, scratch: Ui
 		}
 	}
 	return xor;
+}
+
+function piece(scratch: Uint8Array, count: number): Uint8Array {
+	return count === scratch.length ? scratch : scratch.subarray(0, count);
 }
 
 /** XOR of bytes[start..end), a word at a time where aligned (`words` views the same memory as `bytes`). */
@@ -191,7 +246,7 @@ function readU16(bytes: Uint8Array, at: number): number {
 	return bytes[at] | (bytes[at + 1] << 8);
 }
 
-function readU32(bytes: Uint8Array, at: number): number {
+export function readU32(bytes: Uint8Array, at: number): number {
 	return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
 }
 
@@ -199,11 +254,11 @@ function requireScratch(scratch: Uint8Array): void {
 	if (scratch.length < minScratchLength) throw new Error("scratch too small");
 }
 
-function unsupported(reason: string): ImageCheck {
+function unsupported(reason: string): ImageRefusal {
 	return { ok: false, result: Result.unsupportedPackage, reason };
 }
 
-function integrity(reason: string): ImageCheck {
+function integrity(reason: string): ImageRefusal {
 	return { ok: false, result: Result.integrityFailure, reason };
 }
 

@@ -28,6 +28,7 @@ import type { KeyValueStore, Logger } from "../platform/ports";
 import { crc32 } from "../lib/crc32";
 import { utf8Length, utf8Read, utf8Write } from "../lib/utf8";
 import { type ResultCode, type StateCode, State, Result } from "./firmware-object";
+import type { ApplyState } from "../delta/bsdiff-apply";
 
 export const Policy = { savePoint: 0, restart: 1, abort: 2, none: 3 } as const;
 export type PolicyCode = (typeof Policy)[keyof typeof Policy];
@@ -73,6 +74,20 @@ export interface DownloadRecord {
 	/** ECDSA P-256 signature (DER) over the image's SHA-256, from an AWS "afr_ota" job document. */
 	signature: Uint8Array | undefined;
 	blocks: Uint8Array | undefined;
+	/** The package is a patch: its header and the applier's last checkpoint. */
+	patch: PatchRecord | undefined;
+}
+
+export interface PatchRecord {
+	compression: number;
+	windowBits: number;
+	lookaheadBits: number;
+	newSize: number;
+	/** Patch offset where the compressed data starts. */
+	dataOffset: number;
+	patchSize: number;
+	oldSize: number;
+	state: ApplyState;
 }
 
 export const Source = { http: 0, awsStream: 1, push: 2 } as const;
@@ -89,6 +104,7 @@ export const maxSignatureBytes = 72;
 export const maxBitmapBytes = 1024;
 const headerBytes = 74;
 const crcBytes = 4;
+const patchBytes = 52;
 const noSlot = 0xff;
 const flagDigest = 1;
 const flagAutomatic = 2;
@@ -100,13 +116,13 @@ export function emptyRecord(): DownloadRecord {
 	return {
 		state: State.idle, result: Result.initial, policy: Policy.savePoint, sequence: 0, totalSize: 0, committed: 0,
 		imageLength: 0, attempts: 0, switches: 0, targetSlot: -1, sha256: undefined, md5: undefined, automatic: false, newerOnly: false, reportPending: false, updateId: 0, source: Source.http,
-		uri: "", etag: "", version: "", jobId: "", streamId: "", fileId: 0, blockSize: 0, signature: undefined, blocks: undefined,
+		uri: "", etag: "", version: "", jobId: "", streamId: "", fileId: 0, blockSize: 0, signature: undefined, blocks: undefined, patch: undefined,
 	};
 }
 
 export function encodedLength(record: DownloadRecord): number {
 	return headerBytes + utf8Length(record.uri) + utf8Length(record.etag) + utf8Length(record.version) +
-		utf8Length(record.jobId) + utf8Length(record.streamId) + (record.signature?.length ?? 0) + (record.blocks?.length ?? 0) + crcBytes;
+		utf8Length(record.jobId) + utf8Length(record.streamId) + (record.signature?.length ?? 0) + (record.blocks?.length ?? 0) + (record.patch ? patchBytes : 0) + crcBytes;
 }
 
 /** Encodes into `bytes`, which must be exactly encodedLength(record) long. */
@@ -145,7 +161,7 @@ export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
 	bytes[68] = jobIdLength;
 	bytes[69] = streamIdLength;
 	bytes[70] = signature?.length ?? 0;
-	bytes[71] = 0;
+	bytes[71] = record.patch ? patchBytes : 0;
 	put16(bytes, 72, blocks?.length ?? 0);
 	let at = utf8Write(record.uri, bytes, headerBytes);
 	at = utf8Write(record.etag, bytes, at);
@@ -154,7 +170,37 @@ export function encodeRecord(record: DownloadRecord, bytes: Uint8Array): void {
 	at = utf8Write(record.streamId, bytes, at);
 	if (signature) { bytes.set(signature, at); at += signature.length; }
 	if (blocks) { bytes.set(blocks, at); at += blocks.length; }
+	if (record.patch) { encodePatch(record.patch, bytes, at); at += patchBytes; }
 	put32(bytes, at, crc32(bytes, 0, at));
+}
+
+function encodePatch(patch: PatchRecord, bytes: Uint8Array, at: number): void {
+	const { state } = patch, { decoder } = state;
+	bytes[at] = state.phase;
+	bytes[at + 1] = patch.compression;
+	bytes[at + 2] = patch.windowBits;
+	bytes[at + 3] = patch.lookaheadBits;
+	const words = [patch.newSize, patch.dataOffset, state.newOffset, state.oldOffset, state.remaining, state.runDone, decoder.consumed];
+	for (let i = 0; i < words.length; i++) put32(bytes, at + 4 + 4 * i, words[i]);
+	bytes[at + 32] = decoder.bits;
+	bytes[at + 33] = decoder.phase;
+	put16(bytes, at + 34, 0);
+	put32(bytes, at + 36, decoder.a);
+	put32(bytes, at + 40, decoder.b);
+	put32(bytes, at + 44, patch.patchSize);
+	put32(bytes, at + 48, patch.oldSize);
+}
+
+function decodePatch(view: DataView, at: number): PatchRecord {
+	const word = (index: number) => view.getUint32(at + 4 + 4 * index, true);
+	return {
+		compression: view.getUint8(at + 1), windowBits: view.getUint8(at + 2), lookaheadBits: view.getUint8(at + 3),
+		newSize: word(0), dataOffset: word(1), patchSize: view.getUint32(at + 44, true), oldSize: view.getUint32(at + 48, true),
+		state: {
+			phase: view.getUint8(at), newOffset: word(2), oldOffset: word(3), remaining: word(4), runDone: word(5),
+			decoder: { consumed: word(6), bits: view.getUint8(at + 32), phase: view.getUint8(at + 33), a: view.getUint32(at + 36, true), b: view.getUint32(at + 40, true) },
+		},
+	};
 }
 
 function checkedLength(text: string, max: number, what: string): number {
@@ -183,7 +229,8 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 	const end = bytes.length - crcBytes;
 	if (view.getUint32(end, true) !== crc32(bytes, 0, end)) return "crc mismatch";
 	if (bytes[0] !== formatVersion) return `unknown format ${bytes[0]}`;
-	const lengths = [view.getUint16(64, true), bytes[66], bytes[67], bytes[68], bytes[69], bytes[70], view.getUint16(72, true)];
+	const lengths = [view.getUint16(64, true), bytes[66], bytes[67], bytes[68], bytes[69], bytes[70], view.getUint16(72, true), bytes[71]];
+	if (bytes[71] !== 0 && bytes[71] !== patchBytes) return "bad patch section";
 	if (headerBytes + lengths.reduce((sum, length) => sum + length, 0) !== end) return "bad lengths";
 	const state = bytes[1], result = bytes[2], policy = bytes[3], source = bytes[60], flags = bytes[23];
 	if (state > State.updating || result > Result.deferred || policy > Policy.none || source > Source.push) return "bad codes";
@@ -218,6 +265,7 @@ export function decodeRecord(bytes: Uint8Array): DownloadRecord | string {
 		streamId: text(lengths[4]),
 		signature: raw(lengths[5]),
 		blocks: raw(lengths[6]),
+		patch: lengths[7] ? decodePatch(view, at) : undefined,
 	};
 	if (record.totalSize && record.committed > record.totalSize) return "offset past size";
 	return record;

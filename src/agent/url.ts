@@ -2,11 +2,16 @@
 
 import type { Url } from "../platform/ports";
 
-const defaultPorts: { [scheme: string]: number } = { http: 80, https: 443, coap: 5683 };
+const defaultPorts: { [scheme: string]: number } = { http: 80, https: 443, coap: 5683, coaps: 5684 };
 
 /** The default port of a scheme the agent can download over, or undefined (own properties only). */
 export function schemePort(scheme: string): number | undefined {
 	return Object.prototype.hasOwnProperty.call(defaultPorts, scheme) ? defaultPorts[scheme] : undefined;
+}
+
+/** Whether a scheme is CoAP's, over UDP or DTLS. */
+export function isCoap(scheme: string): boolean {
+	return scheme === "coap" || scheme === "coaps";
 }
 
 /** Spaces and controls: never part of a URI, and a CR or LF would end the request line it is sent in. */

@@ -17,6 +17,9 @@
 	response, or the empty ACK of a separate one), a duplicate NON nothing; the handler sees each request once.
 	A reply not given within `separateAfterMs` becomes a separate response: empty ACK now, CON response later.
 
+	suspend() closes the socket while nothing is outstanding (LwM2M Queue Mode: the radio may sleep); the next
+	message sent opens a new one, on another local port. onActivity hears every datagram sent or received.
+
 	One send buffer of maxMessageBytes is reused; a confirmable message keeps its own copy for retransmission
 	and the dedup ring keeps the answers it may replay, so memory is bounded by peers and ring size.
 */
@@ -75,6 +78,11 @@ export const defaultEndpointOptions: EndpointOptions = {
 	random: Math.random,
 };
 
+/** MAX_TRANSMIT_WAIT (RFC 7252 §4.8.2): the longest a confirmable message may take; 93 s by default. */
+export function maxTransmitWaitMs(options: EndpointOptions): number {
+	return options.ackTimeoutMs * (2 ** (options.maxRetransmit + 1) - 1) * options.ackRandomFactor;
+}
+
 export interface EndpointPorts {
 	udp: UdpOpener;
 	clock: Clock;
@@ -126,11 +134,15 @@ function peerKey(address: string, port: number): string {
 export class CoapEndpoint {
 	/** A RST in answer to a NON notification also cancels: reported here. */
 	onReset: ((peer: Peer, token: Uint8Array) => void) | undefined;
+	/** A datagram went out or came in. */
+	onActivity: (() => void) | undefined;
 	readonly #ports: EndpointPorts;
 	readonly #options: EndpointOptions;
 	readonly #handler: EndpointHandler;
 	readonly #buffer: Uint8Array;
 	#socket: UdpSocket | undefined;
+	/** Closed by suspend(): the next message sent opens the socket again. */
+	#suspended = false;
 	#messageId: number;
 	/** Per peer: the active exchange first, then the queued ones. */
 	#exchanges = new Map<string, Exchange[]>();
@@ -153,8 +165,10 @@ export class CoapEndpoint {
 	/** 0: any port. */
 	open(localPort: number): void {
 		if (this.#socket) throw new Error("already open");
+		this.#suspended = false;
 		this.#socket = this.#ports.udp.open(localPort, {
 			received: (packet, address, port) => this.#receive(new Uint8Array(packet), address, port),
+			failed: (address, port, reason) => this.#peerFailed(address, port, reason),
 		});
 	}
 
@@ -177,6 +191,16 @@ export class CoapEndpoint {
 		this.#notifications.fill(undefined);
 		this.#socket?.close();
 		this.#socket = undefined;
+		this.#suspended = false;
+	}
+
+	/** Closes the socket until something is sent again; refused (false) while an exchange or a reply is outstanding. */
+	suspend(): boolean {
+		if (!this.#socket || this.#exchanges.size || this.#separateTimers.size) return false;
+		this.#socket.close();
+		this.#socket = undefined;
+		this.#suspended = true;
+		return true;
 	}
 
 	get isOpen(): boolean {
@@ -185,7 +209,8 @@ export class CoapEndpoint {
 
 	/**
 		Sends a request (CON or NON), retransmits CON per RFC 7252 §4.2, matches the response by token. `done` is
-		called once: with the response, or with "timeout", "reset" or "closed" (at once, when not open). Returns a
+		called once: with the response, or with "timeout", "reset", "closed" (at once, when not open) or, over DTLS,
+		the "dtls: " reason the session with the peer failed for. Returns a
 		function that cancels the request without calling `done`.
 	*/
 	request(peer: Peer, method: number, options: CoapOption[], payload: Uint8Array | undefined, confirmable: boolean,
@@ -203,6 +228,7 @@ export class CoapEndpoint {
 	notify(peer: Peer, token: Uint8Array, sequence: number, reply: CoapReply, confirmable: boolean, done: (delivered: boolean) => void): void {
 		const observe: CoapOption = { number: Option.observe, value: uintBytes(sequence & 0xffffff) };
 		const options = reply.options ? [observe, ...reply.options] : [observe];
+		this.#resume();
 		if (!this.#socket) return done(false);
 		if (confirmable) {
 			this.#exchange("notification", peer, token, true, { code: reply.code, options, payload: reply.payload }, undefined,
@@ -223,6 +249,7 @@ export class CoapEndpoint {
 			kind, peer, key, token, messageId: messageId ?? this.#nextMessageId(), confirmable, packet: noBytes, state: "queued",
 			waitMs: 0, retransmits: 0, timer: undefined, finish,
 		};
+		this.#resume();
 		if (!this.#socket) {
 			finish(undefined, "closed");
 			return exchange;
@@ -243,14 +270,14 @@ export class CoapEndpoint {
 	}
 
 	#start(exchange: Exchange): void {
-		const { ackTimeoutMs, ackRandomFactor, maxRetransmit } = this.#options;
+		const { ackTimeoutMs, ackRandomFactor } = this.#options;
 		this.#transmit(exchange.peer, exchange.packet, exchange.packet.length);
 		if (exchange.confirmable) {
 			exchange.state = "sending";
 			exchange.waitMs = ackTimeoutMs * (1 + this.#options.random() * (ackRandomFactor - 1));
 			this.#arm(exchange, exchange.waitMs);
 		}
-		else this.#wait(exchange, ackTimeoutMs * (2 ** (maxRetransmit + 1) - 1) * ackRandomFactor);
+		else this.#wait(exchange, maxTransmitWaitMs(this.#options));
 	}
 
 	#arm(exchange: Exchange, ms: number): void {
@@ -291,6 +318,15 @@ export class CoapEndpoint {
 		if (report) exchange.finish(response, error);
 	}
 
+	/** The secure session with a peer failed: its exchanges, active and queued, end with the reason. */
+	#peerFailed(address: string, port: number, reason: string): void {
+		const key = peerKey(address, port), queue = this.#exchanges.get(key);
+		if (!queue) return;
+		this.#exchanges.delete(key);
+		for (const exchange of queue) this.#ports.clock.clearTimeout(exchange.timer);
+		for (const exchange of queue) exchange.finish(undefined, reason);
+	}
+
 	#active(address: string, port: number): Exchange | undefined {
 		const exchange = this.#exchanges.get(peerKey(address, port))?.[0];
 		return exchange && exchange.state !== "queued" ? exchange : undefined;
@@ -298,6 +334,7 @@ export class CoapEndpoint {
 
 	#receive(packet: Uint8Array, address: string, port: number): void {
 		if (!this.#socket) return;
+		this.onActivity?.();
 		const message = parseMessage(packet);
 		if (typeof message === "string") {
 			this.#ports.log(`coap: ${message} from ${address}:${port}`);
@@ -452,7 +489,14 @@ export class CoapEndpoint {
 	}
 
 	#transmit(peer: Peer, packet: Uint8Array, length: number): void {
-		this.#socket?.send(peer.address, peer.port, packet, length);
+		if (!this.#socket) return;
+		this.#socket.send(peer.address, peer.port, packet, length);
+		this.onActivity?.();
+	}
+
+	/** A suspended endpoint opens again for a message to send. */
+	#resume(): void {
+		if (this.#suspended) this.open(0);
 	}
 
 	#nextMessageId(): number {

@@ -18,3 +18,21 @@ export const tlsReasons = {
 export function isTlsFailure(reason: string): boolean {
 	return reason.startsWith("tls: ");
 }
+
+/** Why a DTLS session (src/dtls) failed. A timeout may pass by itself; the others fail the same way again. */
+export const dtlsReasons = {
+	badPsk: "dtls: bad psk",
+	unknownIdentity: "dtls: unknown psk identity",
+	noPsk: "dtls: no psk provisioned",
+	handshakeTimeout: "dtls: handshake timeout",
+	refused: "dtls: handshake refused",
+	unsupported: "dtls: server chose what we did not offer",
+	certificateWanted: "dtls: server wants a certificate",
+	closed: "dtls: closed by server",
+	malformed: "dtls: malformed handshake",
+} as const;
+
+/** A DTLS failure that trying again will not cure. */
+export function isPermanentDtlsFailure(reason: string): boolean {
+	return reason.startsWith("dtls: ") && reason !== dtlsReasons.handshakeTimeout && reason !== dtlsReasons.closed;
+}

@@ -1,6 +1,8 @@
 /*
 	The LwM2M 1.1 client: serves Objects 0, 1, 3 and 5 to one server over CoAP, registers with it
-	(registration.ts) and keeps its observations (observations.ts).
+	(registration.ts) and keeps its observations (observations.ts). With a Bootstrap-Server (bootstrap.ts) the
+	server is the one it provisioned: the client bootstraps when it has no server account, and when
+	registration failed the Communication Retry Count of times in a row (Core §6.2.1.1; 5 by default).
 
 	Server requests (Core §6.3–6.4, Transport §6.4):
 	  GET                       Read, in the Accept format (4.06 when it cannot carry the value)
@@ -18,6 +20,9 @@
 
 	The final Update Result of an update counts as acknowledged once the server took it: an acknowledged
 	notification of a path that holds /5/0/5, or its read.
+
+	With queueWaitMs the client registers in Queue Mode (queue-mode.ts): it stops listening between exchanges,
+	a notification wakes it through a Registration Update, and a Package push under way keeps it listening.
 */
 
 import type { CoapEndpoint, CoapReply, CoapRequest, Peer } from "../coap/endpoint";
@@ -25,12 +30,15 @@ import { maxUriBytes } from "../agent/record";
 import { Block1Assembly, block2Reply, defaultSzx } from "../coap/block";
 import { Code, ContentFormat, type CoapOption, type Message, Option, bytesString, firstOption, parseBlock, stringBytes, stringOptions, uintBytes, uintOption } from "../coap/message";
 import type { Clock, KeyValueStore, Logger, UdpOpener } from "../platform/ports";
-import { answerFormat, decodeEntries, encodeEntries, supportedFormat } from "./content-format";
+import { answerFormat, contentFormat, decodeEntries, encodeEntries, supportedFormat } from "./content-format";
 import type { ServerSettings } from "./device-objects";
 import type { FirmwareUpdateObject } from "./firmware-update";
 import { type Lwm2mObject, coerce, entriesAt, formatPath, parsePath, readable, resourceDef, writable } from "./model";
 import { type Attributes, type Observation, Observations, type Snapshot } from "./observations";
 import { packageFormat } from "./package-reader";
+import { Bootstrap } from "./bootstrap";
+import { type ProvisionedServer, ProvisioningStore, defaultRetries } from "./provisioning";
+import { QueueMode } from "./queue-mode";
 import { Registration, type RegistrationOptions } from "./registration";
 import { Session } from "./session";
 
@@ -63,6 +71,7 @@ export class Lwm2mClient {
 	#firmware: FirmwareUpdateObject;
 	#registration: Registration;
 	#observations: Observations;
+	#queue: QueueMode | undefined;
 	#session: Session;
 	#listener: Lwm2mListener;
 	#pendingResult: number | undefined;
@@ -72,24 +81,31 @@ export class Lwm2mClient {
 	/** Observations came back from the session at boot: the first registration notifies them all. */
 	#afterBoot = false;
 	#maxSzx: number;
+	#settings: ServerSettings;
+	#bootstrap: Bootstrap | undefined;
+	#failuresBeforeBootstrap = defaultRetries;
 
 	constructor(ports: Lwm2mPorts, objects: Lwm2mObject[], firmware: FirmwareUpdateObject, settings: ServerSettings,
-		options: RegistrationOptions & { maxMessageBytes: number }, listener: Lwm2mListener) {
+		options: Omit<RegistrationOptions, "queueMode"> & { maxMessageBytes: number; queueWaitMs: number; bootstrap?: { uri: string; timeoutMs: number } }, listener: Lwm2mListener) {
 		this.#ports = ports;
+		this.#settings = settings;
 		this.#objects = objects;
 		this.#firmware = firmware;
 		this.#listener = listener;
 		this.#maxSzx = defaultSzx(options.maxMessageBytes);
 		const session = new Session(ports.store, ports.log);
 		this.#session = session;
+		if (options.queueWaitMs > 0) this.#queue = new QueueMode(ports, options.queueWaitMs, { busy: () => firmware.pushing });
 		this.#observations = new Observations(ports, session, {
 			snapshot: (path, format) => this.#snapshot(path, format),
 			notify: (observation, snapshot, delivered) => this.#notify(observation, snapshot, delivered),
 			defaults: () => ({ pmin: settings.minPeriod, pmax: settings.maxPeriod }),
-			connected: () => this.#registration.registered,
+			connected: () => this.#registration.registered && (this.#queue?.announced ?? true),
+			wake: () => this.#queue && !this.#queue.announced && this.#registration.update(),
 		});
-		this.#registration = new Registration(ports, session, settings, options, () => this.#links(), {
+		this.#registration = new Registration(ports, session, settings, { ...options, queueMode: this.#queue !== undefined }, () => this.#links(), {
 			registered: (fresh) => {
+				if (this.#queue) this.#queue.announced = true;
 				if (fresh) this.#observations.forget();
 				this.#observations.resume(this.#afterBoot);
 				this.#afterBoot = false;
@@ -98,7 +114,16 @@ export class Lwm2mClient {
 				for (const callback of waiting) callback();
 			},
 			unregistered: () => {},
+			failed: (failures) => this.#registrationFailed(failures),
 		});
+		if (options.bootstrap) {
+			this.#bootstrap = new Bootstrap(ports, new ProvisioningStore(ports.store, ports.log), { ...options, ...options.bootstrap }, objects, {
+				finished: (server) => {
+					this.#provisioned(server);
+					this.#registration.start();
+				},
+			});
+		}
 		ports.coap.onReset = (peer, token) => this.#observations.cancel(peer, token);
 	}
 
@@ -114,7 +139,11 @@ export class Lwm2mClient {
 		this.#session.load();
 		this.#observations.restore();
 		this.#afterBoot = true;
-		this.#registration.start();
+		const provisioned = this.#bootstrap?.load();
+		if (provisioned) this.#provisioned(provisioned);
+		this.#queue?.start();
+		if (this.#settings.serverUri) this.#registration.start();
+		else this.#bootstrap?.start();
 	}
 
 	/**
@@ -124,7 +153,9 @@ export class Lwm2mClient {
 	stop(deregister: boolean, done?: () => void): void {
 		this.#ports.clock.clearTimeout(this.#assemblyTimer);
 		this.#assembly.reset();
+		this.#queue?.stop();
 		this.#observations.close();
+		this.#bootstrap?.stop();
 		this.#registration.stop(deregister, done);
 	}
 
@@ -158,6 +189,7 @@ export class Lwm2mClient {
 
 	// The endpoint's handler: one request from the server.
 	request(request: CoapRequest, reply: (response: CoapReply) => void): void {
+		if (this.#bootstrap?.accepts(request.peer)) return reply(this.#bootstrap.request(request));
 		const message = request.message;
 		const path = parsePath(stringOptions(message, Option.uriPath));
 		if (!path) return reply({ code: Code.badRequest });
@@ -169,6 +201,24 @@ export class Lwm2mClient {
 		if (block1 && (request.method === Code.put || request.method === Code.post) && !isPackage(path))
 			return reply(this.#gather(request, path, object, block1));
 		reply(this.#handle(request.method, request.peer, message, path, object));
+	}
+
+	/** The server a Bootstrap-Server provisioned: Objects 0 and 1 show it, the registration goes to it. */
+	#provisioned(server: ProvisionedServer): void {
+		const settings = this.#settings;
+		settings.serverUri = server.uri;
+		settings.shortServerId = server.ssid;
+		settings.lifetime = server.lifetime ?? settings.lifetime;
+		settings.minPeriod = server.pmin ?? settings.minPeriod;
+		settings.maxPeriod = server.pmax ?? settings.maxPeriod;
+		this.#failuresBeforeBootstrap = server.failuresBeforeBootstrap;
+	}
+
+	/** Registration failed `failures` times in a row: at the retry count, the Bootstrap-Server is asked again. */
+	#registrationFailed(failures: number): boolean {
+		if (!this.#bootstrap || !this.#failuresBeforeBootstrap || failures < this.#failuresBeforeBootstrap) return false;
+		this.#bootstrap.start();
+		return true;
 	}
 
 	#handle(method: number, peer: Peer, message: Message, path: number[], object: Lwm2mObject | undefined): CoapReply {
@@ -388,8 +438,4 @@ function covers(outer: readonly number[], inner: readonly number[]): boolean {
 
 function isPackage(path: readonly number[]): boolean {
 	return path.length === 3 && path[0] === 5 && path[1] === 0 && path[2] === 0;
-}
-
-function contentFormat(format: number): CoapOption {
-	return { number: Option.contentFormat, value: uintBytes(format) };
 }

@@ -2,7 +2,7 @@
 // TLV, SenML JSON and SenML CBOR for anything. Reads without an Accept option answer in SenML JSON, the
 // format the registration names (`</>;ct=110`), except a single resource, which answers as text or opaque.
 
-import { ContentFormat } from "../coap/message";
+import { type CoapOption, ContentFormat, Option, uintBytes } from "../coap/message";
 import { utf8Length, utf8Write } from "../lib/utf8";
 import { type Entry, Kind, type WrittenEntry, utf8Text } from "./model";
 import { decodeSenmlCbor, decodeSenmlJson, encodeSenmlCbor, encodeSenmlJson } from "./senml";
@@ -85,4 +85,8 @@ function utf8Bytes(text: string): Uint8Array {
 	const bytes = new Uint8Array(utf8Length(text));
 	utf8Write(text, bytes, 0);
 	return bytes;
+}
+
+export function contentFormat(format: number): CoapOption {
+	return { number: Option.contentFormat, value: uintBytes(format) };
 }

@@ -16,6 +16,7 @@
 
 import type { Agent, JobOptions, PushTransfer } from "../agent/agent";
 import { State } from "../agent/firmware-object";
+import { Source } from "../agent/record";
 import { type SeverityName, severityNames } from "../agent/job-list";
 import { Block1Receiver } from "../coap/block";
 import { type Block, Code, ContentFormat } from "../coap/message";
@@ -58,6 +59,11 @@ export class FirmwareUpdateObject extends ResourceTable {
 		this.#agent = agent;
 		this.#maxDeferSeconds = defaultMaxDeferSeconds;
 		this.#defer = defer;
+	}
+
+	/** A pushed Package is being written: the server sends its next block when it likes. */
+	get pushing(): boolean {
+		return this.#agent.state === State.downloading && this.#agent.record.source === Source.push;
 	}
 
 	/** The current job, while one is under way (its parameters are the ones the request was given). */

@@ -45,6 +45,8 @@ export interface Observation {
 	sending: boolean;
 	/** A change came while a notification was in flight or pmin held it. */
 	pending: boolean;
+	/** pmax (or pmin after a held change) ran out while the notification could not go: it goes, changed or not. */
+	due: boolean;
 }
 
 /** What an observation's path holds now: its representation, and its number when it is one numeric resource. */
@@ -61,8 +63,10 @@ export interface ObservationsHost {
 	notify(observation: Observation, snapshot: Snapshot, delivered: (ok: boolean) => void): void;
 	/** The server's default pmin and pmax (Object 1). */
 	defaults(): { pmin: number; pmax: number };
-	/** Whether notifications may go out now (registered). */
+	/** Whether notifications may go out now (registered, and in Queue Mode announced on the open socket). */
 	connected(): boolean;
+	/** A notification waits for connected(): in Queue Mode the client wakes for it. */
+	wake(): void;
 }
 
 const maxObservations = 8;
@@ -95,7 +99,7 @@ export class Observations {
 		if (this.#list.length >= maxObservations) this.#remove(this.#list[0]);
 		const observation: Observation = {
 			peer, token: token.slice(), path, format, sequence, sentAt: this.#ports.clock.ticks(),
-			lastPayload: snapshot.payload.slice(), lastNumber: snapshot.number, timer: undefined, sending: false, pending: false,
+			lastPayload: snapshot.payload.slice(), lastNumber: snapshot.number, timer: undefined, sending: false, pending: false, due: false,
 		};
 		this.#list.push(observation);
 		this.#armMaxPeriod(observation);
@@ -121,10 +125,11 @@ export class Observations {
 	/**
 		Registered again or updated. After a boot every observation notifies its current value at once: the
 		server missed whatever changed while the device was off. Otherwise (a periodic or triggered update,
-		a registration that came back) only a change held while unregistered goes out, as its attributes allow.
+		a registration that came back, a Queue Mode wake) only a change held meanwhile goes out, as its
+		attributes allow, and a notification that fell due meanwhile (pmax).
 	*/
 	resume(afterBoot: boolean): void {
-		for (const observation of this.#list.slice()) this.#consider(observation, afterBoot);
+		for (const observation of this.#list.slice()) this.#consider(observation, afterBoot || observation.due);
 	}
 
 	/** Takes the session's observations and attributes; anything malformed is dropped (the server observes again). */
@@ -195,13 +200,18 @@ export class Observations {
 	}
 
 	#consider(observation: Observation, always: boolean): void {
-		if (!this.#host.connected() || observation.sending) {
+		if (observation.sending) {
 			observation.pending = true;
 			return;
 		}
 		const snapshot = this.#host.snapshot(observation.path, observation.format);
 		const attributes = this.attributesAt(observation.path);
 		if (!always && !this.#worthNotifying(observation, snapshot, attributes)) return;
+		if (!this.#host.connected()) {
+			observation.pending = true;
+			observation.due ||= always;
+			return this.#host.wake();
+		}
 		const { clock } = this.#ports;
 		const wait = (attributes.pmin ?? 0) * 1000 - (clock.ticks() - observation.sentAt);
 		if (!always && wait > 0) {
@@ -227,6 +237,7 @@ export class Observations {
 		observation.sequence = (observation.sequence + 1) & 0xffffff;
 		observation.sending = true;
 		observation.pending = false;
+		observation.due = false;
 		observation.sentAt = this.#ports.clock.ticks();
 		observation.lastPayload = snapshot.payload.slice();
 		observation.lastNumber = snapshot.number;
@@ -289,7 +300,7 @@ function restored(item: SavedObservation, now: number): Observation | undefined 
 	hexDecode(t, token, 0);
 	return {
 		peer: { address: a, port: p }, token, path: path.slice(1).split("/").map(Number), format: f, sequence: (s + sequenceJump) & 0xffffff,
-		sentAt: now, lastPayload: undefined, lastNumber: undefined, timer: undefined, sending: false, pending: true,
+		sentAt: now, lastPayload: undefined, lastNumber: undefined, timer: undefined, sending: false, pending: true, due: false,
 	};
 }
 

@@ -2,13 +2,16 @@
 	Registration with one LwM2M server (Core §6.2, Transport §6.4): the client's session.
 
 	  stopped ─start→ resolving ─address→ (a stored registration still in its lifetime?) updating : registering
-	  registering ─POST /rd?ep&lt&lwm2m=1.1&b=U, links─→ 2.01 Location → registered
+	  registering ─POST /rd?ep&lt&lwm2m=1.1&b=U[&Q], links─→ 2.01 Location → registered
 	  registered ─ at 90% of the lifetime, on a changed lifetime or the trigger ─→ updating
 	  updating ─POST <location>─→ 2.04 → registered
 	           ─ 4.xx (the server forgot us: restarted, or the lifetime ran out) → registering at once
 	  registering / updating ─ no answer, 5.xx ─→ waiting (doubling from retryBaseMs to retryMaxMs) → registering
+	  any failure that makes the listener's failed(n) true ─→ stopped (the client bootstraps instead)
 	  any ─stop(deregister)─→ DELETE <location> (answered, or deregisterWaitMs) → stopped
 	  any ─stop(keep)─→ stopped, the stored registration kept for the next boot's update
+	Q (Queue Mode, queue-mode.ts): the server holds its requests while the client sleeps and sends them once
+	it hears from the client again; each Registration Update wakes the client.
 	The location, lifetime and time of the last registration are kept in the session (session.ts), so after a
 	power cut within the lifetime the client updates its registration and the server keeps its observations.
 */
@@ -23,6 +26,8 @@ export interface RegistrationOptions {
 	endpoint: string;
 	retryBaseMs: number;
 	retryMaxMs: number;
+	/** Register in Queue Mode (the Q parameter). */
+	queueMode: boolean;
 }
 
 export interface RegistrationListener {
@@ -30,6 +35,8 @@ export interface RegistrationListener {
 	registered(fresh: boolean): void;
 	/** The session is gone until the next registration. */
 	unregistered(): void;
+	/** Registration failed `failures` times in a row: true when the client gives this server up (it bootstraps). */
+	failed?(failures: number): boolean;
 }
 
 export interface RegistrationPorts {
@@ -127,7 +134,7 @@ export class Registration {
 		const { endpoint } = this.#options, lifetime = this.#settings.lifetime;
 		this.#phase = "registering";
 		const options = [{ number: Option.uriPath, value: stringBytes("rd") }, { number: Option.contentFormat, value: uintBytes(ContentFormat.linkFormat) },
-			...queryOptions([`ep=${endpoint}`, `lt=${lifetime}`, "lwm2m=1.1", "b=U"])];
+			...queryOptions([`ep=${endpoint}`, `lt=${lifetime}`, "lwm2m=1.1", "b=U", ...(this.#options.queueMode ? ["Q"] : [])])];
 		this.#send(Code.post, options, stringBytes(this.#links()), (response) => {
 			if (response.code !== Code.created) return this.#retry(`registration refused: ${codeName(response.code)}`);
 			const location = stringOptions(response, Option.locationPath);
@@ -176,8 +183,14 @@ export class Registration {
 		const wasRegistered = this.registered;
 		this.#halt();
 		if (wasRegistered) this.#listener.unregistered();
+		if (this.#listener.failed?.(++this.#failures)) {
+			this.#ports.log(`${reason}; ${this.#failures} failures: giving the server up`);
+			this.#failures = 0;
+			this.#phase = "stopped";
+			return;
+		}
 		const { retryBaseMs, retryMaxMs } = this.#options;
-		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** this.#failures++);
+		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
 		this.#ports.log(`${reason}; registering again in ${delay} ms`);
 		this.#phase = "waiting";
 		this.#timer = this.#ports.clock.setTimeout(() => {
@@ -224,6 +237,6 @@ function pathOptions(segments: readonly string[]): CoapOption[] {
 	return segments.map((segment) => ({ number: Option.uriPath, value: stringBytes(segment) }));
 }
 
-function queryOptions(arguments_: readonly string[]): CoapOption[] {
+export function queryOptions(arguments_: readonly string[]): CoapOption[] {
 	return arguments_.map((argument) => ({ number: Option.uriQuery, value: stringBytes(argument) }));
 }

@@ -35,6 +35,7 @@ int32_t xs_ota_erase_next(int32_t offset, int32_t byteLength);
 int32_t xs_ota_mark_valid(void);
 void xs_ota_restart(void);
 int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatureLength, uint8_t *publicKey);
+int32_t xs_ota_verify_rsa3072_pss(uint8_t *sha256, uint8_t *modulus, int32_t exponent, uint8_t *signature);
 
 // Index of the OTA slot the running image was booted from (0 for ota_0), or -1 for a factory or test app.
 int32_t xs_ota_running_slot(void)
@@ -131,6 +132,60 @@ int32_t xs_ota_verify_p256(uint8_t *sha256, uint8_t *signature, int32_t signatur
 	if (psa_import_key(&attributes, publicKey, 65, &key) != PSA_SUCCESS)
 		return 0;
 	psa_status_t status = psa_verify_hash(key, algorithm, sha256, 32, raw, rawLength);
+	psa_destroy_key(key);
+	return (status == PSA_SUCCESS) ? 1 : 0;
+}
+
+// Secure Boot v2 RSA-3072 signature blocks: RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (the hash
+// length, which is what PSA_ALG_RSA_PSS accepts) over the signed data's SHA-256. `modulus` and `signature` are
+// big-endian, 384 bytes each. Returns 1 when it verifies, 0 otherwise. PSA imports an RSA public key as DER
+// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, built here.
+int32_t xs_ota_verify_rsa3072_pss(uint8_t *sha256, uint8_t *modulus, int32_t exponent, uint8_t *signature)
+{
+	enum { modulusLength = 384 };
+	const psa_algorithm_t algorithm = PSA_ALG_RSA_PSS(PSA_ALG_SHA_256);
+	uint8_t der[4 + 5 + modulusLength + 7];
+	size_t exponentLength = 0, at = 0;
+	uint8_t exponentBytes[5];
+	if ((exponent <= 0) || !(modulus[0] & 0x80))	// a 3072-bit modulus fills its top byte
+		return 0;
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		uint8_t byte = (uint8_t)((uint32_t)exponent >> shift);
+		if (exponentLength || byte)
+			exponentBytes[exponentLength++] = byte;
+	}
+	if (exponentBytes[0] & 0x80) {	// an INTEGER is signed: keep it positive
+		memmove(exponentBytes + 1, exponentBytes, exponentLength++);
+		exponentBytes[0] = 0;
+	}
+	size_t body = (4 + 1 + modulusLength) + (2 + exponentLength);
+	der[at++] = 0x30;
+	der[at++] = 0x82;
+	der[at++] = (uint8_t)(body >> 8);
+	der[at++] = (uint8_t)body;
+	der[at++] = 0x02;
+	der[at++] = 0x82;
+	der[at++] = (uint8_t)((modulusLength + 1) >> 8);
+	der[at++] = (uint8_t)(modulusLength + 1);
+	der[at++] = 0;
+	memcpy(der + at, modulus, modulusLength);
+	at += modulusLength;
+	der[at++] = 0x02;
+	der[at++] = (uint8_t)exponentLength;
+	memcpy(der + at, exponentBytes, exponentLength);
+	at += exponentLength;
+	if (psa_crypto_init() != PSA_SUCCESS)
+		return 0;
+
+	psa_key_attributes_t attributes = PSA_KEY_ATTRIBUTES_INIT;
+	psa_set_key_type(&attributes, PSA_KEY_TYPE_RSA_PUBLIC_KEY);
+	psa_set_key_bits(&attributes, 3072);
+	psa_set_key_usage_flags(&attributes, PSA_KEY_USAGE_VERIFY_HASH);
+	psa_set_key_algorithm(&attributes, algorithm);
+	mbedtls_svc_key_id_t key = MBEDTLS_SVC_KEY_ID_INIT;
+	if (psa_import_key(&attributes, der, at, &key) != PSA_SUCCESS)
+		return 0;
+	psa_status_t status = psa_verify_hash(key, algorithm, sha256, 32, signature, modulusLength);
 	psa_destroy_key(key);
 	return (status == PSA_SUCCESS) ? 1 : 0;
 }

@@ -16,6 +16,13 @@ export interface FlashSlot {
 	readInto(offset: number, byteLength: number, into: Uint8Array): void;
 }
 
+/** The running OTA app slot, read-only: the base a patch is applied to, and the image whose signature blocks and secure version vouch for the next. */
+export interface RunningImage {
+	readonly byteLength: number;
+	/** Reads into `into` (from its start) `byteLength` bytes at `offset`. */
+	readInto(offset: number, byteLength: number, into: Uint8Array): void;
+}
+
 export type StoredValue = ArrayBuffer | string | number | boolean;
 
 /** One preference domain. ESP32 limits: key ≤ 15 chars, value ≤ 4000 bytes, int32 only; set is not atomic. */
@@ -68,6 +75,21 @@ export interface Digest {
 	finish(into: Uint8Array): void;
 }
 
+/** AES-128 encryption of one 16-byte block under the key it was made with (CCM never decrypts a block). */
+export interface BlockCipher {
+	/** `block` and `into` may be the same array. */
+	encrypt(block: Uint8Array, into: Uint8Array): void;
+}
+
+/** What DTLS asks of the platform; HMAC and the PRF are built over sha256 in src/dtls. */
+export interface DtlsCrypto {
+	aes128(key: Uint8Array): BlockCipher;
+	/** A SHA-256 of its own (the handshake hashes while a download may be hashing the image). */
+	sha256(): Digest;
+	/** Fills `into` with bytes from the platform's cryptographic random source. */
+	random(into: Uint8Array): void;
+}
+
 /** Warns of a reboot about to come: a file on the simulators, a preference flag or an MQTT command on the device. */
 export interface RebootWarning {
 	raised(): boolean;
@@ -80,6 +102,14 @@ export type Logger = (message: string) => void;
 export interface SignatureVerifier {
 	/** `signature` is DER; the public key is the verifier's own (from config). */
 	verify(sha256: Uint8Array, signature: Uint8Array): boolean;
+}
+
+/** Public-key checks of a SHA-256 with the key given each time (Secure Boot v2 signature blocks); numbers big-endian. */
+export interface KeyVerifier {
+	/** ECDSA P-256: `publicKey` 65 bytes (04 ‖ x ‖ y), `signature` DER. */
+	p256(sha256: Uint8Array, publicKey: Uint8Array, signature: Uint8Array): boolean;
+	/** RSA-3072 PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt: `modulus` and `signature` 384 bytes each. */
+	rsaPss3072(sha256: Uint8Array, modulus: Uint8Array, exponent: number, signature: Uint8Array): boolean;
 }
 
 export interface Url {
@@ -141,6 +171,8 @@ export interface MqttConnector {
 
 export interface UdpHandler {
 	received(packet: ArrayBuffer, address: string, port: number): void;
+	/** A secure socket's session with that peer failed ("dtls: …"): what was sent to it is lost. */
+	failed?(address: string, port: number, reason: string): void;
 }
 
 export interface UdpSocket {

@@ -1,11 +1,32 @@
-// SignatureVerifier over our C helper (src/native/ota_control.c, Mbed TLS's PSA API): ECDSA P-256 of a SHA-256,
-// with the public key from config as 65 bytes of an uncompressed point in hex.
+// Signature checks over our C helper (src/native/ota_control.c, Mbed TLS's PSA API): ECDSA P-256 of a SHA-256
+// for AWS code signing, with the public key from config as 65 bytes of an uncompressed point in hex
+// (P256Verifier), and the Secure Boot v2 block checks, with the key each block carries (NativeKeyVerifier).
 
 import FFI from "mc/ffi";
-import type { SignatureVerifier } from "./ports";
+import type { KeyVerifier, SignatureVerifier } from "./ports";
+
+const rsaLength = 384;
+
+export class NativeKeyVerifier implements KeyVerifier {
+	#native = new FFI();
+
+	p256(sha256: Uint8Array, publicKey: Uint8Array, signature: Uint8Array): boolean {
+		if (sha256.length !== 32 || publicKey.length !== 65 || signature.length > 72) return false;
+		// The FFI glue checks each buffer's declared size: copy into exactly that.
+		const der = new Uint8Array(72);
+		der.set(signature);
+		return this.#native.xs_ota_verify_p256(sha256.slice().buffer, der.buffer, signature.length, publicKey.slice().buffer) === 1;
+	}
+
+	rsaPss3072(sha256: Uint8Array, modulus: Uint8Array, exponent: number, signature: Uint8Array): boolean {
+		if (sha256.length !== 32 || modulus.length !== rsaLength || signature.length !== rsaLength) return false;
+		if (!(exponent > 0 && exponent <= 0x7fffffff)) return false;
+		return this.#native.xs_ota_verify_rsa3072_pss(sha256.slice().buffer, modulus.slice().buffer, exponent, signature.slice().buffer) === 1;
+	}
+}
 
 export class P256Verifier implements SignatureVerifier {
-	#native = new FFI();
+	#keys = new NativeKeyVerifier();
 	#key = new Uint8Array(65);
 
 	constructor(publicKeyHex: string) {
@@ -14,9 +35,6 @@ export class P256Verifier implements SignatureVerifier {
 	}
 
 	verify(sha256: Uint8Array, signature: Uint8Array): boolean {
-		if (sha256.length !== 32 || signature.length > 72) return false;
-		const der = new Uint8Array(72);
-		der.set(signature);
-		return this.#native.xs_ota_verify_p256(sha256.slice().buffer, der.buffer, signature.length, this.#key.slice().buffer) === 1;
+		return this.#keys.p256(sha256, this.#key, signature);
 	}
 }

@@ -6,6 +6,8 @@
 	     written once at provisioning: Preference.set("xs-ota-tls", "cert", der));
 	  2. a resource built into the app (manifest "resources"): xs-ota-ca.der, xs-ota-mqtt-ca.der,
 	     xs-ota-cert.der, xs-ota-key.der.
+	"psk-identity" and "psk-key" are the DTLS pre-shared key (coaps://, src/dtls): the identity's bytes as the
+	server knows them, the key's raw bytes.
 	"ca" is the trust anchor for package servers; "mqtt-ca" the broker's (Amazon Root CA 1 for AWS IoT Core),
 	"ca" when absent. "cert" and "key" (PKCS#8) are the client identity MQTT presents. Keys are never logged.
 	Moddable's TLS signs the client's CertificateVerify with RSA (PKCS#1 v1.5) only: any other key would fail
@@ -20,7 +22,7 @@ import { isTlsFailure, tlsReasons } from "../lib/tls-failure";
 import { isRsaKey } from "../lib/pkcs8";
 
 export const tlsDomain = "xs-ota-tls";
-export type CredentialName = "ca" | "mqtt-ca" | "cert" | "key";
+export type CredentialName = "ca" | "mqtt-ca" | "cert" | "key" | "psk-identity" | "psk-key";
 /** The ALPN protocol AWS IoT Core needs for MQTT with a client certificate on port 443. */
 export const awsMqttAlpn = "x-amzn-mqtt-ca";
 /** SecureSocket's highest version: TLS 1.2. */
@@ -57,6 +59,12 @@ export function secureOptions(host: string, mqtt?: { alpn: string }): SecureOpti
 		if (mqtt.alpn) options.applicationLayerProtocolNegotiation = [mqtt.alpn];
 	}
 	return options;
+}
+
+/** The DTLS pre-shared key, when both halves are provisioned. */
+export function pskCredentials(): { identity: Uint8Array; key: Uint8Array } | undefined {
+	const identity = credential("psk-identity"), key = credential("psk-key");
+	return identity && key ? { identity: new Uint8Array(identity), key: new Uint8Array(key) } : undefined;
 }
 
 /**

@@ -17,7 +17,7 @@
 
 import type { Clock, FlashSlot, Logger } from "../platform/ports";
 import { Result } from "../agent/firmware-object";
-import type { DownloadListener } from "../agent/download";
+import type { DownloadListener } from "./transfer";
 import { ErasePlan } from "../agent/erase-plan";
 import type { DownloadRecord } from "../agent/record";
 import { decodeBase64Bytes, hexEncode } from "../lib/base64";

@@ -26,7 +26,7 @@ import type { Agent, AgentListener, SelfTest } from "../agent/agent";
 import { State, type ResultCode, type StateCode, Result, resultNames } from "../agent/firmware-object";
 import { parseJobDocument } from "../agent/job-document";
 import type { DownloadRecord } from "../agent/record";
-import type { DownloadListener } from "../agent/download";
+import type { DownloadListener } from "./transfer";
 import type { BootControl, Clock, FlashSlot, Logger, MqttConnector } from "../platform/ports";
 import { JobsClient, nextTries, type JobExecution, type JobStatus, type JobsListener, type JobsOptions, type StatusDetails } from "./aws-jobs";
 import { StreamDownload, type StreamOptions } from "./aws-stream";

@@ -1,5 +1,5 @@
 /*
-	A CoAP pull (coap://host/path): the package is read block by block with Block2 (RFC 7959), each block a
+	A CoAP pull (coap://host/path, or coaps:// over the DTLS endpoint the ports give): the package is read block by block with Block2 (RFC 7959), each block a
 	confirmable GET that the endpoint retransmits on its own. The record's checkpoint names a block boundary
 	and the ETag option's value, so after a power cut the pull asks for the checkpoint's block and resumes only
 	when the server still sends the same representation (resume.ts decides).
@@ -8,6 +8,7 @@
 	  resume / fresh → write each block, ask the next; checkpoint every checkpointBytes → last block (M=0) → done
 	  restart  → ask block 0 without trusting the checkpoint (twice at most per run, then retry later)
 	  retry / timeout / reset → wait (backoff, 5.03's Max-Age believed) → ask again; maxAttempts in a row → 4
+	  dtls failure (bad psk, unknown identity…) → the same wait; maxTlsAttempts in a row → 7, with its reason
 	  fail → done(7 or 9)
 	A block of another ETag or offset than asked, mid-run, means the file changed under the pull: restart.
 */
@@ -15,10 +16,11 @@
 import { type CoapEndpoint, type Peer } from "../coap/endpoint";
 import { Code, type CoapOption, type Message, Option, blockBytes, firstOption, parseBlock, stringBytes, uintBytes, uintOption } from "../coap/message";
 import { hexEncode } from "../lib/base64";
-import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "../agent/download";
+import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "./transfer";
 import { Result, type ResultCode } from "../agent/firmware-object";
 import type { DownloadRecord } from "../agent/record";
 import { decideBlock } from "../agent/resume";
+import { isPermanentDtlsFailure } from "../lib/tls-failure";
 import { SlotWriter } from "../agent/slot-writer";
 import type { Clock, FlashSlot, Logger, UdpOpener, Url } from "../platform/ports";
 
@@ -51,6 +53,7 @@ export class CoapPull implements Transfer {
 	/** Whether the current run's first answer was decided and blocks are being written. */
 	#writing = false;
 	#failures = 0;
+	#dtlsFailures = 0;
 	#restarts = 0;
 	#checkpoints: Checkpoints;
 	#finished = false;
@@ -103,7 +106,14 @@ export class CoapPull implements Transfer {
 		this.#cancel = this.#ports.coap.request(this.#peer!, Code.get, options, undefined, true, (response, error) => {
 			this.#cancel = undefined;
 			if (this.#finished) return;
-			if (!response) return this.#transientFailure(`coap ${error ?? "no answer"}`, 0);
+			if (!response) {
+				// The same server fails the same handshake again: a few tries, then the reason.
+				const reason = error?.startsWith("dtls: ") ? error : `coap ${error ?? "no answer"}`;
+				this.#dtlsFailures = isPermanentDtlsFailure(reason) ? this.#dtlsFailures + 1 : 0;
+				if (this.#dtlsFailures >= this.#options.maxTlsAttempts) return this.#fail(Result.invalidUri, reason);
+				return this.#transientFailure(reason, 0);
+			}
+			this.#dtlsFailures = 0;
 			this.#answer(response, offset);
 		});
 	}

@@ -2,7 +2,7 @@
 // and each block goes to the slot as it arrives. The device cannot ask for a block again, so a push does not
 // survive a cut or a silence: the agent ends it with 4 and the server pushes again from the start.
 
-import type { DownloadListener, Transfer } from "../agent/download";
+import type { DownloadListener, Transfer } from "./transfer";
 import { Result } from "../agent/firmware-object";
 import type { DownloadRecord } from "../agent/record";
 import { SlotWriter } from "../agent/slot-writer";

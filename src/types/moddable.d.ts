@@ -85,6 +85,17 @@ declare module "crypt" {
 		close(): ArrayBuffer;
 		reset(): void;
 	}
+	/** One block at a time; "AES" with a 16-byte key is AES-128. */
+	export class BlockCipher {
+		constructor(cipher: "AES", key: ArrayBuffer);
+		encrypt(data: ArrayBuffer, result?: ArrayBuffer): ArrayBuffer;
+	}
+}
+
+declare module "rng" {
+	/** Moddable's random source, module "rng" ($(MODULES)/crypt/etc/rng, which crypt/tls.json includes): `get(n)` gives n bytes. */
+	const RNG: { get(n: number): ArrayBuffer };
+	export default RNG;
 }
 
 declare module "mc/config" {

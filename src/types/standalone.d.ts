@@ -13,6 +13,7 @@ declare module "mc/ffi" {
 		xs_ota_mark_valid(): number;
 		xs_ota_restart(): void;
 		xs_ota_verify_p256(sha256: ArrayBuffer, signature: ArrayBuffer, signatureLength: number, publicKey: ArrayBuffer): number;
+		xs_ota_verify_rsa3072_pss(sha256: ArrayBuffer, modulus: ArrayBuffer, exponent: number, signature: ArrayBuffer): number;
 	}
 	const FFI: { new (): OtaControl };
 	export default FFI;

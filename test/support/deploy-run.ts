@@ -74,8 +74,9 @@ export const deployEnv = { POLL: "0.1", PAUSE: "0.1", TRIES: "2", WAIT: "120" };
 export function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
 	return new Promise((resolve) => {
 		const child = spawn(command, args, { cwd, env });
-		// A run that hangs fails its test rather than the whole suite.
-		const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+		// A run that hangs fails its test rather than the whole suite; generous, as each AWS CLI call starts a Python on
+		// a machine that may be loaded (load average 13 on 2 cores once took a round past 2 minutes).
+		const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
 		let stdout = "", stderr = "";
 		child.stdout.on("data", (chunk) => (stdout += chunk));
 		child.stderr.on("data", (chunk) => (stderr += chunk));

@@ -58,6 +58,11 @@ export class RawCoapPeer {
 		});
 	}
 
+	/** Sends one datagram as it is (a malformed one included). */
+	send(to: { address: string; port: number }, datagram: Uint8Array): Promise<void> {
+		return new Promise((resolve) => this.#socket.send(datagram, to.port, to.address, () => resolve()));
+	}
+
 	close(): Promise<void> {
 		return new Promise((resolve) => this.#socket.close(() => resolve()));
 	}

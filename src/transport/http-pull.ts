@@ -1,5 +1,5 @@
 /*
-	The chunk pipeline: HTTP response body → inactive slot, with checkpoints in the record.
+	An HTTP(S) pull: the response body → inactive slot, with checkpoints in the record.
 
 	One download runs as a series of exchanges (requests):
 	  request(from the bytes known on flash) → headers → decide (resume.ts)
@@ -21,62 +21,23 @@
 */
 
 import type { Clock, FlashSlot, HttpClient, HttpExchange, HttpHandler, Logger, Url } from "../platform/ports";
-import { Result, type ResultCode } from "./firmware-object";
-import { ErasePlan } from "./erase-plan";
-import type { DownloadRecord } from "./record";
-import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "./resume";
-import { formatUrl, resolveLocation } from "./url";
+import { Result, type ResultCode } from "../agent/firmware-object";
+import { ErasePlan } from "../agent/erase-plan";
+import type { DownloadRecord } from "../agent/record";
+import { decide, isStrongEtag, requestHeaders, type ServerAnswer } from "../agent/resume";
+import { formatUrl, resolveLocation } from "../agent/url";
 import { isTlsFailure } from "../lib/tls-failure";
+import { PatchSink, type PatchPorts } from "../delta/patch-sink";
+import { isPatchStart } from "../delta/patch-header";
+import { Checkpoints, type DownloadListener, type DownloadOptions, type Transfer, retryDelay } from "./transfer";
 
-export interface DownloadOptions {
-	/** Bytes between checkpoints; a multiple of the sector size. */
-	checkpointBytes: number;
-	maxRedirects: number;
-	/** Exchanges that may fail in a row before the download gives up with result 4. */
-	maxAttempts: number;
-	/** Secure connections that may fail in a row, each for a "tls: " reason, before the download gives up with 7. */
-	maxTlsAttempts: number;
-	backoffBaseMs: number;
-	backoffMaxMs: number;
-	/** An exchange that receives nothing for this long is abandoned and retried. */
-	stallMs: number;
-	random: () => number;
-}
-
-export const defaultDownloadOptions: DownloadOptions = {
-	checkpointBytes: 16384,
-	maxRedirects: 5,
-	maxAttempts: 8,
-	maxTlsAttempts: 3,
-	backoffBaseMs: 1000,
-	backoffMaxMs: 60000,
-	stallMs: 30000,
-	random: Math.random,
-};
-
-export type DownloadOutcome = { ok: true } | { ok: false; result: ResultCode; reason: string };
-
-export interface DownloadPorts {
+export interface HttpPullPorts {
 	http: HttpClient;
 	slot: FlashSlot;
 	clock: Clock;
 	log: Logger;
-}
-
-export interface DownloadListener {
-	/** Persist the record (offset, ETag, size changed). */
-	save(): void;
-	progress(received: number, total: number): void;
-	done(outcome: DownloadOutcome): void;
-}
-
-/** One way of bringing a package into the slot: an HTTP pull (Download) or an MQTT stream. */
-export interface Transfer {
-	start(): void;
-	/** Stops without touching the record: what is committed stays committed. */
-	stop(): void;
-	/** Stops and saves everything already written (an orderly shutdown loses nothing past the last sector). */
-	suspend(): void;
+	/** Where a package that is a patch is applied from; without it every package is an image. */
+	patch?: PatchPorts;
 }
 
 /** Retry-After (RFC 9110 §10.2.3) in ms from now: delay-seconds, or an HTTP-date once the clock is set. */
@@ -87,42 +48,8 @@ export function retryAfterMs(value: string, now: number): number {
 	return Number.isFinite(at) && now > 1e12 ? Math.max(0, at - now) : 0;
 }
 
-/** Exponential backoff with jitter after `failures` failures in a row. A server that says when to come back
- * (`retryAfterMs`, 0 for no word) is believed, within the backoff's ceiling. */
-export function retryDelay(failures: number, options: DownloadOptions, retryAfterMs: number): number {
-	const { backoffBaseMs, backoffMaxMs, random } = options;
-	const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (failures - 1));
-	return Math.max(Math.round(ceiling / 2 + (random() * ceiling) / 2), Math.min(retryAfterMs, backoffMaxMs));
-}
-
-/**
-	The checkpoint of a transfer that writes front to back: it moves to the last interval boundary once a whole
-	interval passed. Only passing the furthest checkpoint of the download counts as progress that forgives
-	failures: a server that starts over every time (no range, no validator) and drops at the same place would
-	otherwise pass the same checkpoint again and again and never run out of retries.
-*/
-export class Checkpoints {
-	#interval: number;
-	#furthest: number;
-
-	constructor(interval: number, furthest: number) {
-		this.#interval = interval;
-		this.#furthest = furthest;
-	}
-
-	/** Bytes up to `end` are on flash: "none", "moved" (save the record), or "further" (moved past every earlier one). */
-	advance(record: DownloadRecord, end: number): "none" | "moved" | "further" {
-		const interval = this.#interval;
-		if (end - record.committed < interval) return "none";
-		record.committed = end - (end % interval);
-		if (record.committed <= this.#furthest) return "moved";
-		this.#furthest = record.committed;
-		return "further";
-	}
-}
-
-export class Download implements HttpHandler, Transfer {
-	#ports: DownloadPorts;
+export class HttpPull implements HttpHandler, Transfer {
+	#ports: HttpPullPorts;
 	#options: DownloadOptions;
 	#record: DownloadRecord;
 	#listener: DownloadListener;
@@ -146,8 +73,13 @@ export class Download implements HttpHandler, Transfer {
 	#waitTimer: unknown;
 	#stallTimer: unknown;
 	#finished = false;
+	/** The package is a patch (decided by its first byte, or by the record on resume). */
+	#patch: PatchSink | undefined;
+	#patchMode = false;
+	/** The next body byte is the package's first: it decides whether the package is a patch. */
+	#sniff = false;
 
-	constructor(ports: DownloadPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
+	constructor(ports: HttpPullPorts, options: DownloadOptions, record: DownloadRecord, url: Url, listener: DownloadListener) {
 		this.#ports = ports;
 		this.#options = options;
 		this.#record = record;
@@ -160,9 +92,12 @@ export class Download implements HttpHandler, Transfer {
 		this.#known = record.committed - (record.committed % sector);
 		if (record.totalSize && record.committed === record.totalSize) this.#known = record.committed;
 		this.#checkpoints = new Checkpoints(options.checkpointBytes, this.#known);
+		if (ports.patch) this.#patch = new PatchSink(ports.patch, record, options.checkpointBytes, () => listener.save());
+		this.#patchMode = record.patch !== undefined && this.#patch !== undefined;
 	}
 
 	start(): void {
+		if (this.#patchMode && this.#patch!.done) return this.#finish();
 		this.#request();
 	}
 
@@ -176,12 +111,14 @@ export class Download implements HttpHandler, Transfer {
 	suspend(): void {
 		const record = this.#record;
 		// Everything on flash belongs to the record's ETag (a fresh body saved it before its first write).
-		if (this.#writing && this.#offset > record.committed) record.committed = this.#offset;
+		if (this.#writing && !this.#patchMode && this.#offset > record.committed) record.committed = this.#offset;
 		this.stop();
 		this.#listener.save();
 	}
 
 	#request(): void {
+		// A patch continues from its last checkpoint, whatever this power-on applied past it.
+		if (this.#patchMode) this.#known = this.#patch!.resumeOffset();
 		const checkpoint = { committed: this.#known, etag: this.#record.etag, totalSize: this.#record.totalSize };
 		const answer = this.#answer;
 		answer.status = 0;
@@ -275,6 +212,9 @@ export class Download implements HttpHandler, Transfer {
 		this.#known = this.#offset = 0;
 		this.#erasing.reset();
 		this.#erasing.setImageSize(totalSize);
+		this.#patch?.fresh();
+		this.#patchMode = false;
+		this.#sniff = true;
 		this.#writing = true;
 	}
 
@@ -283,6 +223,11 @@ export class Download implements HttpHandler, Transfer {
 		const length = chunk.byteLength, end = this.#offset + length;
 		const slot = this.#ports.slot, record = this.#record;
 		this.#received += length;
+		if (this.#sniff && length) {
+			this.#sniff = false;
+			this.#patchMode = this.#patch !== undefined && isPatchStart(new Uint8Array(chunk, 0, 1)[0]);
+		}
+		if (this.#patchMode) return this.#bodyOfPatch(chunk, end);
 		if (end > slot.byteLength)
 			return this.#fail(Result.notEnoughFlash, "image larger than the slot");
 		if (record.totalSize && end > record.totalSize)
@@ -297,8 +242,26 @@ export class Download implements HttpHandler, Transfer {
 		this.#listener.progress(end, record.totalSize);
 	}
 
+	#bodyOfPatch(chunk: ArrayBuffer, end: number): void {
+		const record = this.#record;
+		if (record.totalSize && end > record.totalSize)
+			return this.#transientFailure("body longer than announced");
+		const failure = this.#patch!.write(new Uint8Array(chunk));
+		if (failure) return this.#fail(failure.result, failure.reason);
+		this.#offset = end;
+		if (record.committed > this.#known) {
+			this.#known = record.committed;
+			this.#failures = 0;
+			this.#listener.progress(end, record.totalSize);
+		}
+	}
+
 	complete(): void {
 		if (!this.#writing) return;
+		if (this.#patchMode) {
+			const failure = this.#patch!.finish();
+			return failure ? this.#fail(failure.result, failure.reason) : this.#finish();
+		}
 		const record = this.#record;
 		if (record.totalSize && this.#offset !== record.totalSize)
 			return this.#transientFailure(`body ended at ${this.#offset} of ${record.totalSize}`);

@@ -1,0 +1,117 @@
+// The delta applier against patches the real detools made (test/fixtures/delta/README.md): every compression
+// applies byte-identically from chunks of any size, resumes from any checkpoint after a cut, and refuses what
+// it does not support with a reason.
+
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { MemorySlot } from "./support/memory-slot";
+import { SlotWriter } from "../src/agent/slot-writer";
+import { SequentialApply, type ApplyState } from "../src/delta/bsdiff-apply";
+import { Compression, emptyHeader, readHeader, type PatchHeader } from "../src/delta/patch-header";
+import { Stored, type Decompressor } from "../src/delta/decompressor";
+import { Crle } from "../src/delta/crle";
+import { Heatshrink } from "../src/delta/heatshrink";
+
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/delta/${name}`, import.meta.url)));
+const base = fixture("base.bin"), target = fixture("new.bin");
+
+function decoderFor(header: PatchHeader): Decompressor {
+	if (header.compression === Compression.heatshrink) return new Heatshrink(header.windowBits, header.lookaheadBits);
+	return header.compression === Compression.crle ? new Crle() : new Stored();
+}
+
+function running(bytes: Uint8Array) {
+	return { byteLength: bytes.length, readInto: (offset: number, length: number, into: Uint8Array) => into.set(bytes.subarray(offset, offset + length)) };
+}
+
+function header(patch: Uint8Array): PatchHeader {
+	const parsed = emptyHeader();
+	const answer = readHeader(patch, Math.min(patch.length, 80), parsed);
+	assert.is(answer, "ok");
+	return parsed;
+}
+
+/** Applies `patch` to `old` in chunks of pseudo-random sizes up to `chunk`; returns the slot and the checkpoints. */
+function apply(patch: Uint8Array, old: Uint8Array, chunk: number, slot = new MemorySlot(327680)) {
+	const parsed = header(patch);
+	const checkpoints: ApplyState[] = [];
+	const writer = new SlotWriter(slot, 1024, () => false);
+	writer.begin(0, true, parsed.newSize);
+	const applier = new SequentialApply({ running: running(old), slot, writer }, decoderFor(parsed), parsed.newSize, old.length, 16384,
+		(state) => checkpoints.push(structuredClone(state)));
+	let seed = chunk;
+	for (let at = parsed.dataOffset; at < patch.length;) {
+		seed = (seed * 1103515245 + 12345) >>> 0;
+		const length = 1 + (seed % chunk);
+		applier.write(patch.subarray(at, at + length));
+		at += length;
+	}
+	return { slot, checkpoints, done: applier.done, parsed };
+}
+
+for (const name of ["none.patch", "crle.patch", "heatshrink.patch", "heatshrink-w11-l5.patch"]) {
+	test(`detools ${name} applies byte-identically from chunks of any size`, () => {
+		for (const chunk of [1, 7, 1000, 65536]) {
+			const { slot, done } = apply(fixture(name), base, chunk);
+			assert.ok(done, `${name} in chunks ≤ ${chunk} did not finish`);
+			assert.equal(slot.bytes.subarray(0, target.length), target, `${name} in chunks ≤ ${chunk}`);
+		}
+	});
+
+	test(`detools ${name} resumes from each checkpoint after a cut`, () => {
+		const patch = fixture(name);
+		const { checkpoints, parsed } = apply(patch, base, 3000);
+		assert.ok(checkpoints.length >= 2, `${name}: ${checkpoints.length} checkpoints`);
+		for (const saved of checkpoints) {
+			// The slot as a cut leaves it: everything written, garbage past the checkpoint in the next sectors.
+			const { slot } = apply(patch, base, 3000);
+			slot.bytes.fill(0x00, saved.newOffset, saved.newOffset + 5000);
+			const writer = new SlotWriter(slot, 1024, (sector) => (sector + 1) * slot.sectorSize <= saved.newOffset);
+			writer.begin(saved.newOffset, false, parsed.newSize);
+			const applier = new SequentialApply({ running: running(base), slot, writer }, decoderFor(parsed), parsed.newSize, base.length, 16384, () => {});
+			applier.resume(saved);
+			const from = parsed.dataOffset + saved.decoder.consumed;
+			for (let at = from; at < patch.length; at += 777) applier.write(patch.subarray(at, Math.min(at + 777, patch.length)));
+			assert.ok(applier.done, `${name} from ${saved.newOffset}`);
+			assert.equal(slot.bytes.subarray(0, target.length), target, `${name} resumed at ${saved.newOffset}`);
+		}
+	});
+}
+
+test("a heatshrink-compressed full image (a patch from an empty base) installs", () => {
+	const { slot, done } = apply(fixture("full-heatshrink.patch"), new Uint8Array(0), 4096);
+	assert.ok(done);
+	assert.equal(slot.bytes.subarray(0, target.length), target);
+});
+
+test("the esp_delta_ota framing carries the base's SHA-256 and the detools patch after 64 bytes", () => {
+	const framed = fixture("esp-delta-ota.patch"), parsed = header(framed);
+	assert.ok(parsed.framed);
+	assert.equal(parsed.baseSha256, base.subarray(base.length - 32));
+	assert.is(parsed.dataOffset, 64 + 1 + 3 + 1);
+	assert.is(parsed.newSize, target.length);
+	const { slot, done } = apply(framed, base, 500);
+	assert.ok(done);
+	assert.equal(slot.bytes.subarray(0, target.length), target);
+});
+
+test("lzma, in-place patches and oversize heatshrink windows are refused with a reason", () => {
+	assert.match(readHeader(fixture("lzma.patch"), 20, emptyHeader()), /compression lzma is not supported/);
+	assert.match(readHeader(Uint8Array.of(0x14, 0x80, 0x80, 0x18), 4, emptyHeader()), /patch type 1 is not supported/);
+	assert.match(readHeader(Uint8Array.of(0x04, 0x80, 0x80, 0x18, 0x94), 5, emptyHeader()), /window 2\^13/);
+	assert.is(readHeader(Uint8Array.of(0x04, 0x80), 2, emptyHeader()), "more");
+});
+
+test("a corrupted or truncated patch ends with a reason, never a wrong image reported done", () => {
+	const patch = fixture("heatshrink.patch").slice();
+	const truncated = apply(patch.subarray(0, patch.length - 100), base, 4096);
+	assert.not.ok(truncated.done);
+	const corrupt = patch.slice();
+	for (let i = 200; i < 260; i++) corrupt[i] ^= 0xa5;
+	assert.throws(() => apply(corrupt, base, 4096), /too long|outside the base|after the end/);
+	const wrongBase = apply(patch, target, 4096);
+	assert.not.equal(wrongBase.slot.bytes.subarray(0, target.length), target);
+});
+
+test.run();
