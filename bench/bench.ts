@@ -1,6 +1,7 @@
 /*
-	npm run bench: one run of the host-simulator benchmarks, side by side, over both transports: an HTTP(S) pull
-	and an AWS IoT job with an MQTT stream (in-process aedes emulator, 4 KiB blocks, JSON and CBOR).
+	npm run bench: one run of the host-simulator benchmarks, side by side, over every transport: an HTTP(S) pull,
+	an AWS IoT job with an MQTT stream (in-process aedes emulator, 4 KiB blocks, JSON and CBOR), a coap:// pull
+	(Block2, 1024-byte blocks) and a Package pushed by the local LwM2M server (Block1 PUTs of 1024 bytes).
 	  1. update throughput on loopback, node and xs engines, HTTP and HTTPS (the same server with a test PKI's
 	     chain), against a plain Node download of the same bytes
 	  2. bytes (HTTP) or blocks (MQTT) re-fetched per power cut; HTTP for three checkpoint intervals
@@ -20,9 +21,12 @@ import { BoardStorage, type Wear } from "../host-sim/board/board-files";
 import { busyMs, w25q32jv } from "../host-sim/board/flash-chip";
 import type { BoardLayout } from "../host-sim/board/partition-table";
 import { PowerSupply } from "../host-sim/board/power";
-import { prepareFactoryBoard, runDevice, type DeviceOptions, type DeviceOutcome, type EngineName } from "../host-sim/device";
+import { prepareFactoryBoard, runDevice, type DeviceCommand, type DeviceOptions, type DeviceOutcome, type EngineName } from "../host-sim/device";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { startAwsIot } from "../host-sim/server/aws-iot";
+import { CoapFileServer } from "../host-sim/server/coap-file-server";
+import { Lwm2mServer } from "../host-sim/server/lwm2m-server";
+import { Lwm2mUpdate } from "../host-sim/server/lwm2m-update";
 import { startUpdateServer } from "../host-sim/server/http-server";
 import { RecordStore } from "../src/agent/record";
 import { codeSlots } from "./heap-code";
@@ -44,11 +48,17 @@ const blockSize = 4096;
 const mqttCuts = 10, maxCutOps = 80;
 /** As the AWS tests: fast re-requests and retries, so a lost message costs little real time. */
 const quickMqtt = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
+/** CoAP block size, both ways: the Block2 size the agent asks for and the Block1 size the server pushes. */
+const coapBlockSize = 1024;
+const coapModes = ["pull", "push"] as const;
+/** As test/lwm2m.test.ts: quick registration retries; the run ends when the server hears the final result. */
+const lwm2mConfig = { lifetime: 120, registrationRetryMs: 300, backoffBaseMs: 100 };
 
 type Format = (typeof formats)[number];
-type Published = { url: string; sha256: string; length: number; bytes: Uint8Array };
-/** How one update reaches a board: the HTTP URL, or a fresh thing with its own job. */
-type Delivery = { transport: "http" } | { transport: "https" } | { transport: "mqtt"; format: Format };
+type CoapMode = (typeof coapModes)[number];
+type Published = { url: string; coapUrl: string; sha256: string; length: number; bytes: Uint8Array };
+/** How one update reaches a board: an HTTP or coap:// URL, a fresh thing with its own job, or a push by the LwM2M server. */
+type Delivery = { transport: "http" } | { transport: "https" } | { transport: "mqtt"; format: Format } | { transport: "coap"; mode: CoapMode };
 type UpdateTiming = { downloadVerifyMs: number; downloadMs: number; downloadMiBps: number; wholeMs: number; receivedPerByte: number };
 type CutRun = { cutAt: number; kind: string; refetched: number };
 type IntervalResult = {
@@ -65,6 +75,8 @@ type HeapRun = { peak: number; steady: number; samples: HeapSample[] };
 type HeapResults = Record<(typeof heapKinds)[number], Record<(typeof heapSizes)[number], HeapRun>>;
 /** Live XS heap over MQTT, per stream format. */
 type MqttHeapResults = Record<Format, Record<(typeof heapSizes)[number], HeapRun>>;
+/** Live XS heap over CoAP, pulled and pushed. */
+type CoapHeapResults = Record<CoapMode, Record<(typeof heapSizes)[number], HeapRun>>;
 type MqttCut = { cutAt: number; kind: string; fetched: number; kept: number; refetched: number };
 type MqttCutResult = {
 	format: Format;
@@ -94,6 +106,8 @@ const server = await startUpdateServer({ dir: www, port: 0 });
 const pki = makePki(work);
 const secureServer = await startUpdateServer({ dir: www, port: 0, tls: { certPem: pki.server.chainPem, keyPem: pki.server.keyPem } });
 const aws = await startAwsIot({});
+const coapFiles = await CoapFileServer.start();
+const lwm2m = await Lwm2mServer.start();
 const pristine: Record<BoardLayout, string> = { "4MB": path.join(work, "pristine-4mb"), "16MB": path.join(work, "pristine-16mb") };
 let boards = 0, things = 0;
 
@@ -121,6 +135,8 @@ try {
 	const httpsThroughput = await throughputOf({ transport: "https" });
 	const mqttThroughput = {} as Record<Format, Timings>;
 	for (const format of formats) mqttThroughput[format] = await throughputOf({ transport: "mqtt", format });
+	const coapThroughput = {} as Record<CoapMode, Timings>;
+	for (const mode of coapModes) coapThroughput[mode] = await throughputOf({ transport: "coap", mode });
 	await plainDownload(image);
 	const plainRuns: number[] = [];
 	for (let i = 0; i < repeats; i++) plainRuns.push(await plainDownload(image));
@@ -151,14 +167,20 @@ try {
 		note(`xs heap, ${size}, live, HTTPS`);
 		httpsHeap[size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "https" });
 	}
-	const mqttHeap = {} as MqttHeapResults;
-	for (const format of formats) {
-		mqttHeap[format] = {} as MqttHeapResults[Format];
-		for (const size of heapSizes) {
-			note(`xs heap, ${size}, live, MQTT ${format}`);
-			mqttHeap[format][size] = await heapRun(size === "1MiB" ? image : largeImage, true, { transport: "mqtt", format });
+	/** Live XS heap runs, for a 1 MiB and a 4 MiB image, for each of `keys`' deliveries. */
+	const liveHeaps = async <K extends string>(keys: readonly K[], delivery: (key: K) => Delivery) => {
+		const runs = {} as Record<K, Record<(typeof heapSizes)[number], HeapRun>>;
+		for (const key of keys) {
+			runs[key] = {} as Record<(typeof heapSizes)[number], HeapRun>;
+			for (const size of heapSizes) {
+				note(`xs heap, ${size}, live, ${describe(delivery(key))}`);
+				runs[key][size] = await heapRun(size === "1MiB" ? image : largeImage, true, delivery(key));
+			}
 		}
-	}
+		return runs;
+	};
+	const mqttHeap: MqttHeapResults = await liveHeaps(formats, (format) => ({ transport: "mqtt", format }));
+	const coapHeap: CoapHeapResults = await liveHeaps(coapModes, (mode) => ({ transport: "coap", mode }));
 
 	note("xs heap, the firmware's code alone");
 	const code = await codeSlots();
@@ -202,8 +224,16 @@ try {
 				return [size, { peak: run.peak, steady: run.steady, downloadSamples: run.samples.length }];
 			}))])),
 		},
+		coap: {
+			blockSize: coapBlockSize,
+			throughput: coapThroughput,
+			heapLive: Object.fromEntries(coapModes.map((mode) => [mode, Object.fromEntries(heapSizes.map((size) => {
+				const run = coapHeap[mode][size];
+				return [size, { peak: run.peak, steady: run.steady, downloadSamples: run.samples.length }];
+			}))])),
+		},
 	};
-	const markdown = renderMarkdown(results, heap, httpsHeap, mqttHeap) + dtlsMarkdown(dtls);
+	const markdown = renderMarkdown(results, heap, httpsHeap, mqttHeap, coapHeap) + dtlsMarkdown(dtls);
 	fs.writeFileSync(new URL("./results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
 	fs.writeFileSync(new URL("./results.md", import.meta.url), markdown);
 	fs.writeFileSync(new URL("./heap.svg", import.meta.url), renderHeapSvg(heap, mqttHeap));
@@ -212,6 +242,8 @@ try {
 }
 finally {
 	await aws.close();
+	await coapFiles.close();
+	await lwm2m.close();
 	await server.close();
 	await secureServer.close();
 	fs.rmSync(work, { recursive: true, force: true });
@@ -221,17 +253,20 @@ function publish(size: number): Published {
 	const bytes = makeAppImage({ size, version: "2.0.0" });
 	const name = `app-${size / MiB}m.bin`;
 	fs.writeFileSync(path.join(www, name), bytes);
-	return { url: `${server.url}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
+	coapFiles.serve(`/${name}`, bytes);
+	return { url: `${server.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
 }
 
 // 6. A patched update against the full image it makes (the same target, so the same verify and switch).
 async function deltaRuns() {
 	const fixture = (name: string) => new Uint8Array(fs.readFileSync(new URL(`../test/fixtures/delta/${name}`, import.meta.url)));
 	const image = fixture("new.bin"), patch = fixture("esp-delta-ota.patch");
-	fs.writeFileSync(path.join(www, "delta.patch"), patch);
-	fs.writeFileSync(path.join(www, "delta-full.bin"), image);
-	const target = (name: string): Published => ({ url: `${server.url}/${name}`, sha256: sha256Hex(image), length: image.length, bytes: image });
-	const kinds = { patch: target("delta.patch"), full: target("delta-full.bin") };
+	const target = (name: string, body: Uint8Array): Published => {
+		fs.writeFileSync(path.join(www, name), body);
+		coapFiles.serve(`/${name}`, body);
+		return { url: `${server.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(image), length: image.length, bytes: image };
+	};
+	const kinds = { patch: target("delta.patch", patch), full: target("delta-full.bin", image) };
 	const rows = Object.entries(kinds).map(([kind, published]) => {
 		const timing = Object.fromEntries(engines.map((engine) => [engine, { downloadVerifyMs: 0, wholeMs: 0, receivedPerByte: 0 }]));
 		return { kind, published, timing, heapPeakAboveCode: 0 };
@@ -251,12 +286,25 @@ async function deltaRuns() {
 }
 
 function describe(delivery: Delivery): string {
+	if (delivery.transport === "coap") return delivery.mode === "pull" ? "CoAP pull (Block2)" : "CoAP push (Block1)";
 	return delivery.transport === "mqtt" ? `MQTT ${delivery.format.toUpperCase()}` : delivery.transport.toUpperCase();
 }
 
-/** Device options for one update: the URL, or a fresh thing with a new job for `target`. */
-function deliver(target: Published, delivery: Delivery): { options: Partial<DeviceOptions>; thing?: string; jobId?: string } {
+/**
+	Device options for one update: the URL, a fresh thing with a new job for `target`, or a fresh LwM2M endpoint
+	the server pushes `target` to once it registers (the run ends when the server hears the final result).
+*/
+function deliver(target: Published, delivery: Delivery): { options: Partial<DeviceOptions>; thing?: string; jobId?: string; pushed?: Lwm2mUpdate } {
 	if (delivery.transport === "http") return { options: { url: target.url } };
+	if (delivery.transport === "coap" && delivery.mode === "pull") return { options: { url: target.coapUrl } };
+	if (delivery.transport === "coap") {
+		const endpoint = `bench-push-${++things}`, commands: DeviceCommand[] = [];
+		const pushed = new Lwm2mUpdate(lwm2m, endpoint, () => lwm2m.push(endpoint, "/5/0/0", Buffer.from(target.bytes), { blockSize: coapBlockSize }), () => {
+			pushed.close();
+			commands.push({ action: "shutdown" });
+		});
+		return { options: { commands, runFor: 600_000, config: { ...lwm2mConfig, lwm2m: lwm2m.url, endpoint } }, pushed };
+	}
 	if (delivery.transport === "https")
 		return { options: { url: target.url.replace(server.url, secureServer.url), credentials: { ca: pki.root.certDer } } };
 	const thing = `bench-${delivery.format}-${++things}`;
@@ -281,7 +329,8 @@ function freshBoard(layout: BoardLayout = "4MB"): string {
 }
 
 function assertUpdated(outcome: DeviceOutcome, target: Published, what: string): void {
-	if (outcome.end !== "idle" || outcome.result !== 1 || outcome.running.sha256 !== target.sha256)
+	// A pushed update's run ends with the shutdown sent once the server heard the result.
+	if ((outcome.end !== "idle" && outcome.end !== "shut-down") || outcome.result !== 1 || outcome.running.sha256 !== target.sha256)
 		throw new Error(`${what}: the update did not complete (end ${outcome.end}, result ${outcome.result})`);
 }
 
@@ -310,7 +359,7 @@ async function timedUpdate(target: Published, engine: EngineName, delivery: Deli
 	if (!first || !last || !state2) throw new Error(`${what}: no progress reports`);
 	// Progress is reported at checkpoints, so first → last spans all but the first interval.
 	const downloadMs = last[0] - first[0];
-	const received = thing ? outcome.mqttBytesReceived : outcome.bytesFetched;
+	const received = thing ? outcome.mqttBytesReceived : delivery.transport === "coap" ? outcome.datagramBytesReceived : outcome.bytesFetched;
 	return { downloadVerifyMs: state2 - state1, downloadMs, downloadMiBps: (last[1] - first[1]) / MiB / (downloadMs / 1000), wholeMs, receivedPerByte: received / target.length };
 }
 
@@ -489,9 +538,10 @@ type Results = {
 	projection: ReturnType<typeof project>;
 	delta: Awaited<ReturnType<typeof deltaRuns>>;
 	mqtt: { throughput: Record<Format, Record<(typeof engines)[number], UpdateTiming>>; cuts: Record<Format, MqttCutResult> };
+	coap: { throughput: Record<CoapMode, Record<(typeof engines)[number], UpdateTiming>> };
 };
 
-function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults): string {
+function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults, coapHeap: CoapHeapResults): string {
 	const fixed = (n: number, digits = 1) => n.toFixed(digits);
 	const int = (n: number) => Math.round(n).toLocaleString("en-US");
 	const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
@@ -501,7 +551,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 	const table = (header: string[], rows: string[][]) =>
 		[`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
 	const mib = results.imageBytes / MiB;
-	const { plainDownload: plain, projection, mqtt } = results;
+	const { plainDownload: plain, projection, mqtt, coap } = results;
 	const speedRow = (label: string, t: UpdateTiming) =>
 		[label, fixed(t.downloadMiBps), `${fixed(plain.MiBps / t.downloadMiBps)}×`, int(t.downloadVerifyMs), int(t.wholeMs), fixed(t.receivedPerByte, 2)];
 	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashBlockErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
@@ -511,18 +561,22 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			live ? int(Math.max(one.peak, four.peak) - results.heapCode) : "–"];
 	const mqttCaption = `MQTT: an AWS IoT job with a stream of ${blockSize / KiB} KiB blocks on the in-process aedes emulator, `
 		+ "a fresh thing and job for each run";
+	const coapCaption = `CoAP pull: a coap:// Package URI on the local CoAP file server, Block2 blocks of ${coapBlockSize} bytes. `
+		+ `CoAP push: the local LwM2M server writes the Package (/5/0/0) by Block1 PUTs of ${coapBlockSize} bytes, each after the `
+		+ "previous one's 2.31, then executes Update; whole update: to the server hearing the final result";
 	return [
 		`Run of ${results.date.slice(0, 10)}: ${results.host}, Node ${results.node}, ${fixed(results.seconds, 0)} s in all.`,
 		"",
 		`**Update throughput**: ${mib} MiB image, loopback, median of ${repeats} runs. Download: first to last checkpoint. `
 			+ "Download + verify: State 1 to State 2. Whole update: power-on to confirmed, over two boots; over MQTT, to the "
-			+ `jobs service accepting SUCCEEDED. ${mqttCaption}. Received ÷ image: HTTP body bytes, or MQTT payload bytes `
-			+ "(job and stream messages) the device received, per image byte.",
+			+ `jobs service accepting SUCCEEDED. ${mqttCaption}. ${coapCaption}. Received ÷ image: HTTP body bytes, MQTT payload bytes `
+			+ "(job and stream messages), or CoAP datagram bytes (headers and LwM2M traffic included) the device received, per image byte.",
 		"",
 		table(["", "download MiB/s", "plain Node is faster by", "download + verify ms", "whole update ms", "received ÷ image"], [
 			...engines.map((engine) => speedRow(`HTTP, ${engine} engine`, results.throughput[engine])),
 			...engines.map((engine) => speedRow(`HTTPS, ${engine} engine`, results.https.throughput[engine])),
 			...formats.flatMap((format) => engines.map((engine) => speedRow(`MQTT ${format.toUpperCase()}, ${engine} engine`, mqtt.throughput[format][engine]))),
+			...coapModes.flatMap((mode) => engines.map((engine) => speedRow(`${describe({ transport: "coap", mode })}, ${engine} engine`, coap.throughput[mode][engine]))),
 			["plain Node: http.get → file (no verify)", fixed(plain.MiBps), "–", int(plain.ms), "–", "1.00"],
 		]),
 		"",
@@ -554,6 +608,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			...heapKinds.map((kind) => heapRow(`HTTP, ${kind}`, heap[kind]["1MiB"], heap[kind]["4MiB"], kind === "live")),
 			heapRow("HTTPS, live", httpsHeap["1MiB"], httpsHeap["4MiB"]),
 			...formats.map((format) => heapRow(`MQTT ${format.toUpperCase()}, live`, mqttHeap[format]["1MiB"], mqttHeap[format]["4MiB"])),
+			...coapModes.map((mode) => heapRow(`${describe({ transport: "coap", mode })}, live`, coapHeap[mode]["1MiB"], coapHeap[mode]["4MiB"])),
 		]),
 		"",
 		`**Patched update** (HTTP, median of ${repeats} runs): test/fixtures/delta's detools heatshrink patch in esp_delta_ota framing `

@@ -5,7 +5,9 @@
 */
 
 import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
-import { BoardStorage, addWear, noWear, type Wear } from "./board/board-files";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BoardStorage, addWear, boardFile, noWear, type Wear } from "./board/board-files";
 import type { UdpFaults } from "./board/udp-network";
 import type { BoardLayout } from "./board/partition-table";
 import { PowerSupply } from "./board/power";
@@ -45,6 +47,12 @@ export interface DeviceOptions {
 	onEvent?: (event: DeviceReport) => void;
 	/** Follow AWS IoT jobs as `thing` on this broker (mqtt://host:port). */
 	mqtt?: string;
+	/**
+		The broker is an AWS IoT emulator in this process (aws-iot.ts): the board asks it whether replies are still
+		on their way (mqtt-network.ts, Settling), and real time spent waiting for them is not device time. The
+		virtual clock then moves only by the device's timers and its link's transfer time, whatever the host's load.
+	*/
+	settle?: boolean;
 	thing?: string;
 	/** Flash layout of a board created by this run; the default 4 MB one has 1.875 MiB slots. */
 	layout?: BoardLayout;
@@ -86,6 +94,8 @@ export interface DeviceOutcome {
 	state: number;
 	result: number;
 	bytesFetched: number;
+	/** UDP datagram bytes the device received (CoAP: headers and payloads, LwM2M traffic included). */
+	datagramBytesReceived: number;
 	/** MQTT message payload bytes the device received (jobs and stream messages, envelopes included). */
 	mqttBytesReceived: number;
 	/** AWS stream blocks delivered to the device. */
@@ -116,7 +126,7 @@ function makeEngine(name: EngineName, heapAfterGc: boolean, entry: string | unde
 
 export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> {
 	const emit = options.onEvent ?? (() => {});
-	let boots = 0, bytesFetched = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
+	let boots = 0, bytesFetched = 0, datagramBytesReceived = 0, mqttBytesReceived = 0, blocksFetched = 0, ops = 0, previousSlot = 0;
 	let status = { state: 0, result: 0 };
 	const wear: Wear = noWear();
 	const heapSlots: number[] = [];
@@ -140,6 +150,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			seed: options.seed,
 			previousSlot,
 			udpFaults: options.udpFaults,
+			settles: options.settle,
 			config: {
 				checkpointBytes: 16384, ...(options.mqtt ? { mqtt: options.mqtt, thing: options.thing } : {}),
 				...(rebootWarning ? { rebootWarningFile: rebootWarning } : {}), ...options.config,
@@ -217,7 +228,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 					if (listen !== undefined && untilEnd > 0) {
 						const started = Date.now();
 						await board.waitForNetwork(Math.min(listen, untilEnd, commandPollMs));
-						board.clock.advance(Math.min(Date.now() - started, untilEnd));
+						if (!options.settle) board.clock.advance(Math.min(Date.now() - started, untilEnd));
 						continue;
 					}
 					board.clock.advance(untilEnd);
@@ -228,16 +239,18 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				if (wait !== undefined) {
 					const started = Date.now();
 					await board.waitForNetwork(Math.min(wait, commandPollMs));
-					board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
+					if (!options.settle) board.clock.advance(Math.min(Date.now() - started, untilTimer ?? Infinity));
 				}
 				else if (untilTimer !== undefined) board.clock.advance(untilTimer);
 				else break;
 			}
+			if (options.settle) while (!board.mqtt.drained()) await board.waitForNetwork(commandPollMs);
 		}
 		finally {
 			wallTime = board.clock.wallTime;
 			timeLeft -= board.clock.now;
 			bytesFetched += board.network.bodyBytes;
+			datagramBytesReceived += board.udp.bytesReceived;
 			mqttBytesReceived += board.mqtt.payloadBytes;
 			blocksFetched += board.mqtt.blocksDelivered;
 			ops += board.power.ops;
@@ -263,7 +276,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
 		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
-		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups, listeningMs };
+		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, datagramBytesReceived, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups, listeningMs };
 		if (end !== "power-cut")
 			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });
 		return outcome;
@@ -275,13 +288,27 @@ export function factoryImage(): Uint8Array {
 	return makeAppImage({ size: 256 * 1024, version: factoryVersion });
 }
 
+/** The files of a factory-fresh board, by layout: made once per process, copied for every further board. */
+const factoryFiles = new Map<BoardLayout, Map<string, Uint8Array>>();
+
 /** A board fresh from the factory runs version 1.0.0 (or `image`) from ota_0 (flashed over serial: no power cuts). */
-export function prepareFactoryBoard(dir: string, layout?: BoardLayout, image = factoryImage()): void {
+export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB", image?: Uint8Array): void {
+	if (fs.existsSync(path.join(dir, boardFile))) return;
+	const files = image ? undefined : factoryFiles.get(layout);
+	if (files) {
+		fs.mkdirSync(dir, { recursive: true });
+		// board.json last: it is what makes the folder a board.
+		for (const [name, bytes] of files) fs.writeFileSync(path.join(dir, name), bytes);
+		return;
+	}
 	const storage = BoardStorage.open(dir, new PowerSupply(), layout);
-	if (!storage.isFresh) return;
+	const flashed = image ?? factoryImage();
 	const slot = storage.appSlot(0);
-	for (let sector = 0; sector * slot.blockSize < image.length; sector++) slot.erase(sector);
-	slot.write(0, image.length, image);
+	for (let sector = 0; sector * slot.blockSize < flashed.length; sector++) slot.erase(sector);
+	slot.write(0, flashed.length, flashed);
+	if (image) return;
+	const names = [...storage.partitionFiles(), boardFile];
+	factoryFiles.set(layout, new Map(names.map((name) => [name, new Uint8Array(fs.readFileSync(path.join(dir, name)))])));
 }
 
 /** Fills app slot `slot` with seeded noise: a board that has updated before holds old bytes there, not 0xFF. */

@@ -91,7 +91,7 @@ for (const engine of engines) {
 const bad: { name: string; result: number; setUp: () => { url: string; sha256?: string } }[] = [
 	{ name: "missing file (404)", result: 7, setUp: () => ({ url: `${server.url}/nothing-here.bin` }) },
 	{ name: "malformed URI", result: 7, setUp: () => ({ url: "http//no-scheme/app.bin" }) },
-	{ name: "unsupported scheme", result: 9, setUp: () => ({ url: "coaps://127.0.0.1/app.bin" }) },
+	{ name: "unsupported scheme", result: 9, setUp: () => ({ url: "ftp://127.0.0.1/app.bin" }) },
 	{ name: "image for another chip", result: 6, setUp: () => (publish(www, "s3.bin", 64 * 1024, "2.0.0", "esp32s3"), { url: `${server.url}/s3.bin` }) },
 	{ name: "not an image", result: 6, setUp: () => (fs.writeFileSync(path.join(www, "junk.bin"), new Uint8Array(50000).fill(0x5a)), { url: `${server.url}/junk.bin` }) },
 	{ name: "image too large for the slot", result: 2, setUp: () => (publish(www, "huge.bin", 2 * 1024 * 1024, "2.0.0"), { url: `${server.url}/huge.bin` }) },

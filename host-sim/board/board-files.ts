@@ -38,6 +38,9 @@ export function addWear(total: Wear, more: Wear): void {
 	for (const key of Object.keys(total) as (keyof Wear)[]) total[key] += more[key];
 }
 
+/** The file that makes a folder a board: its chip and partition table. */
+export const boardFile = "board.json";
+
 export class BoardStorage {
 	readonly dir: string;
 	readonly config: BoardConfig;
@@ -49,7 +52,7 @@ export class BoardStorage {
 
 	/** `layout` only matters when the folder is new; an existing board keeps the table in its board.json. */
 	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB"): BoardStorage {
-		const configFile = path.join(dir, "board.json");
+		const configFile = path.join(dir, boardFile);
 		const isFresh = !fs.existsSync(configFile);
 		let config: BoardConfig;
 		if (isFresh) {
@@ -91,6 +94,11 @@ export class BoardStorage {
 		wear.preferenceBytes = this.nvs.stats.bytesWritten;
 		wear.preferenceDeletes = this.nvs.stats.deletes;
 		return wear;
+	}
+
+	/** The names of the partition files in the folder (nvs.json, written at the first set, aside). */
+	partitionFiles(): string[] {
+		return [...this.#partitions.values()].map((partition) => path.basename(partition.file));
 	}
 
 	/** The raw flash partition labelled `label` (not nvs). */

@@ -45,6 +45,8 @@ export interface BoardOptions {
 	udpFaults?: UdpFaults;
 	/** The link's speed: bytes the device receives move its clock on by their transfer time (default 10 Mbit/s). */
 	linkKbps?: number;
+	/** The MQTT broker's emulator answers flush requests: MQTT connections settle (mqtt-network.ts). */
+	settles?: boolean;
 	/** Receives the device's log lines and LwM2M reports. */
 	report?: (kind: string, args: unknown[]) => void;
 }
@@ -123,7 +125,7 @@ export class Board {
 		this.storage = BoardStorage.open(options.dir, this.power);
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
-		this.mqtt = new MqttNetwork(this.#signal);
+		this.mqtt = new MqttNetwork(this.#signal, undefined, options.settles);
 		this.udp = new UdpNetwork(this.#signal, options.udpFaults, () => this.clock.now);
 		this.#linkKbps = options.linkKbps ?? 10_000;
 		this.config = { chip: "esp32", ...options.config };

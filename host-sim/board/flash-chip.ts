@@ -1,7 +1,8 @@
-// One flash partition of the simulated board, backed by one file. The file is always the truth: every
-// erase and write is written through at the changed range before the call returns, so a killed
-// process leaves the same bytes a power cut would. Reads come from an in-memory copy loaded at open, so
-// open a partition once per power-on: two objects over one file do not see each other's writes.
+// One flash partition of the simulated board, backed by one file. The file is the only copy: every erase
+// and write lands in it at the changed range before the call returns, and every read comes from it, so a
+// killed process leaves the same bytes a power cut would, and a power-on costs no read of the whole chip.
+// The file stays open while the caller runs on synchronously (a burst of reads costs one open) and is
+// closed before the next turn of the event loop.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,6 +11,8 @@ import { PowerCutError, type PowerSupply } from "./power";
 export const sectorSize = 4096;
 /** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
 export const blockEraseSize = 65536;
+/** What erased flash reads: enough for the largest erase. */
+const erased = new Uint8Array(blockEraseSize).fill(0xff);
 /** Page programs cover at most one 256-byte page each. */
 export const pageSize = 256;
 
@@ -47,7 +50,7 @@ export class FlashPartition {
 	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
-	readonly #bytes: Uint8Array;
+	#fd: number | undefined;
 
 	/** Opens `<dir>/<label>.bin`, creating it erased (all 0xFF) when missing. */
 	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
@@ -61,12 +64,10 @@ export class FlashPartition {
 		this.byteLength = byteLength;
 		this.#power = power;
 		if (fs.existsSync(file)) {
-			const stored = fs.readFileSync(file);
-			if (stored.byteLength !== byteLength) throw new Error(`partition ${label}: file size ${stored.byteLength}, expected ${byteLength}`);
-			this.#bytes = new Uint8Array(stored);
+			const size = fs.statSync(file).size;
+			if (size !== byteLength) throw new Error(`partition ${label}: file size ${size}, expected ${byteLength}`);
 		} else {
-			this.#bytes = new Uint8Array(byteLength).fill(0xff);
-			fs.writeFileSync(file, this.#bytes);
+			fs.writeFileSync(file, new Uint8Array(byteLength).fill(0xff));
 		}
 	}
 
@@ -77,15 +78,12 @@ export class FlashPartition {
 		this.onErase(start, start + sectorSize);
 		if (this.#power.beginOp("flash-erase") === "torn") {
 			// An interrupted NOR erase: part of the sector is erased, the rest keeps its old bits.
-			const landed = Math.floor(this.#power.tearFraction() * sectorSize);
-			this.#bytes.fill(0xff, start, start + landed);
-			this.#flush(start, landed);
+			this.#clear(start, Math.floor(this.#power.tearFraction() * sectorSize));
 			this.stats.erases++;
 			this.#power.cut("flash-erase");
 			throw new PowerCutError();
 		}
-		this.#bytes.fill(0xff, start, start + sectorSize);
-		this.#flush(start, sectorSize);
+		this.#clear(start, sectorSize);
 		this.stats.erases++;
 	}
 
@@ -100,9 +98,7 @@ export class FlashPartition {
 		const start = block * blockEraseSize;
 		this.onErase(start, start + blockEraseSize);
 		const torn = this.#power.beginOp("flash-block-erase") === "torn";
-		const landed = torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize;
-		this.#bytes.fill(0xff, start, start + landed);
-		this.#flush(start, landed);
+		this.#clear(start, torn ? Math.floor(this.#power.tearFraction() * blockEraseSize) : blockEraseSize);
 		this.stats.blockErases++;
 		if (torn) {
 			this.#power.cut("flash-block-erase");
@@ -121,9 +117,12 @@ export class FlashPartition {
 		let landed = byteLength;
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
-		const bytes = this.#bytes;
-		for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
-		this.#flush(offset, landed);
+		if (landed > 0) {
+			const fd = this.#open(), bytes = new Uint8Array(landed);
+			fs.readSync(fd, bytes, 0, landed, offset);
+			for (let i = 0; i < landed; i++) bytes[i] &= data[i];
+			fs.writeSync(fd, bytes, 0, landed, offset);
+		}
 		this.stats.writes++;
 		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
 		this.stats.bytesWritten += landed;
@@ -137,7 +136,9 @@ export class FlashPartition {
 	read(offset: number, byteLength: number): Uint8Array {
 		this.#power.assertOn();
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
-		return this.#bytes.slice(offset, offset + byteLength);
+		const bytes = new Uint8Array(byteLength);
+		if (byteLength) fs.readSync(this.#open(), bytes, 0, byteLength, offset);
+		return bytes;
 	}
 
 	#inRange(offset: number, byteLength: number): boolean {
@@ -145,13 +146,19 @@ export class FlashPartition {
 			&& offset + byteLength <= this.byteLength;
 	}
 
-	#flush(start: number, length: number): void {
-		if (length <= 0) return;
-		const fd = fs.openSync(this.file, "r+");
-		try {
-			fs.writeSync(fd, this.#bytes, start, length, start);
-		} finally {
-			fs.closeSync(fd);
+	/** Sets `length` bytes from `start` to 0xFF, in the file. */
+	#clear(start: number, length: number): void {
+		if (length > 0) fs.writeSync(this.#open(), erased, 0, length, start);
+	}
+
+	#open(): number {
+		if (this.#fd === undefined) {
+			const fd = this.#fd = fs.openSync(this.file, "r+");
+			setImmediate(() => {
+				this.#fd = undefined;
+				fs.closeSync(fd);
+			});
 		}
+		return this.#fd;
 	}
 }

@@ -11,12 +11,19 @@
 
 	Keepalive runs on real time, not the virtual clock: the broker counts real seconds, and while a connection
 	is open the run loop only lets virtual time pass at real speed (see waitFor).
+
+	Settling (an AWS IoT emulator in this process as the peer, aws-iot.ts): instead of guessing from real time,
+	the connection asks the emulator whether anything is still on its way. After the device's last publish or
+	subscription it publishes a flush request on the host's behalf; the emulator answers it through the same
+	ordered outbox as every reply, so once the answer is in, every reply to what the device sent is in too. The
+	run loop then lets no real time count on the virtual clock: the board is idle, or its next timer is due.
 */
 
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { generate, parser, type Packet } from "mqtt-packet";
 import { connectOptions, tlsFailure, type SecureSpec } from "./tls";
+import { threadId } from "node:worker_threads";
 import { EventQueue } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
@@ -46,6 +53,20 @@ export const defaultQuietMs = 250;
 const receiveWindow = 65536;
 const waitSliceMs = 1000;
 
+/** The emulator's flush round trip (see Settling): request and answer topics, the payload a sequence number. */
+export const flushTopics = {
+	request: (clientId: string) => `xs-ota/emulator/flush/${clientId}`,
+	requestFilter: "xs-ota/emulator/flush/+",
+	answer: (clientId: string) => `xs-ota/emulator/flushed/${clientId}`,
+};
+/** A flush answer not in after this long (real ms) is asked for again. */
+const flushRetryMs = 1000;
+/**
+	Flush requests are numbered across the process, and carry the thread's id: an answer meant for an earlier
+	connection of the same client (on this thread or another) is not ours.
+*/
+let flushRequests = 0;
+
 class Connection {
 	readonly socket: net.Socket;
 	state: "connecting" | "ready" | "done" = "connecting";
@@ -55,10 +76,23 @@ class Connection {
 	#lastWrite = Date.now();
 	#packetId = 0;
 	#keepalive: NodeJS.Timeout | undefined;
+	readonly #clientId: string;
+	readonly #flushAnswerTopic: string;
+	/** Settling: the flush answers' subscription (its packet id until acknowledged, then "ready"). */
+	#flushSubscription: number | "ready" | undefined;
+	#flushAsked = "";
+	#flushAnswered = "";
+	#flushAskedAt = 0;
+	/** The device sent something since the last flush request. */
+	#flushNeeded = true;
 
 	constructor(readonly id: number, readonly network: MqttNetwork, spec: MqttSpec, secure: tls.ConnectionOptions | undefined) {
+		this.#clientId = spec.clientId;
+		this.#flushAnswerTopic = flushTopics.answer(spec.clientId);
 		const host = spec.host === "localhost" ? "127.0.0.1" : spec.host;
+		// No Nagle: a request held back for the broker's delayed ACK would cost 40 real ms, which the clock counts.
 		this.socket = secure ? tls.connect({ ...secure, host }) : net.connect({ host, port: spec.port });
+		this.socket.setNoDelay(true);
 		let connected = false;
 		this.socket.on(secure ? "secureConnect" : "connect", () => {
 			connected = true;
@@ -92,7 +126,19 @@ class Connection {
 			if (packet.cmd !== "connack") return this.fail(`received ${packet.cmd} when expecting connack`);
 			if (packet.returnCode) return this.fail(`server rejected mqtt request with code ${packet.returnCode}`);
 			this.state = "ready";
+			if (this.network.settles) {
+				this.#flushSubscription = this.#nextPacketId();
+				this.write({ cmd: "subscribe", messageId: this.#flushSubscription, subscriptions: [{ topic: this.#flushAnswerTopic, qos: 0 }] });
+			}
 			return this.network.queue({ id: this.id, message: "ready" });
+		}
+		if (packet.cmd === "suback" && packet.messageId === this.#flushSubscription) {
+			this.#flushSubscription = "ready";
+			return this.network.signal.notify();
+		}
+		if (packet.cmd === "publish" && packet.topic === this.#flushAnswerTopic) {
+			if (packet.payload.toString() === this.#flushAsked) this.#flushAnswered = this.#flushAsked;
+			return this.network.signal.notify();
 		}
 		if (packet.cmd === "publish") {
 			const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
@@ -101,16 +147,34 @@ class Connection {
 		// pingresp, suback, unsuback, puback…: nothing to do, as in Moddable.
 	}
 
+	/**
+		Settling: whether every reply to what the device sent has arrived. Asks the emulator (a flush request)
+		when the device sent something since the last one, or when an answer is overdue.
+	*/
+	settled(): boolean {
+		if (this.state !== "ready" || this.#flushSubscription !== "ready") return false;
+		if (!this.#flushNeeded && this.#flushAnswered === this.#flushAsked) return true;
+		if (this.#flushNeeded || Date.now() - this.#flushAskedAt >= flushRetryMs) {
+			this.#flushNeeded = false;
+			this.#flushAskedAt = Date.now();
+			this.write({ cmd: "publish", topic: flushTopics.request(this.#clientId), payload: Buffer.from(this.#flushAsked = `${threadId}.${++flushRequests}`), qos: 0, retain: false, dup: false });
+		}
+		return false;
+	}
+
 	publish(topic: string, payload: Uint8Array, qos: number, retain: boolean): void {
+		this.#flushNeeded = true;
 		const quality = (qos & 3) as 0 | 1 | 2;
 		this.write({ cmd: "publish", topic, payload: Buffer.from(payload), qos: quality, retain, dup: false, messageId: quality ? this.#nextPacketId() : undefined });
 	}
 
 	subscribe(topic: string): void {
+		this.#flushNeeded = true;
 		this.write({ cmd: "subscribe", messageId: this.#nextPacketId(), subscriptions: [{ topic, qos: 0 }] });
 	}
 
 	unsubscribe(topic: string): void {
+		this.#flushNeeded = true;
 		this.write({ cmd: "unsubscribe", messageId: this.#nextPacketId(), unsubscriptions: [topic] });
 	}
 
@@ -174,14 +238,19 @@ export class MqttNetwork {
 	/** Stream data messages (one block each) delivered to the device. */
 	blocksDelivered = 0;
 	quietMs: number;
+	/** The broker's emulator answers flush requests: connections settle (see Settling) instead of waiting quietMs. */
+	readonly settles: boolean;
+	readonly signal: NetworkSignal;
 	#connections = new Map<number, Connection>();
 	#queue: EventQueue<MqttEvent>;
 
-	constructor(signal = new NetworkSignal(), quietMs = defaultQuietMs) {
+	constructor(signal = new NetworkSignal(), quietMs = defaultQuietMs, settles = false) {
 		this.#queue = new EventQueue<MqttEvent>(signal, receiveWindow, () => {
 			for (const connection of this.#connections.values()) connection.socket.resume();
 		});
+		this.signal = signal;
 		this.quietMs = quietMs;
+		this.settles = settles;
 	}
 
 	open(id: number, spec: MqttSpec): void {
@@ -243,9 +312,15 @@ export class MqttNetwork {
 		(`untilTimer`): the device is then waiting for answers it will re-request or give up on. Without a timer,
 		it counts only for quietMs after its last traffic, so that an answer already on its way still arrives;
 		after that the board is idle, since nothing the device does could ever end the wait.
+		A network that settles waits until every connection has settled, whatever the timers.
 	*/
 	waitFor(untilTimer: number | undefined): number | undefined {
 		if (this.#queue.length) return 0;
+		if (this.settles) {
+			let settled = true;
+			for (const connection of this.#connections.values()) settled = connection.settled() && settled;
+			return settled ? undefined : waitSliceMs;
+		}
 		let connecting = false, lastTraffic = -Infinity;
 		for (const connection of this.#connections.values()) {
 			if (connection.state === "connecting") connecting = true;
@@ -256,6 +331,22 @@ export class MqttNetwork {
 		if (untilTimer !== undefined) return untilTimer;
 		const quiet = this.quietMs - (Date.now() - lastTraffic);
 		return quiet > 0 ? quiet : undefined;
+	}
+
+	/**
+		Settling, as the board goes down (a reboot, a cut, the end of a run): whether every reply to what the
+		device sent on a connection that is up has come in, asking when needed. What came is dropped: it reached
+		a board that was going down (a real reboot outlasts a local broker's latency), and none of it is left to
+		reach the next power-on's connection by chance.
+	*/
+	drained(): boolean {
+		this.#queue.clear();
+		let drained = true;
+		for (const connection of this.#connections.values()) {
+			connection.socket.resume();
+			if (connection.state === "ready") drained = connection.settled() && drained;
+		}
+		return drained;
 	}
 
 	/** Power off: every connection vanishes without a word, queued events are lost. */

@@ -10,6 +10,15 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 const cached = new Map<string, string>();
 
+/** Bundles built so far, by entry: a worker thread is handed its parent's instead of building them again. */
+export function builtBundles(): Map<string, string> {
+	return new Map(cached);
+}
+
+export function adoptBundles(bundles: Map<string, string>): void {
+	for (const [entry, bundle] of bundles) cached.set(entry, bundle);
+}
+
 /** The bundle of device-entry.ts, or of another firmware entry (a test's, relative to the repository root, or absolute). */
 export function deviceBundle(entry = "host-sim/device-entry.ts"): string {
 	const known = cached.get(entry);

@@ -6,6 +6,25 @@ import type { Board, DeviceEvent } from "../board/board";
 import { deviceBundle } from "./bundle";
 import { type Engine, type EngineStop, preludeWithTransport, wrapBundle } from "./engine";
 
+const prelude = new vm.Script(preludeWithTransport(`
+	const toBuffer = (bytes) => { const buffer = new ArrayBuffer(bytes.length); new Uint8Array(buffer).set(bytes); return buffer; };
+	const rawHost = (op, args, data) => {
+		const reply = hostRaw(op, args, data);
+		if (reply.value && reply.value.constructor && reply.value.constructor.name === "Uint8Array") reply.value = toBuffer(reply.value);
+		return reply;
+	};
+	globalThis.bytesToDevice = toBuffer;
+`));
+
+/** The firmware compiled once per process: every power-on runs the same script in its fresh context. */
+const compiled = new Map<string | undefined, vm.Script>();
+
+function firmware(entry: string | undefined): vm.Script {
+	let script = compiled.get(entry);
+	if (!script) compiled.set(entry, script = new vm.Script(wrapBundle(deviceBundle(entry)), { filename: "device.js" }));
+	return script;
+}
+
 export class NodeEngine implements Engine {
 	readonly heapSlots = undefined;
 	#context: vm.Context | undefined;
@@ -33,16 +52,8 @@ export class NodeEngine implements Engine {
 			},
 		});
 		this.#context = context;
-		vm.runInContext(preludeWithTransport(`
-			const toBuffer = (bytes) => { const buffer = new ArrayBuffer(bytes.length); new Uint8Array(buffer).set(bytes); return buffer; };
-			const rawHost = (op, args, data) => {
-				const reply = hostRaw(op, args, data);
-				if (reply.value && reply.value.constructor && reply.value.constructor.name === "Uint8Array") reply.value = toBuffer(reply.value);
-				return reply;
-			};
-			globalThis.bytesToDevice = toBuffer;
-		`), context);
-		vm.runInContext(wrapBundle(deviceBundle(this.#entry)), context, { filename: "device.js" });
+		prelude.runInContext(context);
+		firmware(this.#entry).runInContext(context);
 		return this.#stopReason();
 	}
 

@@ -4,7 +4,14 @@
 	issueCommand; a power cut or a restart kills the worker in the middle of the call that caused it.
 
 	Wire format, both ways over xsnap's netstrings: u32 LE length of a JSON text, the JSON, then raw bytes.
-	Requests are [op, args]; replies are {value} / {error, name} with value "$bytes" meaning the raw bytes.
+	Requests are [op, args, deferred, bytes]; replies are {value} / {error, name} with value "$bytes" meaning the
+	raw bytes.
+
+	Each crossing costs two process switches, so calls whose answer the device never uses and that cannot fail
+	while the board has power (digest.write, report.progress, log: `deferred`) do not cross on their own: they
+	ride, in order and with copies of their bytes, with the next call that needs an answer, or with a "$flush" at
+	the end of the event. The board sees the same calls in the same order; a cut, which only a persistent write
+	makes, still stops the device at the call that caused it.
 */
 
 import { spawn, type ChildProcess } from "node:child_process";
@@ -41,15 +48,44 @@ const transport = `
 		const data = buffer.byteLength > 4 + length ? buffer.slice(4 + length) : undefined;
 		return { json, data };
 	};
+	const deferrable = new Set(["digest.write", "report.progress", "log"]);
+	let deferred = [], deferredBytes = [];
+	const bytesOf = (data) => data === undefined ? undefined : ArrayBuffer.isView(data)
+		? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+	const cross = (op, args, data) => {
+		const bytes = bytesOf(data);
+		let total = bytes ? bytes.length : 0;
+		for (const each of deferredBytes) total += each.length;
+		let joined;
+		if (deferredBytes.length) {
+			joined = new Uint8Array(total);
+			let offset = 0;
+			for (const each of deferredBytes) { joined.set(each, offset); offset += each.length; }
+			if (bytes) joined.set(bytes, offset);
+		}
+		else joined = bytes;
+		const request = pack([op, args, deferred, bytes ? bytes.length : -1], joined);
+		deferred = [];
+		deferredBytes = [];
+		return unpack(issueCommand(request));
+	};
 	const rawHost = (op, args, data) => {
-		const { json, data: bytes } = unpack(issueCommand(pack([op, args], data)));
+		if (deferrable.has(op)) {
+			const bytes = bytesOf(data);
+			deferred.push([op, args, bytes ? bytes.length : -1]);
+			if (bytes) deferredBytes.push(bytes.slice());
+			return { value: undefined };
+		}
+		const { json, data: bytes } = cross(op, args, data);
 		if (json.value === "$bytes") json.value = bytes || new ArrayBuffer(0);
 		return json;
 	};
+	globalThis.flushHost = () => { if (deferred.length) cross("$flush", [], undefined); };
 	globalThis.handleCommand = (buffer) => {
 		if (buffer.byteLength === 0) return void gc();
 		const { json, data } = unpack(buffer);
 		globalThis.deliverToDevice(json, data);
+		globalThis.flushHost();
 	};
 `;
 
@@ -100,7 +136,7 @@ export class XsEngine implements Engine {
 		this.#fromXs.on("end", () => this.#deliverMessage(undefined));
 		await this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(preludeWithTransport(transport))]));
 		if (this.#stop) return this.#stop;
-		return this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(wrapBundle(deviceBundle(this.#entry)))]));
+		return this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(`${wrapBundle(deviceBundle(this.#entry))}\nflushHost();`)]));
 	}
 
 	async deliver({ event, data }: DeviceEvent): Promise<EngineStop> {
@@ -146,9 +182,12 @@ export class XsEngine implements Engine {
 	#serve(request: Buffer): void {
 		const board = this.#board!;
 		const { json, data } = unpack(request);
-		let reply: Buffer;
+		const [op, args, deferred, length] = json as [string, unknown[], [string, unknown[], number][], number];
+		let reply: Buffer, offset = 0;
+		const bytes = (count: number) => (count < 0 ? undefined : data!.subarray(offset, (offset += count)));
 		try {
-			const value = board.call(json[0], json[1], data);
+			for (const [each, eachArgs, count] of deferred) board.call(each, eachArgs, bytes(count));
+			const value = op === "$flush" ? null : board.call(op, args, bytes(length));
 			reply = value instanceof Uint8Array ? pack({ value: "$bytes" }, value) : pack({ value: value ?? null });
 		}
 		catch (error) {

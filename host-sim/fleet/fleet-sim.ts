@@ -5,12 +5,14 @@
 	Boards run on demand: when its thing is notified, the runner creates the thing's execution on the emulator,
 	powers the board on (runDevice) and runs it until it is idle; between runs a board is nothing but its
 	folder (about 4 MB of flash files), so the fleet's size costs disk, not memory. At most `concurrency`
-	boards run at once.
+	boards run at once, spread over worker threads (board-threads.ts), one per core by default. Boards settle
+	with the emulator (host-sim/board/mqtt-network.ts): a reply on its way costs a board no virtual time, so
+	what a board does and how long it takes on its own clock do not depend on the host's speed or load.
 
 	A board's duration in virtual time is what its own virtual clock moved (runDevice's wallTime − startTime),
 	plus the downtime after each power cut, plus its link's transfer time (the MQTT bytes it received at its
-	link speed); its terminal status is placed at the end of the run that reported it (a board goes idle a
-	quarter second after its last message). The in-progress timer is enforced on the board's own clock: a
+	link speed); its terminal status is placed at the end of the run that reported it (a board goes idle once
+	it has settled with no timer armed). The in-progress timer is enforced on the board's own clock: a
 	board still at work when it runs out (runDevice's runFor), or still off after a cut when it does, has its
 	execution ended TIMED_OUT on the emulator, as the service would.
 
@@ -20,8 +22,9 @@
 	rolls back and the job ends FAILED).
 */
 
+import { availableParallelism } from "node:os";
 import * as path from "node:path";
-import { runDevice } from "../device";
+import { BoardThreads } from "./board-threads";
 import { seeded } from "../random";
 import { startAwsIot, type AwsIot } from "../server/aws-iot";
 import { terminalStatuses, type JobExecution } from "../server/aws-jobs";
@@ -40,6 +43,8 @@ export interface FleetOptions {
 	faults: FaultProfile;
 	boardsDir: string;
 	concurrency: number;
+	/** Worker threads the boards run on (default: one per core, at most `concurrency`). */
+	threads?: number;
 	onProgress?: (progress: FleetProgress) => void;
 	/** Every board event, when the configuration asks for debug output. */
 	log?: (line: string) => void;
@@ -103,9 +108,9 @@ const boardTimings = { blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs:
 /** How long a board may run without a job timeout: AWS's longest in-progress timer, 7 days. */
 const longestRunMs = 10080 * 60_000;
 /**
-	A run ends once the board has been quiet a quarter second with no timer armed, and a busy host can be slower
-	than that to answer its $next/get: a board idle while its job is still pending is powered on again (a real
-	one would have stayed connected), at most this many times.
+	A run ends once the board has settled with no timer armed; with message loss, a reply the device waits for
+	without a timer (its $next/get) may never come: a board idle while its job is still pending is powered on
+	again (a real one would have stayed connected), at most this many times.
 */
 const maxQuietRestarts = 3;
 
@@ -119,6 +124,7 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 	// Whole minutes, so that the alarms' periods start with the deployment.
 	const epoch = Math.floor(Date.now() / 60_000) * 60_000;
 	const aws = await startAwsIot({ faults: { dropRate: faults.messageLoss, seed: faults.seed } });
+	const threads = new BoardThreads(options.threads ?? Math.min(options.concurrency, availableParallelism()));
 	const rounds: RoundRun[] = [];
 	try {
 		aws.streams.put(config.streamId, new Map([[pkg.fileId, pkg.bytes]]), `firmware ${pkg.version}`);
@@ -132,7 +138,7 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 				if (detail.faults.offline) return { detail };
 				const requestsBefore = aws.streams.requestsByThing.get(thing) ?? 0;
 				const run: BoardRun = {
-					aws, jobId, thing, detail, dir: path.join(options.boardsDir, thing), startMs: epoch + startMs + notifiedAtMs, timeoutMs,
+					aws, threads, jobId, thing, detail, dir: path.join(options.boardsDir, thing), startMs: epoch + startMs + notifiedAtMs, timeoutMs,
 					downtimeMs: faults.downtimeMinutes * 60_000, cutRange: 2 * imageBlocks, random: seeded(faults.seed * 1_000_003 + index * 101 + round),
 					config: {
 						...boardTimings, blockSize, ...(config.rounds > 1 ? { allowDowngrade: true } : {}),
@@ -183,6 +189,7 @@ export async function simulateFleet(options: FleetOptions): Promise<FleetRun> {
 		if (config.cleanUp) aws.streams.streams.delete(config.streamId);
 	}
 	finally {
+		await threads.close();
 		await aws.close();
 	}
 	return { rounds, document, epochMs: epoch };
@@ -194,6 +201,7 @@ function jobExecution(aws: AwsIot, thing: string, jobId: string): JobExecution {
 
 interface BoardRun {
 	aws: AwsIot;
+	threads: BoardThreads;
 	jobId: string;
 	thing: string;
 	dir: string;
@@ -227,11 +235,10 @@ async function driveBoard(run: BoardRun): Promise<{ afterMs: number; startedAfte
 		const startTime = run.startMs + elapsed;
 		// Until the job is taken its timer has not started: a whole timeout from now is the most it can have.
 		const deadline = timeoutMs === undefined ? longestRunMs : (startedAfterMs ?? elapsed) + timeoutMs;
-		const outcome = await runDevice({
-			dir: run.dir, engine: "node", mqtt: aws.url, thing, config: run.config, startTime, runFor: deadline - elapsed,
+		const outcome = await run.threads.run({
+			dir: run.dir, engine: "node", mqtt: aws.url, settle: true, thing, config: run.config, startTime, runFor: deadline - elapsed,
 			cutAfterOps: detail.cuts < detail.faults.cuts ? 1 + Math.floor(run.random() * run.cutRange) : undefined,
-			onEvent: run.log && ((event) => run.log!(`${jobId} ${thing} ${JSON.stringify(event)}`)),
-		});
+		}, run.log && ((event) => run.log!(`${jobId} ${thing} ${JSON.stringify(event)}`)));
 		detail.powerOns++;
 		detail.boots += outcome.boots;
 		detail.deviceMs += outcome.wallTime - startTime;

@@ -7,6 +7,8 @@
 	  xs-ota/emulator/jobs/create {requestId, thing, form, image (base64) | imagePath, …CreateJobOptions}
 	  → xs-ota/emulator/jobs/create/accepted {requestId, jobId, streamId, fileId, fileSize, document}
 	  | xs-ota/emulator/jobs/create/rejected {requestId, message}
+	A board's flush request (host-sim/board/mqtt-network.ts, Settling) is answered in order with everything else:
+	  xs-ota/emulator/flush/CLIENT n → xs-ota/emulator/flushed/CLIENT n
 */
 
 import { createHash, randomBytes } from "node:crypto";
@@ -19,6 +21,7 @@ import { externalLink, startAedes, type AedesBroker, type BrokerLink } from "./m
 import { MqttLink } from "./mqtt-link";
 import type { ServerTls } from "./server-tls";
 import { seeded } from "../random";
+import { flushTopics } from "../board/mqtt-network";
 
 export const controlTopics = {
 	create: "xs-ota/emulator/jobs/create",
@@ -114,6 +117,8 @@ export interface AwsIot {
 	close(): Promise<void>;
 }
 
+const flushPrefix = flushTopics.request("");
+
 const serviceFilters = [
 	"$aws/things/+/jobs/get",
 	"$aws/things/+/jobs/start-next",
@@ -171,6 +176,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 	link.onMessage = (topic, payload) => {
 		try {
 			if (topic === controlTopics.create) return control(payload);
+			if (topic.startsWith(flushPrefix)) return outbox.pass(flushTopics.answer(topic.slice(flushPrefix.length)), payload);
 			if (!jobs.handle(topic, payload)) streams.handle(topic, payload);
 		}
 		catch (error) {
@@ -193,7 +199,7 @@ export async function startAwsIot(options: AwsIotOptions = {}): Promise<AwsIot> 
 			void link.publish(controlTopics.rejected, Buffer.from(JSON.stringify({ requestId: request?.requestId, message: (error as Error).message })));
 		}
 	};
-	await link.subscribe([...serviceFilters, controlTopics.create]);
+	await link.subscribe([...serviceFilters, controlTopics.create, flushTopics.requestFilter]);
 
 	let closing: Promise<void> | undefined;
 	return {
@@ -264,7 +270,7 @@ class Outbox {
 
 	send(topic: string, payload: Uint8Array): void {
 		const faults = this.#faults;
-		if (faults.topics && !faults.topics.test(topic)) return this.#emit(topic, payload, 1);
+		if (faults.topics && !faults.topics.test(topic)) return this.#emit(topic, payload, 1, 0);
 		const seed = faults.seed ?? 1;
 		if (seed !== this.#seed) {
 			this.#seed = seed;
@@ -286,8 +292,13 @@ class Outbox {
 			this.#heldTimer = setTimeout(() => this.#release(), Math.max(50, faults.delayMs ?? 0));
 			return;
 		}
-		this.#emit(topic, payload, copies);
+		this.#emit(topic, payload, copies, faults.delayMs ?? 0);
 		this.#release();
+	}
+
+	/** Out in order after everything sent before it, untouched by faults (a board's flush answer). */
+	pass(topic: string, payload: Uint8Array): void {
+		this.#emit(topic, payload, 1, 0);
 	}
 
 	settled(): Promise<void> {
@@ -305,11 +316,12 @@ class Outbox {
 		if (!held) return;
 		clearTimeout(this.#heldTimer);
 		this.#held = undefined;
-		this.#emit(held.topic, held.payload, held.copies);
+		this.#emit(held.topic, held.payload, held.copies, this.#faults.delayMs ?? 0);
 	}
 
-	#emit(topic: string, payload: Uint8Array, copies: number): void {
-		const due = Date.now() + (this.#faults.delayMs ?? 0);
+	/** Hands the message over after everything before it, and at least `delayMs` real ms from now. */
+	#emit(topic: string, payload: Uint8Array, copies: number, delayMs: number): void {
+		const due = Date.now() + delayMs;
 		const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 		this.#chain = this.#chain.then(async () => {
 			const wait = due - Date.now();

@@ -43,6 +43,7 @@ export async function startAedes(options: { port?: number; host?: string; tls?: 
 			if (typeof protocol !== "string" || !alpn.includes(protocol)) return socket.destroy();
 			alpnSeen.add(protocol);
 		}
+		socket.setNoDelay(true);
 		sockets.add(socket);
 		socket.once("close", () => sockets.delete(socket));
 		aedes.handle(socket);
