@@ -343,8 +343,8 @@ for (const [thing, what] of hostileThings) {
 		const job = aws.createJob(victim, { image, form: "fota", version: "2.0.0" });
 		await aws.settled();
 		const client = await watch();
-		await client.drain("#", 100);
-		await client.drain("$aws/#", 50);
+		await client.drain("#", 100, 100);
+		await client.drain("$aws/#", 50, 50);
 		const before = { seen: client.messages.length, requests: aws.stats.requests, describes: aws.stats.describes, updates: aws.jobs.updateLog.length, published: aws.stats.published };
 		const { outcome, logs } = await device(thing);
 		await new Promise((done) => setTimeout(done, 100)); // anything the device sent would be back by now
