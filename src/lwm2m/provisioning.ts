@@ -74,7 +74,8 @@ export function check(provisioning: Provisioning): ProvisionedServer | string {
 	if (bootstraps.length > 1) return "more than one bootstrap-server account";
 	for (const account of security) {
 		if (account.mode !== noSec) return `security mode ${account.mode ?? "missing"} of /0/${account.id}: ${nosecOnly}`;
-		if (!account.uri || !parseServerUri(account.uri)) return `server uri of /0/${account.id} is not coap://host[:port]`;
+		// NoSec speaks plain CoAP: a coaps:// URI would need a mode with keys.
+		if (!account.uri || parseServerUri(account.uri)?.secure !== false) return `server uri of /0/${account.id} is not coap://host[:port]`;
 	}
 	const account = accounts[0], ssid = account.ssid;
 	if (ssid === undefined) return `no short server id in /0/${account.id}`;
