@@ -32,7 +32,7 @@ import { online } from "./platform/network-status";
 import { awsMqttAlpn, pskCredentials } from "./platform/tls-credentials";
 import { dtlsCrypto } from "./platform/dtls-crypto";
 import { DtlsUdpOpener } from "./dtls/socket";
-import { defaultDtlsOptions } from "./dtls/session";
+import { type DtlsOptions, defaultDtlsOptions } from "./dtls/session";
 import { udp } from "./platform/udp-socket";
 import { CoapEndpoint, type CoapReply, type CoapRequest, type EndpointOptions, defaultEndpointOptions, maxTransmitWaitMs } from "./coap/endpoint";
 import { Code } from "./coap/message";
@@ -119,7 +119,7 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 	const lwm2mSecure = typeof config.lwm2m === "string" && config.lwm2m.startsWith("coaps:");
 	let coaps: CoapEndpoint | undefined;
 	const openCoaps = (): CoapEndpoint => {
-		coaps ??= new CoapEndpoint({ udp: new DtlsUdpOpener({ udp, crypto: dtlsCrypto, clock, log, credentials: pskCredentials }, defaultDtlsOptions), clock, log }, endpointOptions, requests);
+		coaps ??= new CoapEndpoint({ udp: new DtlsUdpOpener({ udp, crypto: dtlsCrypto, clock, log, credentials: pskCredentials }, dtlsOptions()), clock, log }, endpointOptions, requests);
 		if (!coaps.isOpen) coaps.open(0);
 		return coaps;
 	};
@@ -195,6 +195,11 @@ export function createUpdater(listener: UpdaterListener, appSelfTest?: SelfTest)
 
 function coapOptions(): EndpointOptions {
 	return { ...defaultEndpointOptions, ackTimeoutMs: numberSetting("coapAckTimeoutMs", defaultEndpointOptions.ackTimeoutMs) };
+}
+
+/** RFC 6347's timer, or config.dtlsTimeoutMs as its first wait (a faster give-up on a silent server, for tests). */
+function dtlsOptions(): DtlsOptions {
+	return { ...defaultDtlsOptions, initialTimeoutMs: numberSetting("dtlsTimeoutMs", defaultDtlsOptions.initialTimeoutMs) };
 }
 
 /** The LwM2M client config.lwm2m or config.bootstrap, and config.endpoint, ask for, or undefined. */

@@ -12,6 +12,7 @@ import * as dgram from "node:dgram";
 import { DtlsSession, defaultDtlsOptions } from "../src/dtls/session";
 import { DtlsUdpOpener } from "../src/dtls/socket";
 import { ReplayWindow } from "../src/dtls/replay-window";
+import { DtlsServer } from "../host-sim/server/dtls-server";
 import { libcoapServerBinary, startLibcoapServer, type LibcoapServer } from "../host-sim/server/libcoap";
 import { makeAppImage, sha256Hex } from "../host-sim/image";
 import { logged, tempDir, traced } from "./support/sim";
@@ -185,6 +186,27 @@ test("silent server: ClientHello at 0, 1, 3, 7, 15 s (RFC 6347 timer, virtual cl
 	assert.is(reason, "dtls: handshake timeout");
 	clock.advance(600000);
 	assert.is(sent.length, 5, "nothing after giving up");
+});
+
+test("a server that answers the ClientHello, then discards our Finished without a word (tinydtls's way with a wrong key): \"dtls: bad psk\"", async () => {
+	const server = await DtlsServer.start({ key: () => Buffer.from("the-server's-key"), repeatFlights: false });
+	const socket = dgram.createSocket("udp4");
+	try {
+		const clock = { ticks: () => Date.now(), now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+		const reason = await new Promise<string>((failed) => {
+			// A short first wait: the give-up, not the 31 s of RFC 6347's timer, is what this checks.
+			const session = new DtlsSession({ crypto: nodeDtlsCrypto, clock, log: () => {}, send: (datagram, length) => socket.send(datagram.subarray(0, length), server.port, "127.0.0.1") },
+				{ ...defaultDtlsOptions, initialTimeoutMs: 10 }, { identity: new TextEncoder().encode(identity), key }, { connected: () => failed("connected"), data: () => {}, failed });
+			socket.on("message", (message) => session.receive(new Uint8Array(message)));
+			socket.bind(0, () => session.start());
+		});
+		assert.is(reason, "dtls: bad psk");
+		assert.ok(server.stats.badRecords >= 1, "the server could not read our Finished");
+	}
+	finally {
+		socket.close();
+		await server.close();
+	}
 });
 
 test("a new session after a failed one starts from a socket of its own: the server's half-done handshake on the old port is not in its way", () => {

@@ -6,6 +6,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFile } from "node:child_process";
+import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import { promisify } from "node:util";
 import { Lwm2mServer } from "../host-sim/server/lwm2m-server";
@@ -20,17 +21,22 @@ import { parseServerUri } from "../src/lwm2m/registration";
 const psk = { identity: "board-psk", key: new TextEncoder().encode("lwm2m-dtls-key16") };
 const credentials = { "psk-identity": new TextEncoder().encode(psk.identity), "psk-key": psk.key };
 let lwm2m: Lwm2mServer, files: CoapFileServer;
+/** A server that never finishes the handshake: a UDP socket that reads every datagram and answers none. */
+let silent: dgram.Socket, heard = 0;
 const image = makeAppImage({ size: 96 * 1024, version: "2.0.0" });
 
 test.before(async () => {
 	lwm2m = await Lwm2mServer.start({ psk });
 	files = await CoapFileServer.start({ psk });
 	files.serve("/fw/app.bin", image);
+	silent = dgram.createSocket("udp4").on("message", () => heard++);
+	await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
 });
 
 test.after(async () => {
 	await lwm2m.close();
 	await files.close();
+	silent.close();
 });
 
 test("Security object: Mode 0 with the provisioned identity (3) and key (5) for coaps://, NoSec and nothing for coap://; default ports", () => {
@@ -149,6 +155,34 @@ for (const engine of ["node", "xs"] as const) {
 		});
 		assert.is(outcome.result, 7, outcome.logs.join("\n"));
 		assert.ok(logged(outcome, "download failed: dtls: unknown psk identity"), outcome.logs.join("\n"));
+		assert.is(outcome.running.slot, 0);
+	});
+
+	test(`${engine}: a coaps:// pull from a server that never answers the handshake ends with 4 and "dtls: handshake timeout"`, async () => {
+		// dtlsTimeoutMs shortens RFC 6347's first wait (1 s): the board waits in real time while its socket can
+		// still hear from the server, so each of the 8 attempts would otherwise take 31 s.
+		const before = heard;
+		const outcome = await traced({
+			dir: tempDir(`dtls-silent-${engine}`), engine, url: `coaps://127.0.0.1:${silent.address().port}/fw/app.bin`, provisioned: true, credentials,
+			runFor: 60000, config: { dtlsTimeoutMs: 10, backoffBaseMs: 100 },
+		});
+		assert.is(outcome.result, 4, outcome.logs.join("\n"));
+		assert.ok(logged(outcome, "download failed: dtls: handshake timeout"), outcome.logs.join("\n"));
+		assert.is(outcome.running.slot, 0);
+		assert.ok(heard - before >= 8 * 5, `${engine}: the silent server heard ${heard - before} ClientHellos, 5 per attempt expected`);
+	});
+}
+
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: an LwM2M coaps:// server that never answers: "dtls: handshake timeout" logged again and again, the factory image runs`, async () => {
+		const events: DeviceReport[] = [];
+		const outcome = await runDevice({
+			dir: tempDir(`lwm2m-dtls-silent-${engine}`), engine, runFor: 3000, provisioned: true, credentials,
+			config: { lwm2m: `coaps://127.0.0.1:${silent.address().port}`, endpoint: "dtls-silent", registrationRetryMs: 300, dtlsTimeoutMs: 10 },
+			onEvent: (event) => events.push(event),
+		});
+		const lines = events.filter((e) => e.event === "log").map((e) => String(e.message));
+		assert.ok(lines.filter((line) => line.includes("dtls: handshake timeout")).length >= 2, lines.join("\n"));
 		assert.is(outcome.running.slot, 0);
 	});
 }

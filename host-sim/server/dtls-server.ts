@@ -8,7 +8,8 @@
 	  ClientHello without a valid cookie → HelloVerifyRequest (stateless; the cookie is an HMAC of the peer
 	    and its random)
 	  ClientHello with the cookie → ServerHello, [ServerKeyExchange: the hint], ServerHelloDone (flight 4),
-	    sent again on a timer (1 s, doubling, maxRepeats times) until a Finished we can read comes
+	    sent again on a timer (1 s, doubling, maxRepeats times; unless repeatFlights is false) until a Finished
+	    we can read comes
 	  ClientKeyExchange → the identity's key (none: a fatal unknown_psk_identity alert), keys
 	  ChangeCipherSpec, Finished (epoch 1) → checked (wrong: a decrypt_error alert) → ChangeCipherSpec, Finished
 	  connected → application data both ways; a repeated client flight gets our last one again.
@@ -26,6 +27,9 @@ export interface DtlsServerOptions {
 	/** The key of a PSK identity, or undefined to refuse it. */
 	key(identity: Buffer): Buffer | undefined;
 	hint?: string;
+	/** false: flight 4 is never sent again on a timer, only when its ClientHello comes again (tinydtls's way): a
+	    client with another key then hears nothing at all after its Finished. */
+	repeatFlights?: boolean;
 	log?: (line: string) => void;
 }
 
@@ -356,7 +360,7 @@ export class DtlsServer {
 			: peer.flight.map((part) => this.#record(peer, contentType.handshake, 0, part));
 		this.#socket.send(Buffer.concat(records), peer.port, peer.address);
 		// Flight 4 goes again until a Finished we can read comes: a client with another key sees only that.
-		if (peer.state === "connected") return;
+		if (peer.state === "connected" || this.#options.repeatFlights === false) return;
 		clearTimeout(peer.timer);
 		if (peer.repeats >= maxRepeats) return this.#forget(peer);
 		peer.timer = setTimeout(() => {

@@ -13,9 +13,11 @@
 	maxRetransmits times, then "dtls: handshake timeout"; a server that repeats the flight we answered gets our
 	answer again at once. A server that repeats its last flight badPskRepeats times after our Finished could
 	not read it (OpenSSL drops a Finished it cannot decrypt without a word): "dtls: bad psk" then, without
-	waiting out the timer — one lost flight of ours costs one repeat, not the diagnosis. A fatal alert ends the session with a short reason; during the handshake a record
-	that fails its tag, a decrypt_error or a bad_record_mac alert, or a wrong server Finished mean the two
-	sides hold different keys: "dtls: bad psk". Handshake messages are reassembled from fragments one at a
+	waiting out the timer — one lost flight of ours costs one repeat, not the diagnosis. A server that answered
+	our ClientHello but stays silent through every retransmission of our Finished discarded it too (RFC 6347
+	§4.1.2.1; tinydtls repeats nothing): "dtls: bad psk" when the timer gives up. A fatal alert ends the
+	session with a short reason; during the handshake a decrypt_error or a bad_record_mac alert, or a wrong
+	server Finished mean the two sides hold different keys: "dtls: bad psk". Handshake messages are reassembled from fragments one at a
 	time (maxMessageBytes), the transcript kept for the Finished hashes is bounded, and all records are built
 	in one send buffer: the memory is fixed per session.
 */
@@ -105,7 +107,6 @@ export class DtlsSession {
 	#timer: unknown;
 	#timeoutMs: number;
 	#retransmits = 0;
-	#badTags = 0;
 	#serverRepeats = 0;
 	readonly #header: RecordHeader = { type: 0, epoch: 0, sequence: 0, start: 0, length: 0 };
 	readonly #fragment: Fragment = { type: 0, length: 0, sequence: 0, offset: 0, fragmentLength: 0, start: 0 };
@@ -151,11 +152,7 @@ export class DtlsSession {
 			if (header.epoch > 0) {
 				if (!this.#window.fresh(header.sequence)) continue;
 				length = this.#read!.open(datagram, header);
-				if (length < 0) {
-					// Not authentic: dropped (RFC 6347 §4.1.2.7), remembered to explain a handshake that then stalls.
-					this.#badTags++;
-					continue;
-				}
+				if (length < 0) continue; // not authentic: dropped (RFC 6347 §4.1.2.7)
 				this.#window.mark(header.sequence);
 				start += 8;
 			}
@@ -344,7 +341,7 @@ export class DtlsSession {
 	/** Sends the flight again, or gives up: a server that answered our keys only with silence or its previous flight holds another PSK. */
 	#retransmit(): void {
 		if (this.#retransmits >= this.#options.maxRetransmits)
-			return this.#fail(this.#state === "finishing" && (this.#badTags || this.#serverRepeats) ? dtlsReasons.badPsk : dtlsReasons.handshakeTimeout);
+			return this.#fail(this.#state === "finishing" ? dtlsReasons.badPsk : dtlsReasons.handshakeTimeout);
 		this.#retransmits++;
 		this.#timeoutMs = Math.min(this.#timeoutMs * 2, this.#options.maxTimeoutMs);
 		this.#sendFlight();
