@@ -33,6 +33,22 @@ test("manifest: every agent module is preloaded, and only those", () => {
 	assert.equal([...manifest.preload].sort(), agentModules());
 });
 
+test("device code: no RegExp is a module constant (preloaded into flash, XS's exec on one crashed the Moddable simulator)", () => {
+	// Found on an HTTP resume in the desktop simulator with the C3 creation: a segfault in fx_RegExp_prototype_exec
+	// while it built the match of a module-level RegExp that preloading had frozen into flash.
+	const offenders: string[] = [];
+	const walk = (folder: URL) => {
+		for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
+			if (entry.isDirectory()) walk(new URL(`${entry.name}/`, folder));
+			else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts"))
+				for (const line of fs.readFileSync(new URL(entry.name, folder), "utf8").split("\n"))
+					if (/^(export )?(const|let|var) \w+\s*(:[^=]+)?=\s*\/.+\/[dgimsuy]*;/.test(line)) offenders.push(`${entry.name}: ${line}`);
+		}
+	};
+	walk(new URL("src/", root));
+	assert.equal(offenders, []);
+});
+
 test("manifest: the simulator preloads its own flash, ffi and preference (the SDK's desktop preference cannot be)", () => {
 	const lin = manifest.platforms.lin;
 	assert.equal(lin.preload, ["flash", "mc/ffi", "preference"]);

@@ -45,11 +45,14 @@ export interface MaintenanceSettings {
 
 export const defaultMaintenanceSettings: Readonly<MaintenanceSettings> = { start: "", tz: "UTC0", windowMinutes: 60, mode: "FOREGROUND", optOut: "NONE" };
 
-const startPattern = /^([01]\d|2[0-3]):([0-5]\d)$/;
+/** HH:MM. A fresh RegExp per call, not a module constant (a preloaded RegExp: see url.ts). */
+function startPattern(): RegExp {
+	return /^([01]\d|2[0-3]):([0-5]\d)$/;
+}
 
 /** Why `settings` cannot be used (a short reason), or undefined when they can. */
 export function checkMaintenanceSettings(settings: MaintenanceSettings): string | undefined {
-	if (settings.start !== "" && !startPattern.test(settings.start)) return "start must be HH:MM";
+	if (settings.start !== "" && !startPattern().test(settings.start)) return "start must be HH:MM";
 	const zone = parseTimeZone(settings.tz);
 	if (typeof zone === "string") return `tz: ${zone}`;
 	if (!Number.isInteger(settings.windowMinutes) || settings.windowMinutes < 1 || settings.windowMinutes > 1440) return "window must be 1 to 1440 minutes";
@@ -241,7 +244,7 @@ export class Maintenance {
 		const next = { ...this.#settings, ...changes };
 		const error = checkMaintenanceSettings(next);
 		if (error) return error;
-		const start = startPattern.exec(next.start);
+		const start = startPattern().exec(next.start);
 		this.#settings = next;
 		this.#zone = parseTimeZone(next.tz) as TimeZone;
 		this.#startMinutes = start ? Number(start[1]) * 60 + Number(start[2]) : -1;

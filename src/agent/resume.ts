@@ -66,11 +66,12 @@ export type Decision =
 	| { kind: "retry"; reason: string }
 	| { kind: "fail"; result: ResultCode; reason: string };
 
-/** RFC 9110 §8.8.3: opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text. No W/ prefix. */
-const strongEtag = /^"[\x21\x23-\x7e\x80-\uffff]*"$/;
-
+/**
+	RFC 9110 §8.8.3: opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text. No W/ prefix. A fresh
+	RegExp per call, not a module constant (a preloaded RegExp: see url.ts).
+*/
 export function isStrongEtag(etag: string | undefined): etag is string {
-	return etag !== undefined && strongEtag.test(etag) && utf8Length(etag) <= maxEtagBytes;
+	return etag !== undefined && /^"[\x21\x23-\x7e\x80-\uffff]*"$/.test(etag) && utf8Length(etag) <= maxEtagBytes;
 }
 
 /**

@@ -15,7 +15,11 @@ export function isCoap(scheme: string): boolean {
 }
 
 /** Spaces and controls: never part of a URI, and a CR or LF would end the request line it is sent in. */
-const unsafe = /[\x00-\x20\x7f]/;
+// A fresh RegExp per call, not a module constant: the device preloads module constants into flash, and XS's exec
+// on such a RegExp crashed Moddable's simulator when a collection ran while it built the match (an HTTP resume).
+function unsafe(text: string): boolean {
+	return /[\x00-\x20\x7f]/.test(text);
+}
 
 /** The scheme an absolute URI names (lower case), whether or not the rest of it parses; undefined without one. */
 export function uriScheme(text: string): string | undefined {
@@ -24,7 +28,7 @@ export function uriScheme(text: string): string | undefined {
 
 /** Parses an absolute URI; returns a short reason when it is not one. */
 export function parseUrl(text: string): Url | string {
-	if (unsafe.test(text)) return "malformed uri";
+	if (unsafe(text)) return "malformed uri";
 	const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#\s]*)([^#\s]*)/.exec(text);
 	if (!match || match[0].length !== text.replace(/#.*$/, "").length) return "malformed uri";
 	const scheme = match[1].toLowerCase();
@@ -43,7 +47,7 @@ export function parseUrl(text: string): Url | string {
 
 /** Resolves a redirect's Location against the URL it came from. */
 export function resolveLocation(base: Url, location: string): Url | string {
-	if (unsafe.test(location)) return "malformed location";
+	if (unsafe(location)) return "malformed location";
 	if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(location)) return parseUrl(location);
 	if (location.startsWith("//")) return parseUrl(`${base.scheme}:${location}`);
 	if (location.startsWith("/")) return { scheme: base.scheme, host: base.host, port: base.port, path: location };

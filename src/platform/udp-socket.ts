@@ -6,7 +6,6 @@ import Net from "net";
 import type { UdpHandler, UdpOpener, UdpSocket } from "./ports";
 
 const dataReceived = 2;
-const ipv4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 class ModdableUdpSocket implements UdpSocket {
 	#socket: Socket | undefined;
@@ -33,7 +32,8 @@ class ModdableUdpSocket implements UdpSocket {
 export const udp: UdpOpener = {
 	open: (localPort, handler) => new ModdableUdpSocket(localPort, handler),
 	resolve(host, answer) {
-		if (ipv4.test(host)) return answer(host);
+		// A fresh RegExp per call, not a module constant (a preloaded RegExp: see agent/url.ts).
+		if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return answer(host);
 		Net.resolve(host, (_name, address) => answer(address));
 	},
 };

@@ -69,7 +69,10 @@ interface PendingUpdate {
 /** A job document may nest 16 deep (job-document.ts); the execution and message wrap it in 3 more. */
 const maxMessageDepth = 20;
 
-const validJobId = /^[a-zA-Z0-9_-]{1,64}$/;
+/** A fresh RegExp per call, not a module constant (a preloaded RegExp: see agent/url.ts). */
+function validJobId(id: string): boolean {
+	return /^[a-zA-Z0-9_-]{1,64}$/.test(id);
+}
 
 /** $next/get requests sent before the client relies on notify-next alone (an answer can be lost: QoS 0). */
 export const nextTries = 5;
@@ -242,7 +245,7 @@ export class JobsClient implements MqttHandler {
 		if (!execution || typeof execution !== "object" || typeof execution.jobId !== "string") return this.#listener.next(undefined);
 		// AWS job ids are [a-zA-Z0-9_-]{1,64}. Any other goes into no topic (a "/" or "#" would address others) and
 		// no record (which holds 64 bytes): it cannot even be rejected, so it is left queued at the service.
-		if (!validJobId.test(execution.jobId)) return this.#log(`next execution ignored: bad job id`);
+		if (!validJobId(execution.jobId)) return this.#log(`next execution ignored: bad job id`);
 		const { jobId, versionNumber, status } = execution;
 		if (typeof versionNumber === "number") this.#versions[jobId] = versionNumber;
 		const details = execution.statusDetails && typeof execution.statusDetails === "object" ? execution.statusDetails : undefined;
