@@ -5,9 +5,9 @@
 
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
-import { torture, tortureTable, type TortureOptions, type TortureSummary, type TortureTransport } from "../host-sim/torture";
+import { torture, tortureTable, type TortureOptions, type TortureRun, type TortureSummary, type TortureTransport } from "../host-sim/torture";
 
-const transports: TortureTransport[] = ["http", "mqtt", "http-patch"];
+const transports: TortureTransport[] = ["http", "mqtt", "http-patch", "coap-patch", "mqtt-patch"];
 const { values } = parseArgs({ options: { transport: { type: "string", multiple: true } } });
 const chosen = (values.transport ?? transports) as TortureTransport[];
 for (const name of chosen) if (!transports.includes(name)) throw new Error(`unknown transport ${name} (${transports.join(", ")})`);
@@ -20,8 +20,13 @@ const summaries: TortureSummary[] = [];
 for (const transport of chosen) {
 	for (const engine of ["node", "xs"] as const) {
 		process.stderr.write(`torture over ${transport} on ${engine}…\n`);
-		const options: TortureOptions = { engine, transport, imageBytes: 128 * 1024 + 1000, checkpointBytes: 16384, stride: 1, doubleCutEvery: 4, maxBoots: 6, seed: 2026 };
-		summaries.push(await torture(transport === "http-patch" ? { ...options, patch } : options));
+		let runs = 0;
+		// Progress for a long run's log: every 50th cut, and at once any that broke an invariant.
+		const onRun = (run: TortureRun) => {
+			if (++runs % 50 === 0 || run.violations.length) process.stderr.write(`  ${runs} cuts done${run.violations.length ? `; cut ${run.cuts.join("+")}: ${run.violations.join("; ")}` : ""}\n`);
+		};
+		const options: TortureOptions = { engine, transport, imageBytes: 128 * 1024 + 1000, checkpointBytes: 16384, stride: 1, doubleCutEvery: 4, maxBoots: 6, seed: 2026, onRun };
+		summaries.push(await torture(transport.endsWith("-patch") ? { ...options, patch } : options));
 	}
 }
 const table = tortureTable(summaries);

@@ -1,5 +1,6 @@
 /*
-	Power-cut torture, over an HTTP pull (of an image, or of a patch from the factory image) or an AWS IoT job with an MQTT stream: for one published image, cut the power at every persistent write of the whole update
+	Power-cut torture, over an HTTP pull or an AWS IoT job with an MQTT stream (of an image, or of a patch from the
+	factory image), or a coap:// pull of a patch: for one published image, cut the power at every persistent write of the whole update
 	life cycle (download, checkpoints, verify, switch, first boot, self-test, confirm, report), power on again
 	until idle, and check the invariants after each run. A sample of runs gets a second cut during the
 	recovery from the first. The inactive slot starts full of an older image's bytes, as on a board that has
@@ -12,10 +13,12 @@
 	  reported      the final result reached the server at least once, always the same result, and more than
 	                once only when the cut fell after the acknowledgement and before the record's save (HTTP);
 	                exactly one terminal job status accepted by the jobs service (MQTT)
-	  refetch       bytes fetched beyond the image size ≤ one checkpoint interval plus the fragment in flight
+	  refetch       bytes fetched beyond the file's size ≤ one checkpoint interval plus the fragment in flight
 	                per cut (the worst case is a cut that tears the checkpoint's own save: the bytes since the
 	                previous checkpoint, and the rest of the fragment that crossed the boundary, come again);
-	                for a patch, the interval is the most patch bytes between two of the applier's checkpoints
+	                for a patch, the interval is the most patch bytes between two of the applier's checkpoints.
+	                A resume that starts at a block (CoAP Block2, MQTT stream) fetches whole blocks: at most the
+	                blocks an interval can touch, ceil(interval / block) + 1, per cut
 */
 
 import * as fs from "node:fs";
@@ -31,14 +34,16 @@ import { SequentialApply } from "../src/delta/bsdiff-apply";
 import { emptyHeader, maxHeaderBytes, readHeader } from "../src/delta/patch-header";
 import { decompressorFor } from "../src/delta/patch-sink";
 import { startUpdateServer } from "./server/http-server";
+import { CoapFileServer } from "./server/coap-file-server";
+import { preferredSzx } from "../src/transport/coap-pull";
 import { defaultFragmentBytes } from "./board/network";
 
-export type TortureTransport = "http" | "mqtt" | "http-patch";
+export type TortureTransport = "http" | "mqtt" | "http-patch" | "coap-patch" | "mqtt-patch";
 
 export interface TortureOptions {
 	engine: EngineName;
 	transport?: TortureTransport;
-	/** For "http-patch": a patch from the factory image (factoryImage()) and the image it makes. */
+	/** For the "-patch" transports: a patch from the factory image (factoryImage()) and the image it makes. */
 	patch?: { bytes: Uint8Array; image: Uint8Array };
 	/** Image size in bytes (K sectors of 4 KiB, plus a partial one to exercise the tail). */
 	imageBytes: number;
@@ -81,12 +86,17 @@ export interface TortureSummary {
 /** How the update reaches a board, and how its costs and reports are counted. */
 interface Delivery {
 	transport: TortureTransport;
+	/** What re-fetching is counted in: bytes over a pull, blocks over an MQTT stream. */
+	unit: "B" | "blocks";
+	/** The server is a jobs service, which accepts exactly one terminal status (not repeated reports). */
+	jobs: boolean;
 	/** What a fresh board needs to be told on its first power-on (`name` keeps boards apart). */
 	begin(name: string): Partial<DeviceOptions>;
 	/** What a later power-on needs, given the outcome of the one before. */
 	again(name: string, previous: DeviceOutcome, before: Partial<DeviceOptions>): Partial<DeviceOptions>;
+	/** What the run that ended in `outcome` fetched (called after every run but the uncut one, in order). */
 	fetched(outcome: DeviceOutcome): number;
-	/** Bytes (HTTP) or blocks (MQTT) a whole download costs, and what one cut may add. */
+	/** Bytes (a pull) or blocks (MQTT) a whole download costs, and what one cut may add. */
 	size: number;
 	perCut: number;
 	/** Final results the server holds for `name`: how many times, and how many different ones. */
@@ -100,40 +110,67 @@ interface Delivery {
 async function httpDelivery(file: Uint8Array, interval: number, www: string, transport: TortureTransport): Promise<Delivery> {
 	fs.writeFileSync(path.join(www, "app.bin"), file);
 	const server = await startUpdateServer({ dir: www, port: 0 });
-	const url = `${server.url}/app.bin`;
+	// A resume asks for the bytes from the checkpoint on: the fragment that crossed the cut comes again too.
+	return pullDelivery(`${server.url}/app.bin`, transport, file.length, interval + defaultFragmentBytes, (outcome) => outcome.bytesFetched, () => server.close());
+}
+
+/** `file` (a patch whose checkpoints lie at most `interval` bytes apart) over a coap:// pull, Block2 with ETag. */
+async function coapDelivery(file: Uint8Array, interval: number, transport: TortureTransport): Promise<Delivery> {
+	const server = await CoapFileServer.start();
+	server.serve("/app.bin", file);
+	// Counted where it is served (the board counts only HTTP bodies): what was served since the last count.
+	let counted = 0;
+	const fetched = () => {
+		const served = server.stats.bytes - counted;
+		counted = server.stats.bytes;
+		return served;
+	};
+	// A resume asks for the block that holds the checkpoint.
+	const blockBytes = 16 << preferredSzx;
+	const delivery = pullDelivery(server.url("/app.bin"), transport, file.length, blocksTouched(interval, blockBytes) * blockBytes, fetched, () => server.close());
 	return {
-		transport,
+		...delivery,
+		begin: (name) => {
+			fetched(); // the uncut run's, or the last board's
+			return delivery.begin(name);
+		},
+	};
+}
+
+/** A Package URI pull: the request is written again while unacknowledged, and every result report reaches the server. */
+function pullDelivery(url: string, transport: TortureTransport, size: number, perCut: number, fetched: (outcome: DeviceOutcome) => number, close: () => Promise<void>): Delivery {
+	return {
+		transport, unit: "B", jobs: false, size, perCut, fetched, close,
 		begin: () => ({ url }),
 		// Like an LwM2M server whose write was never acknowledged, write the Package URI again.
 		again: (_name, previous, before) => (before.url && !previous.requestAcknowledged ? { url } : {}),
-		fetched: (outcome) => outcome.bytesFetched,
-		size: file.length,
-		perCut: interval + defaultFragmentBytes,
 		reports: (_name, events) => {
 			const results = events.filter((event) => event.event === "result");
 			return { count: results.length, distinct: new Set(results.map((event) => `${event.updateId}:${event.result}`)).size };
 		},
 		probes: true,
-		close: () => server.close(),
 	};
 }
 
-async function mqttDelivery(image: Uint8Array, options: TortureOptions): Promise<Delivery> {
+/** `file` (an image, or a patch whose checkpoints lie at most `interval` bytes apart) as an AWS IoT job's MQTT stream. */
+async function mqttDelivery(file: Uint8Array, interval: number, blockSize: number, transport: TortureTransport): Promise<Delivery> {
 	const aws = await startAwsIot({});
-	const blockSize = 4096;
 	const jobs = new Map<string, string>();
+	// A patch goes in an afr_ota document: a fota one's md5sum would be the patch's, not the image's it makes.
+	const job = transport === "mqtt-patch" ? { image: file, form: "afr_ota" as const } : { image: file, form: "fota" as const, version: "7.7.7" };
 	return {
-		transport: "mqtt",
+		transport, unit: "blocks", jobs: true,
 		begin: (name) => {
-			jobs.set(name, aws.createJob(name, { image, form: "fota", version: "7.7.7" }).jobId);
+			jobs.set(name, aws.createJob(name, job).jobId);
 			return { mqtt: aws.url, thing: name, settle: true };
 		},
 		// Settled with the emulator in this process: a loaded host's slow replies cost no virtual time, so they
 		// cannot pass the 300 ms block timeout and show up as blocks fetched again.
 		again: (name) => ({ mqtt: aws.url, thing: name, settle: true }),
 		fetched: (outcome) => outcome.blocksFetched,
-		size: Math.ceil(image.length / blockSize),
-		perCut: options.checkpointBytes / blockSize + 1,
+		size: Math.ceil(file.length / blockSize),
+		// A resume asks from the block that holds the checkpoint.
+		perCut: blocksTouched(interval, blockSize),
 		reports: (name) => {
 			const execution = aws.executions(name).find((e) => e.jobId === jobs.get(name));
 			const terminal = (execution?.updates ?? []).filter((u) => u.outcome === "accepted" && ["SUCCEEDED", "FAILED", "REJECTED"].includes(String(u.status)));
@@ -144,19 +181,28 @@ async function mqttDelivery(image: Uint8Array, options: TortureOptions): Promise
 	};
 }
 
+/** The most blocks of `blockBytes` that a run of `bytes` consecutive bytes can touch. */
+function blocksTouched(bytes: number, blockBytes: number): number {
+	return Math.ceil(bytes / blockBytes) + 1;
+}
+
 export async function torture(options: TortureOptions): Promise<TortureSummary> {
 	const started = performance.now();
 	const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-torture-"));
 	const www = path.join(work, "www");
 	fs.mkdirSync(www);
 	const { transport = "http", patch, checkpointBytes } = options;
-	if ((transport === "http-patch") !== (patch !== undefined)) throw new Error("a patch goes with http-patch, and only there");
+	if (transport.endsWith("-patch") !== (patch !== undefined)) throw new Error("a patch goes with the -patch transports, and only there");
 	const image = patch ? patch.image : makeAppImage({ size: options.imageBytes, version: "7.7.7" });
 	const published = sha256Hex(image);
-	const delivery = transport === "mqtt" ? await mqttDelivery(image, options)
-		: patch ? await httpDelivery(patch.bytes, largestCheckpointGap(patch.bytes, factoryImage(), checkpointBytes), www, transport)
-		: await httpDelivery(image, checkpointBytes, www, transport);
-	const config = { checkpointBytes: options.checkpointBytes, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
+	const file = patch ? patch.bytes : image;
+	const interval = patch ? largestCheckpointGap(patch.bytes, factoryImage(), checkpointBytes) : checkpointBytes;
+	// A patch streams in 1 KiB blocks, so the fixture's few KiB make several and a cut can fall between them.
+	const blockSize = transport === "mqtt-patch" ? 1024 : 4096;
+	const delivery = transport === "mqtt" || transport === "mqtt-patch" ? await mqttDelivery(file, interval, blockSize, transport)
+		: transport === "coap-patch" ? await coapDelivery(file, interval, transport)
+		: await httpDelivery(file, interval, www, transport);
+	const config = { checkpointBytes, blockSize, backoffBaseMs: 100, blockTimeoutMs: 300, statusRetryMs: 300, reconnectBaseMs: 100 };
 	const pristine = path.join(work, "pristine");
 	prepareFactoryBoard(pristine);
 	fillSlotWithNoise(pristine, 1, options.seed);
@@ -185,7 +231,9 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 			if (first.end !== "power-cut") violations.push(`cut ${cut} did not land`);
 			let told = delivery.again(name, first, begin);
 			if (options.doubleCutEvery && cut % options.doubleCutEvery === 0) {
-				const left = delivery.probes ? (await device(copyBoard(board, work, `probe-${cut}`), told)).ops : 40;
+				const probe = delivery.probes ? await device(copyBoard(board, work, `probe-${cut}`), told) : undefined;
+				if (probe) delivery.fetched(probe); // not this board's
+				const left = probe ? probe.ops : 40;
 				if (left > 0) {
 					const second = 1 + Math.floor(next() * left);
 					const recovery = await device(board, { ...told, cutAfterOps: second, onEvent });
@@ -207,7 +255,7 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 			const reports = delivery.reports(name, events);
 			if (reports.count === 0) violations.push("final result never reported");
 			if (reports.distinct > 1) violations.push("conflicting results reported");
-			if (delivery.transport === "mqtt" && reports.count > 1) violations.push(`${reports.count} terminal statuses accepted`);
+			if (delivery.jobs && reports.count > 1) violations.push(`${reports.count} terminal statuses accepted`);
 			const refetched = fetched - delivery.size;
 			if (refetched > cuts.length * delivery.perCut) violations.push(`re-fetched ${refetched} for ${cuts.length} cut(s)`);
 			const run = { cuts, violations, refetched, bootsToCompletion: final.boots, resultReports: reports.count };
@@ -220,7 +268,7 @@ export async function torture(options: TortureOptions): Promise<TortureSummary> 
 		return {
 			engine: options.engine,
 			transport: delivery.transport,
-			unit: delivery.transport === "mqtt" ? "blocks" : "B",
+			unit: delivery.unit,
 			totalOps,
 			cutPointsTried: runs.length,
 			doubleCuts,

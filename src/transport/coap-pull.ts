@@ -37,7 +37,7 @@ export interface CoapPullPorts {
 }
 
 /** Block size exponent asked for: 1024-byte blocks, the largest RFC 7959 has. */
-const preferredSzx = 6;
+export const preferredSzx = 6;
 
 export class CoapPull implements Transfer {
 	#ports: CoapPullPorts;
