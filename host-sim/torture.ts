@@ -11,7 +11,7 @@
 	  image         the final running image is byte-identical to the published one
 	  boots         the update completes within maxBoots boots after the last cut
 	  reported      the final result reached the server at least once, always the same result, and more than
-	                once only when the cut fell after the acknowledgement and before the record's save (HTTP);
+	                once only when the cut fell after the acknowledgement and before the record's save (a pull);
 	                exactly one terminal job status accepted by the jobs service (MQTT)
 	  refetch       bytes fetched beyond the file's size ≤ one checkpoint interval plus the fragment in flight
 	                per cut (the worst case is a cut that tears the checkpoint's own save: the bytes since the
