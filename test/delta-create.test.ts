@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { createPatch, type CompressionName, type PatchOptions } from "../host-sim/delta/create-patch";
+import { suffixArray } from "../host-sim/delta/suffix-array";
 import { seeded } from "../host-sim/random";
 import { MemorySlot } from "./support/memory-slot";
 import { apply, assertResumes, header } from "./support/delta-apply";
@@ -73,6 +74,16 @@ for (const compression of compressions) {
 		}
 	});
 }
+
+test("the suffix array sorts every suffix, also of runs and repeats", () => {
+	const random = seeded(3);
+	const strings = [new Uint8Array(0), Uint8Array.of(5), new Uint8Array(300), randomBytes(random, 2000),
+		Uint8Array.from({ length: 999 }, (_, i) => (i % 7 === 0 ? 1 : 0)), Uint8Array.from({ length: 1500 }, () => random() * 3)];
+	for (const bytes of strings) {
+		const naive = Array.from(bytes, (_, i) => i).sort((a, b) => Buffer.compare(bytes.subarray(a), bytes.subarray(b)));
+		assert.equal(Array.from(suffixArray(bytes)), naive, `${bytes.length} bytes`);
+	}
+});
 
 test("heatshrink: every window and lookahead the device takes", () => {
 	const random = seeded(7);
