@@ -10,9 +10,8 @@ import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sha256Hex } from "../host-sim/image";
-import { startUpdateServer } from "../host-sim/server/http-server";
 import { assertNewFirmware, assertOldFirmware, run } from "./support/sim";
-import { DeltaBoards, patchTarget as target, slotBytes } from "./support/delta-boards";
+import { DeltaBoards, patchTarget as target, slotBytes, servedOverHttp } from "./support/delta-boards";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixtures = path.join(root, "test/fixtures/delta");
@@ -35,16 +34,7 @@ const patches = {
 };
 const otherBase = made("other-base.patch", "--from", next, "--to", base, "--esp-delta-ota");
 const config = { checkpointBytes: 16384 };
-let server: Awaited<ReturnType<typeof startUpdateServer>>;
-
-test.before(async () => {
-	server = await startUpdateServer({ dir: boards.work, port: 0 });
-});
-
-test.after(async () => {
-	await server.close();
-	boards.close();
-});
+const server = servedOverHttp(boards);
 
 for (const engine of ["node", "xs"] as const) {
 	for (const [what, name] of Object.entries(patches)) {
