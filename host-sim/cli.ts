@@ -38,6 +38,7 @@ import * as fs from "node:fs";
 import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
 import { chipIds, makeAppImage, maxVersionBytes } from "./image";
 import { keyDigestOf, signImage } from "./signing";
+import { compressionNames, createPatch, heatshrinkProblem, type CompressionName } from "./delta/create-patch";
 import { startUpdateServer } from "./server/http-server";
 import { requestJob, startAwsIot } from "./server/aws-iot";
 import { Lwm2mServer } from "./server/lwm2m-server";
@@ -92,6 +93,24 @@ async function image(flags: Flags): Promise<void> {
 	const keys = keyFiles.map((file) => fs.readFileSync(file));
 	fs.writeFileSync(text(flags, "out")!, signImage(bytes, keys));
 	keys.forEach((key, index) => console.log(`key digest ${Buffer.from(keyDigestOf(key)).toString("hex")}  ${keyFiles[index]}`));
+}
+
+async function patch(flags: Flags): Promise<void> {
+	const compression = (text(flags, "compression", false) ?? "heatshrink") as CompressionName;
+	if (!compressionNames.includes(compression)) throw new UsageError(`--compression is ${compressionNames.join(", ")} (lzma, bz2, zstd and lz4 are not applied on the device)`);
+	const windowBits = integer(flags, "heatshrink-window", false), lookaheadBits = integer(flags, "heatshrink-lookahead", false);
+	if ((windowBits !== undefined || lookaheadBits !== undefined) && compression !== "heatshrink") throw new UsageError("--heatshrink-window and --heatshrink-lookahead go with --compression heatshrink");
+	const problem = heatshrinkProblem(windowBits ?? 8, lookaheadBits ?? 7);
+	if (problem) throw new UsageError(`--heatshrink-window/--heatshrink-lookahead: ${problem}`);
+	const from = optionalText(flags, "from"), framed = flags["esp-delta-ota"] === true;
+	if (framed && from === undefined) throw new UsageError("--esp-delta-ota names the base image: it needs --from");
+	const next = new Uint8Array(fs.readFileSync(text(flags, "to")!));
+	const base = from === undefined ? new Uint8Array(0) : new Uint8Array(fs.readFileSync(from));
+	const out = text(flags, "out")!;
+	const bytes = createPatch(base, next, { compression, windowBits, lookaheadBits, framing: framed ? "esp-delta-ota" : undefined });
+	fs.writeFileSync(out, bytes);
+	const share = (100 * bytes.length / next.length).toFixed(1);
+	console.log(`${out}: ${bytes.length} bytes, ${share} % of the ${next.length}-byte image (${from === undefined ? "a compressed full image" : `a patch from ${from}`}, ${compression})`);
 }
 
 /** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
@@ -357,6 +376,18 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "secure-version", value: "N", help: "the anti-rollback counter in its app description (default 0)" },
 			{ name: "sign", value: "KEY.PEM[,KEY.PEM…]", help: "append a Secure Boot v2 signature block per key (RSA-3072 or P-256, at most 3)" },
 			{ name: "secure-pad-v2", help: "pad the image to a 64 KiB page with a padding segment, as ESP-IDF's build does for signed apps" },
+		],
+	},
+	patch: {
+		usage: "xs-ota patch", summary: "Writes a detools sequential patch from one image to the next (what the device applies in place of an image).", run: patch,
+		flags: [
+			{ name: "to", value: "NEW.bin", help: "the image the patch makes; required" },
+			{ name: "out", value: "FILE", help: "where to write the patch; required" },
+			{ name: "from", value: "OLD.bin", help: "the image the device runs (the patch's base); without it, a compressed full image" },
+			{ name: "compression", value: "heatshrink|crle|none", help: "how the patch is compressed (default heatshrink, as detools)" },
+			{ name: "heatshrink-window", value: "N", help: "heatshrink: log2 of the window, 4 to 12 (default 8; the device holds 2^N bytes)" },
+			{ name: "heatshrink-lookahead", value: "N", help: "heatshrink: log2 of the longest copy, 3 to window − 1 (default 7)" },
+			{ name: "esp-delta-ota", help: "wrap it in ESP-IDF's esp_delta_ota framing: the base's SHA-256 first, so a device running another image refuses it before writing" },
 		],
 	},
 	serve: {

@@ -9,9 +9,8 @@ import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sha256Hex } from "../host-sim/image";
-import { startUpdateServer } from "../host-sim/server/http-server";
 import { assertNewFirmware, assertOldFirmware, run } from "./support/sim";
-import { DeltaBoards, deltaFixture, patchTarget as target, slotBytes, storedRecord } from "./support/delta-boards";
+import { DeltaBoards, deltaFixture, patchTarget as target, slotBytes, storedRecord, servedOverHttp } from "./support/delta-boards";
 
 const framed = deltaFixture("esp-delta-ota.patch");
 const boards = new DeltaBoards("delta-http");
@@ -24,16 +23,7 @@ fs.writeFileSync(path.join(boards.work, "raw.patch"), raw);
 fs.writeFileSync(path.join(boards.work, "raw-other-base.patch"), deltaFixture("reverse-heatshrink.patch"));
 fs.writeFileSync(path.join(boards.work, "app.bin"), target);
 const config = { checkpointBytes: 16384 };
-let server: Awaited<ReturnType<typeof startUpdateServer>>;
-
-test.before(async () => {
-	server = await startUpdateServer({ dir: boards.work, port: 0 });
-});
-
-test.after(async () => {
-	await server.close();
-	boards.close();
-});
+const server = servedOverHttp(boards);
 
 for (const engine of ["node", "xs"] as const) {
 	test(`${engine}: an esp_delta_ota patch over HTTP installs the new image byte for byte`, async () => {
