@@ -35,16 +35,12 @@
 */
 
 import * as fs from "node:fs";
-import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
+import type { DeviceCommand, DeviceReport, EngineName, PolicyName } from "./device";
 import { chipIds, makeAppImage, maxVersionBytes } from "./image";
 import { keyDigestOf, signImage } from "./signing";
 import { compressionNames, createPatch, heatshrinkProblem, type CompressionName } from "./delta/create-patch";
-import { startUpdateServer } from "./server/http-server";
-import { requestJob, startAwsIot } from "./server/aws-iot";
-import { Lwm2mServer } from "./server/lwm2m-server";
-import { Lwm2mBootstrapServer } from "./server/lwm2m-bootstrap";
-import { CoapFileServer } from "./server/coap-file-server";
-import { runDemo } from "./demo";
+import type { Lwm2mServer } from "./server/lwm2m-server";
+import { Lwm2mUpdate } from "./server/lwm2m-update";
 import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
 import { HelpRequest, parseFlags, UsageError, nearest, type CommandSpec, type Flags } from "./flags";
 import { certificateDer, privateKeyDer, type Credentials } from "./credentials";
@@ -55,7 +51,6 @@ import { posixTimeZone } from "./zoneinfo";
 import { sentence } from "./system-error";
 import { ConsoleReport } from "./console-report";
 import { isFailure, resultNames, stateNames, type ResultCode, type StateCode } from "../src/agent/firmware-object";
-import { Lwm2mUpdate } from "./server/lwm2m-update";
 
 /** xs-ota device --exit-code: the update failed. */
 const updateFailedExitCode = 3;
@@ -128,6 +123,7 @@ function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 async function serve(flags: Flags): Promise<void> {
 	if (flags.mqtt === true) return serveMqtt(flags);
 	if (flags.lwm2m === true) return serveLwm2m(flags);
+	const { startUpdateServer } = await import("./server/http-server");
 	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: port(flags, true)!, tls: serverTls(flags, false) });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
@@ -136,6 +132,7 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 async function serveMqtt(flags: Flags): Promise<void> {
+	const { startAwsIot } = await import("./server/aws-iot");
 	const emulator = await startAwsIot({ port: port(flags, false), tls: serverTls(flags, true) });
 	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
 	const stop = () => void emulator.close().then(() => process.exit(0));
@@ -156,6 +153,9 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 	const psk = pskFlags(flags);
 	// The device's bootstrap takes NoSec accounts only.
 	if (psk && flags.bootstrap === true) throw new UsageError("--bootstrap provisions a NoSec server: not with --psk-identity");
+	const [{ Lwm2mServer }, { Lwm2mBootstrapServer }, { CoapFileServer }] = await Promise.all([
+		import("./server/lwm2m-server"), import("./server/lwm2m-bootstrap"), import("./server/coap-file-server"),
+	]);
 	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line), psk });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd${psk ? `, DTLS with the key of identity ${psk.identity}` : ""})`);
 	const bootstrap = flags.bootstrap === true ? await Lwm2mBootstrapServer.start({ serverUri: server.url, port: bootstrapPort, log: (line) => console.log(line) }) : undefined;
@@ -199,6 +199,7 @@ async function job(flags: Flags): Promise<void> {
 	const streamFormat = text(flags, "stream-format", false);
 	if (streamFormat !== undefined && streamFormat !== "json" && streamFormat !== "cbor") throw new UsageError("--stream-format is json or cbor");
 	const imagePath = text(flags, "image")!;
+	const { requestJob } = await import("./server/aws-iot");
 	const created = await requestJob(text(flags, "mqtt")!, {
 		thing: text(flags, "thing")!,
 		form,
@@ -308,6 +309,7 @@ async function device(flags: Flags): Promise<void> {
 	const sha256 = text(flags, "sha256", false);
 	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new UsageError("--sha256 takes 64 hex digits");
 	const policy = text(flags, "policy", false) as PolicyName | undefined;
+	const { policyCodes, runDevice } = await import("./device");
 	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new UsageError(`--policy is ${Object.keys(policyCodes).join(", ")}`);
 	const mqtt = text(flags, "mqtt", false), thing = text(flags, "thing", false);
 	if ((mqtt === undefined) !== (thing === undefined)) throw new UsageError("--mqtt and --thing go together");
@@ -468,7 +470,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 	},
 	fleet: { ...fleetSpec, run: fleetCommand },
 	demo: {
-		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).", run: runDemo,
+		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).",
+		run: async (flags) => (await import("./demo")).runDemo(flags),
 		flags: [
 			{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" },
 			{ name: "lwm2m", help: "driven by a local LwM2M server, the package pulled over coap://" },
