@@ -35,15 +35,12 @@
 */
 
 import * as fs from "node:fs";
-import { policyCodes, runDevice, type DeviceCommand, type DeviceReport, type EngineName, type PolicyName } from "./device";
+import type { DeviceCommand, DeviceReport, EngineName, PolicyName } from "./device";
 import { chipIds, makeAppImage, maxVersionBytes } from "./image";
 import { keyDigestOf, signImage } from "./signing";
-import { startUpdateServer } from "./server/http-server";
-import { requestJob, startAwsIot } from "./server/aws-iot";
-import { Lwm2mServer } from "./server/lwm2m-server";
-import { Lwm2mBootstrapServer } from "./server/lwm2m-bootstrap";
-import { CoapFileServer } from "./server/coap-file-server";
-import { runDemo } from "./demo";
+import { compressionNames, createPatch, heatshrinkProblem, type CompressionName } from "./delta/create-patch";
+import type { Lwm2mServer } from "./server/lwm2m-server";
+import { Lwm2mUpdate } from "./server/lwm2m-update";
 import { fleetCommand, fleetSpec, monitorCommand, monitorSpec } from "../tools/fleet/command";
 import { HelpRequest, parseFlags, UsageError, nearest, type CommandSpec, type Flags } from "./flags";
 import { certificateDer, privateKeyDer, type Credentials } from "./credentials";
@@ -54,7 +51,6 @@ import { posixTimeZone } from "./zoneinfo";
 import { sentence } from "./system-error";
 import { ConsoleReport } from "./console-report";
 import { isFailure, resultNames, stateNames, type ResultCode, type StateCode } from "../src/agent/firmware-object";
-import { Lwm2mUpdate } from "./server/lwm2m-update";
 
 /** xs-ota device --exit-code: the update failed. */
 const updateFailedExitCode = 3;
@@ -94,6 +90,24 @@ async function image(flags: Flags): Promise<void> {
 	keys.forEach((key, index) => console.log(`key digest ${Buffer.from(keyDigestOf(key)).toString("hex")}  ${keyFiles[index]}`));
 }
 
+async function patch(flags: Flags): Promise<void> {
+	const compression = (text(flags, "compression", false) ?? "heatshrink") as CompressionName;
+	if (!compressionNames.includes(compression)) throw new UsageError(`--compression is ${compressionNames.join(", ")} (lzma, bz2, zstd and lz4 are not applied on the device)`);
+	const windowBits = integer(flags, "heatshrink-window", false), lookaheadBits = integer(flags, "heatshrink-lookahead", false);
+	if ((windowBits !== undefined || lookaheadBits !== undefined) && compression !== "heatshrink") throw new UsageError("--heatshrink-window and --heatshrink-lookahead go with --compression heatshrink");
+	const problem = heatshrinkProblem(windowBits ?? 8, lookaheadBits ?? 7);
+	if (problem) throw new UsageError(`--heatshrink-window/--heatshrink-lookahead: ${problem}`);
+	const from = optionalText(flags, "from"), framed = flags["esp-delta-ota"] === true;
+	if (framed && from === undefined) throw new UsageError("--esp-delta-ota names the base image: it needs --from");
+	const next = new Uint8Array(fs.readFileSync(text(flags, "to")!));
+	const base = from === undefined ? new Uint8Array(0) : new Uint8Array(fs.readFileSync(from));
+	const out = text(flags, "out")!;
+	const bytes = createPatch(base, next, { compression, windowBits, lookaheadBits, framing: framed ? "esp-delta-ota" : undefined });
+	fs.writeFileSync(out, bytes);
+	const share = (100 * bytes.length / next.length).toFixed(1);
+	console.log(`${out}: ${bytes.length} bytes, ${share} % of the ${next.length}-byte image (${from === undefined ? "a compressed full image" : `a patch from ${from}`}, ${compression})`);
+}
+
 /** --tls-cert and --tls-key (and for MQTT --client-ca, --alpn): the server's TLS, or none. */
 function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 	const certPem = optionalText(flags, "tls-cert"), keyPem = optionalText(flags, "tls-key");
@@ -109,6 +123,7 @@ function serverTls(flags: Flags, mqtt: boolean): ServerTls | undefined {
 async function serve(flags: Flags): Promise<void> {
 	if (flags.mqtt === true) return serveMqtt(flags);
 	if (flags.lwm2m === true) return serveLwm2m(flags);
+	const { startUpdateServer } = await import("./server/http-server");
 	const server = await startUpdateServer({ dir: text(flags, "dir")!, port: port(flags, true)!, tls: serverTls(flags, false) });
 	console.log(`serving ${flags.dir} at ${server.url}`);
 	const stop = () => void server.close().then(() => process.exit(0));
@@ -117,6 +132,7 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 async function serveMqtt(flags: Flags): Promise<void> {
+	const { startAwsIot } = await import("./server/aws-iot");
 	const emulator = await startAwsIot({ port: port(flags, false), tls: serverTls(flags, true) });
 	console.log(`aws iot jobs and streams emulator at ${emulator.url}`);
 	const stop = () => void emulator.close().then(() => process.exit(0));
@@ -137,6 +153,9 @@ async function serveLwm2m(flags: Flags): Promise<void> {
 	const psk = pskFlags(flags);
 	// The device's bootstrap takes NoSec accounts only.
 	if (psk && flags.bootstrap === true) throw new UsageError("--bootstrap provisions a NoSec server: not with --psk-identity");
+	const [{ Lwm2mServer }, { Lwm2mBootstrapServer }, { CoapFileServer }] = await Promise.all([
+		import("./server/lwm2m-server"), import("./server/lwm2m-bootstrap"), import("./server/coap-file-server"),
+	]);
 	const server = await Lwm2mServer.start({ port: port(flags, false), log: (line) => console.log(line), psk });
 	console.log(`lwm2m server at ${server.url} (registrations at /rd${psk ? `, DTLS with the key of identity ${psk.identity}` : ""})`);
 	const bootstrap = flags.bootstrap === true ? await Lwm2mBootstrapServer.start({ serverUri: server.url, port: bootstrapPort, log: (line) => console.log(line) }) : undefined;
@@ -180,6 +199,7 @@ async function job(flags: Flags): Promise<void> {
 	const streamFormat = text(flags, "stream-format", false);
 	if (streamFormat !== undefined && streamFormat !== "json" && streamFormat !== "cbor") throw new UsageError("--stream-format is json or cbor");
 	const imagePath = text(flags, "image")!;
+	const { requestJob } = await import("./server/aws-iot");
 	const created = await requestJob(text(flags, "mqtt")!, {
 		thing: text(flags, "thing")!,
 		form,
@@ -289,6 +309,7 @@ async function device(flags: Flags): Promise<void> {
 	const sha256 = text(flags, "sha256", false);
 	if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new UsageError("--sha256 takes 64 hex digits");
 	const policy = text(flags, "policy", false) as PolicyName | undefined;
+	const { policyCodes, runDevice } = await import("./device");
 	if (policy !== undefined && !Object.hasOwn(policyCodes, policy)) throw new UsageError(`--policy is ${Object.keys(policyCodes).join(", ")}`);
 	const mqtt = text(flags, "mqtt", false), thing = text(flags, "thing", false);
 	if ((mqtt === undefined) !== (thing === undefined)) throw new UsageError("--mqtt and --thing go together");
@@ -357,6 +378,18 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 			{ name: "secure-version", value: "N", help: "the anti-rollback counter in its app description (default 0)" },
 			{ name: "sign", value: "KEY.PEM[,KEY.PEM…]", help: "append a Secure Boot v2 signature block per key (RSA-3072 or P-256, at most 3)" },
 			{ name: "secure-pad-v2", help: "pad the image to a 64 KiB page with a padding segment, as ESP-IDF's build does for signed apps" },
+		],
+	},
+	patch: {
+		usage: "xs-ota patch", summary: "Writes a detools sequential patch from one image to the next (what the device applies in place of an image).", run: patch,
+		flags: [
+			{ name: "to", value: "NEW.bin", help: "the image the patch makes; required" },
+			{ name: "out", value: "FILE", help: "where to write the patch; required" },
+			{ name: "from", value: "OLD.bin", help: "the image the device runs (the patch's base); without it, a compressed full image" },
+			{ name: "compression", value: "heatshrink|crle|none", help: "how the patch is compressed (default heatshrink, as detools)" },
+			{ name: "heatshrink-window", value: "N", help: "heatshrink: log2 of the window, 4 to 12 (default 8; the device holds 2^N bytes)" },
+			{ name: "heatshrink-lookahead", value: "N", help: "heatshrink: log2 of the longest copy, 3 to window − 1 (default 7)" },
+			{ name: "esp-delta-ota", help: "wrap it in ESP-IDF's esp_delta_ota framing: the base's SHA-256 first, so a device running another image refuses it before writing" },
 		],
 	},
 	serve: {
@@ -437,7 +470,8 @@ const commandSpecs: { [name: string]: CommandSpec & { run: (flags: Flags) => Pro
 	},
 	fleet: { ...fleetSpec, run: fleetCommand },
 	demo: {
-		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).", run: runDemo,
+		usage: "xs-ota demo", summary: "A complete simulated update with one power cut and the resume (what npm start runs).",
+		run: async (flags) => (await import("./demo")).runDemo(flags),
 		flags: [
 			{ name: "engine", value: "node|xs", help: "the JavaScript engine (default node)" },
 			{ name: "lwm2m", help: "driven by a local LwM2M server, the package pulled over coap://" },

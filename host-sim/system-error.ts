@@ -1,13 +1,17 @@
 // Node's system errors (ENOENT, EADDRINUSE, …) as the sentences a person reads: what was asked, what is wrong,
 // and what to do. Messages without a known code pass through unchanged.
 
+import * as fs from "node:fs";
+import { dirname } from "node:path";
+
 type SystemError = Error & { code?: string; syscall?: string; path?: string; address?: string; port?: number };
 
 export function sentence(error: Error): string {
 	const { code, syscall, path, address, port } = error as SystemError;
 	const where = path ?? "";
 	switch (code) {
-		case "ENOENT": return syscall === "open" || syscall === "mkdir"
+		// open fails so for a file read (it is missing) and for one created in a missing folder.
+		case "ENOENT": return (syscall === "open" || syscall === "mkdir") && !fs.existsSync(dirname(where))
 			? `cannot create ${where}: its folder does not exist`
 			: `${where} does not exist`;
 		case "ENOTDIR": return `${where}: a part of this path is a file, not a folder`;

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const xsOta = (...args: string[]) => spawnSync(process.execPath, [`${root}host-sim/bin/xs-ota.js`, ...args], { cwd: root, encoding: "utf8" });
-const usage = /^usage: xs-ota image\|serve\|job\|device\|fleet\|demo \[flags\]/;
+const usage = /^usage: xs-ota image\|patch\|serve\|job\|device\|fleet\|demo \[flags\]/;
 
 test("no command: the usage line alone, exit 2; an unknown command: the usage line and a hint, exit 2", () => {
 	const none = xsOta();
@@ -29,7 +29,7 @@ test("--help and -h: every command's flags, exit 0; xs-ota --help lists the comm
 	assert.match(all.stdout, usage);
 	assert.match(all.stdout, /xs-ota fleet monitor +Follows/);
 	assert.match(all.stdout, /Exit codes: 0 done, 1 the command failed, 2 a usage mistake/);
-	for (const [command, flag] of [[["image"], "--size BYTES"], [["serve"], "--client-ca CA.PEM"], [["job", "create"], "--stream-format json|cbor"], [["job"], "--thing NAME"],
+	for (const [command, flag] of [[["image"], "--size BYTES"], [["patch"], "--heatshrink-window N"], [["serve"], "--client-ca CA.PEM"], [["job", "create"], "--stream-format json|cbor"], [["job"], "--thing NAME"],
 		[["device"], "--cut-after-ops N"], [["fleet"], "--self-test-fail X"], [["fleet", "monitor"], "--interval SECONDS"], [["demo"], "--engine node|xs"]] as const)
 		for (const help of ["--help", "-h"]) {
 			const result = xsOta(...command, help);

@@ -2,16 +2,16 @@
 // installs the new image byte for byte, a cut mid-patch resumes from the last checkpoint (also when the same
 // URI is requested again), the restart policy applies it afresh, and a patch for another base ends with 6
 // before anything is written, the factory image still running. A raw patch (no framing) installs; a raw one
-// for another base ends with 5 and leaves no patch state, so the next request installs a plain image.
+// for another base ends with 5 and leaves no patch state, so the next request installs a plain image; so do a
+// truncated patch and a corrupted one.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sha256Hex } from "../host-sim/image";
-import { startUpdateServer } from "../host-sim/server/http-server";
 import { assertNewFirmware, assertOldFirmware, run } from "./support/sim";
-import { DeltaBoards, deltaFixture, patchTarget as target, slotBytes, storedRecord } from "./support/delta-boards";
+import { DeltaBoards, deltaFixture, patchTarget as target, slotBytes, storedRecord, servedOverHttp } from "./support/delta-boards";
 
 const framed = deltaFixture("esp-delta-ota.patch");
 const boards = new DeltaBoards("delta-http");
@@ -23,17 +23,14 @@ const raw = deltaFixture("heatshrink.patch");
 fs.writeFileSync(path.join(boards.work, "raw.patch"), raw);
 fs.writeFileSync(path.join(boards.work, "raw-other-base.patch"), deltaFixture("reverse-heatshrink.patch"));
 fs.writeFileSync(path.join(boards.work, "app.bin"), target);
+// A patch cut short (a server that stopped serving it part-way, with a length to match) and one whose compressed
+// data was damaged in the middle: neither may install, and neither may leave state that a next request builds on.
+fs.writeFileSync(path.join(boards.work, "truncated.patch"), framed.subarray(0, Math.floor(framed.length * 0.6)));
+const corrupted = framed.slice();
+for (let i = 3000; i < 3064; i++) corrupted[i] ^= 0x5a;
+fs.writeFileSync(path.join(boards.work, "corrupted.patch"), corrupted);
 const config = { checkpointBytes: 16384 };
-let server: Awaited<ReturnType<typeof startUpdateServer>>;
-
-test.before(async () => {
-	server = await startUpdateServer({ dir: boards.work, port: 0 });
-});
-
-test.after(async () => {
-	await server.close();
-	boards.close();
-});
+const server = servedOverHttp(boards);
 
 for (const engine of ["node", "xs"] as const) {
 	test(`${engine}: an esp_delta_ota patch over HTTP installs the new image byte for byte`, async () => {
@@ -92,6 +89,18 @@ for (const engine of ["node", "xs"] as const) {
 		assertNewFirmware(plain, sha256Hex(target), "1.0.1", "plain image after a failed patch");
 		assert.is(plain.bytesFetched, target.length);
 	});
+
+	for (const [name, what] of [["truncated", "a truncated patch"], ["corrupted", "a patch damaged in its data"]]) {
+		test(`${engine}: ${what} ends with 5, the factory image running, and leaves no patch state; the whole patch installs next`, async () => {
+			const dir = boards.next();
+			const failed = await run({ dir, engine, config, url: `${server.url}/${name}.patch` });
+			assertOldFirmware(failed, 5, what);
+			assert.is(storedRecord(dir)?.patch, undefined, "the failed patch left no apply state");
+			const whole = await run({ dir, engine, config, url: `${server.url}/app.patch` });
+			assertNewFirmware(whole, sha256Hex(target), "1.0.1", `the whole patch after ${what}`);
+			assert.is(whole.bytesFetched, framed.length, "fetched from its first byte");
+		});
+	}
 
 	test(`${engine}: a patch for another base ends with 6 and writes nothing`, async () => {
 		const dir = boards.next();

@@ -35,8 +35,9 @@ async function check(name: string, args: string[]): Promise<void> {
 async function testFile(file: string): Promise<void> {
 	const begun = performance.now();
 	const result = await run(process.execPath, ["--import", "./host-sim/register.mjs", `test/${file}`]);
-	durations.push([file, performance.now() - begun]);
-	process.stdout.write(`\n# ${file}\n${result.output}`);
+	const ms = performance.now() - begun;
+	durations.push([file, ms]);
+	process.stdout.write(`\n# ${file} (${(ms / 1000).toFixed(1)} s)\n${result.output}`);
 	const total = Number(/Total:\s+(\d+)/.exec(result.output)?.[1] ?? NaN);
 	const ok = Number(/Passed:\s+(\d+)/.exec(result.output)?.[1] ?? NaN);
 	if (Number.isNaN(total) || Number.isNaN(ok)) {

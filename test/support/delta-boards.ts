@@ -6,6 +6,8 @@ import * as path from "node:path";
 import { BoardStorage } from "../../host-sim/board/board-files";
 import { PowerSupply } from "../../host-sim/board/power";
 import { fillSlotWithNoise, prepareFactoryBoard } from "../../host-sim/device";
+import { test } from "uvu";
+import { startUpdateServer } from "../../host-sim/server/http-server";
 import { RecordStore } from "../../src/agent/record";
 import { tempDir } from "./sim";
 
@@ -45,4 +47,17 @@ export const slotBytes = (dir: string) => BoardStorage.open(dir, new PowerSupply
 export function storedRecord(dir: string) {
 	const nvs = BoardStorage.open(dir, new PowerSupply()).nvs;
 	return new RecordStore({ get: (key) => nvs.get("xs-ota", key), set() {}, delete() {} }, () => {}).load();
+}
+
+/** An HTTP server over the boards' folder for the suite's tests: started before them, closed with the boards after. */
+export function servedOverHttp(boards: DeltaBoards): { readonly url: string } {
+	let server: Awaited<ReturnType<typeof startUpdateServer>>;
+	test.before(async () => {
+		server = await startUpdateServer({ dir: boards.work, port: 0 });
+	});
+	test.after(async () => {
+		await server.close();
+		boards.close();
+	});
+	return { get url() { return server.url; } };
 }

@@ -17,7 +17,7 @@ import { readDeploymentConfig, type DeploymentConfig } from "./deployment-config
 import { AwsCliSource, monitor, RehearsalSource, writeMonitorState, type JobView } from "./monitor";
 import { numberedThings, parseThingList, simulatedThings, type Target } from "./things";
 import { defaultFaults, type FaultProfile } from "../../host-sim/fleet/faults";
-import { simulateFleet, type FleetProgress } from "../../host-sim/fleet/fleet-sim";
+import type { FleetProgress } from "../../host-sim/fleet/fleet-sim";
 import { buildReport, formatDuration } from "../../host-sim/fleet/report";
 import { reportHtml } from "../../host-sim/fleet/report-html";
 import { executionStatuses } from "../../host-sim/fleet/rollout";
@@ -199,6 +199,8 @@ async function simulate(flags: FleetFlags, config: DeploymentConfig, things: str
 	const live = liveState(path.join(out, "monitor.json"));
 	const progress = { update: (state: FleetProgress) => (line.update(state), live.update(state)), done: () => (line.done(), live.done()) };
 	try {
+		// The simulator (boards, engines, the broker) loads only for a rehearsal.
+		const { simulateFleet } = await import("../../host-sim/fleet/fleet-sim");
 		const run = await simulateFleet({
 			config, things, pkg, publicKey: pkg.publicKey, faults, boardsDir, concurrency, onProgress: progress.update,
 			log: logFile === undefined ? undefined : (line) => fs.writeSync(logFile, `${line}\n`),
