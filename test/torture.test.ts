@@ -8,8 +8,8 @@ import { torture, type TortureTransport } from "../host-sim/torture";
 import { deltaFixture, patchTarget } from "./support/delta-boards";
 
 const patch = { bytes: deltaFixture("esp-delta-ota.patch"), image: patchTarget };
-const samples: [TortureTransport, "node" | "xs", number][] = [["http", "node", 3], ["http", "xs", 9], ["mqtt", "node", 5], ["mqtt", "xs", 13], ["http-patch", "node", 29], ["http-patch", "xs", 41],
-	["coap-patch", "node", 31], ["coap-patch", "xs", 43], ["mqtt-patch", "node", 37], ["mqtt-patch", "xs", 47]];
+const samples: [TortureTransport, "node" | "xs", number][] = [["http", "node", 3], ["http", "xs", 9], ["mqtt", "node", 5], ["mqtt", "xs", 13], ["http-patch", "node", 29], ["http-patch", "xs", 89],
+	["coap-patch", "node", 31], ["coap-patch", "xs", 89], ["mqtt-patch", "node", 37], ["mqtt-patch", "xs", 89]];
 
 for (const [transport, engine, stride] of samples) {
 	test(`${transport}, ${engine}: cuts across the whole life cycle break no invariant`, async () => {
