@@ -77,7 +77,7 @@ export class PatchSink {
 	/** Applies the next patch bytes; a failure ends the transfer. */
 	write(chunk: Uint8Array): PatchFailure | undefined {
 		let bytes = chunk;
-		if (!this.#applier) {
+		if (!this.#applier && !this.done) {
 			const head = (this.#head ??= new Uint8Array(maxHeaderBytes));
 			const take = Math.min(bytes.length, head.length - this.#headLength);
 			head.set(bytes.subarray(0, take), this.#headLength);
@@ -108,7 +108,9 @@ export class PatchSink {
 	}
 
 	#apply(bytes: Uint8Array): PatchFailure | undefined {
-		const applier = this.#applier!, record = this.#record;
+		const applier = this.#applier, record = this.#record;
+		// The patch is done and its applier let go: any more is data past its end.
+		if (!applier) return bytes.length ? { result: Result.integrityFailure, reason: "patch data after the end" } : undefined;
 		try {
 			applier.write(bytes);
 		}
@@ -119,6 +121,8 @@ export class PatchSink {
 			record.patch!.state.phase = Phase.done;
 			record.totalSize = record.committed = record.patch!.newSize;
 			this.#save();
+			// The verify that follows needs none of it: the work buffer and the window go.
+			this.#applier = undefined;
 		}
 		return undefined;
 	}
