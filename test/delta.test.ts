@@ -6,7 +6,11 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { emptyHeader, readHeader } from "../src/delta/patch-header";
-import { apply, assertResumes, header } from "./support/delta-apply";
+import { apply, assertResumes, header, running } from "./support/delta-apply";
+import { MemorySlot, NodeDigest } from "./support/memory-slot";
+import { PatchSink } from "../src/delta/patch-sink";
+import { chipIds } from "../src/agent/image";
+import { emptyRecord } from "../src/agent/record";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/delta/${name}`, import.meta.url)));
 const base = fixture("base.bin"), target = fixture("new.bin");
@@ -58,6 +62,22 @@ test("a corrupted or truncated patch ends with a reason, never a wrong image rep
 	assert.throws(() => apply(corrupt, base, 4096), /too long|outside the base|after the end/);
 	const wrongBase = apply(patch, target, 4096);
 	assert.not.equal(wrongBase.slot.bytes.subarray(0, target.length), target);
+});
+
+test("the patch sink installs in chunks, then ends bytes past the patch's end with 5", () => {
+	const patch = fixture("esp-delta-ota.patch"), slot = new MemorySlot(327680), record = emptyRecord();
+	record.totalSize = patch.length;
+	let saves = 0;
+	const sink = new PatchSink({ running: running(base), slot, digest: new NodeDigest(), chipId: chipIds.esp32 }, record, 16384, () => saves++);
+	for (let at = 0; at < patch.length; at += 1000) assert.is(sink.write(patch.subarray(at, Math.min(at + 1000, patch.length))), undefined);
+	assert.ok(sink.done);
+	assert.is(sink.finish(), undefined);
+	assert.equal(slot.bytes.subarray(0, target.length), target);
+	assert.ok(saves >= 2, `${saves} saves`);
+	// The record's patch section: the header's numbers and the last checkpoint, nothing of the framing.
+	assert.equal(Object.keys(record.patch!).sort(), ["compression", "dataOffset", "lookaheadBits", "newSize", "oldSize", "patchSize", "state", "windowBits"]);
+	assert.equal(sink.write(Uint8Array.of(0)), { result: 5, reason: "patch data after the end" });
+	assert.is(sink.write(new Uint8Array(0)), undefined);
 });
 
 test.run();

@@ -6,8 +6,13 @@
 	would, and relaunched; the update must resume and end in Update Result 1. Prints the live XS heap per phase
 	(README: "RAM on the real runtime" says how to read it and how to run the same by hand).
 
-	  node --import ./host-sim/register.mjs bench/ram/run.ts [--targets esp32c3,esp32s3,esp32] [--transports http,https]
-	       [--out DIR] [--port PORT] [--size BYTES] [--kill-after LINES] [--fixed SLOTS,CHUNK_BYTES] [--stack SLOTS] [--render]
+	  node --import ./host-sim/register.mjs bench/ram/run.ts [--targets esp32c3,esp32s3,esp32] [--transports http,https,patch]
+	       [--out DIR] [--port PORT] [--size BYTES] [--kill-after LINES] [--fixed SLOTS,CHUNK_BYTES] [--stack SLOTS]
+	       [--patch FILE --base FILE] [--render]
+
+	patch: an HTTP pull of a patch (default test/fixtures/delta/esp-delta-ota.patch) on a board whose running image is
+	  its base (default test/fixtures/delta/base.bin, written into ota_0 before the first launch); not in the default
+	  transports. --patch and --base name another pair (a larger image, say).
 
 	--kill-after: progress lines before the kill (default 4; 0: no kill, one download launch).
 	--fixed: both heaps fixed (incremental 0) at these sizes, in place of the target's, the way the esp32c3 must fit
@@ -31,7 +36,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const cli = path.join(root, "host-sim/bin/xs-ota.js");
 const targets = ["esp32c3", "esp32s3", "esp32"] as const;
 type Target = (typeof targets)[number];
-type Transport = "http" | "https";
+type Transport = "http" | "https" | "patch";
 
 interface Phase {
 	live: [number, number];
@@ -63,6 +68,10 @@ const size = Number(flag("size", String(1 << 20)));
 const killAfter = Number(flag("kill-after", "4"));
 const fixed = process.argv.includes("--fixed") ? flag("fixed", "").split(",").map(Number) : undefined;
 const stack = process.argv.includes("--stack") ? Number(flag("stack", "")) : undefined;
+const patchFile = path.resolve(flag("patch", path.join(root, "test/fixtures/delta/esp-delta-ota.patch")));
+const baseFile = path.resolve(flag("base", path.join(root, "test/fixtures/delta/base.bin")));
+/** The app slots' size (boards/esp32/partitions.csv; host-sim/moddable-sim/ffi.ts backs each with a file). */
+const appSlotBytes = 0x1e0000;
 if (fixed && (fixed.length !== 2 || !fixed.every((n) => Number.isInteger(n) && n > 0))) throw new Error("--fixed SLOTS,CHUNK_BYTES");
 if (stack !== undefined && !(Number.isInteger(stack) && stack > 0)) throw new Error("--stack SLOTS");
 for (const target of wanted) if (!targets.includes(target)) throw new Error(`unknown target ${target}`);
@@ -155,7 +164,7 @@ function creationOf(file: string): number[] | undefined {
 	return line?.slice(1).map(Number);
 }
 
-async function update(target: Target, transport: Transport, url: string, caDer?: Uint8Array): Promise<Run> {
+async function update(target: Target, transport: Transport, url: string, caDer?: Uint8Array, factory?: Uint8Array): Promise<Run> {
 	const build = path.join(out, "build", target);
 	fs.mkdirSync(build, { recursive: true });
 	const board = path.join(out, "board", target) + "/";
@@ -169,6 +178,13 @@ async function update(target: Target, transport: Transport, url: string, caDer?:
 	if (caDer) {
 		fs.mkdirSync(path.join(board, "preferences/xs-ota-tls"), { recursive: true });
 		fs.writeFileSync(path.join(board, "preferences/xs-ota-tls/ca"), Buffer.concat([Buffer.from("a"), caDer]));
+	}
+	// A patch's base as the running image: ota_0's file (host-sim/moddable-sim/ffi.ts), the rest erased flash.
+	if (factory) {
+		fs.mkdirSync(path.join(board, "xs-ota-sim"), { recursive: true });
+		const slot = Buffer.alloc(appSlotBytes, 0xff);
+		slot.set(factory);
+		fs.writeFileSync(path.join(board, "xs-ota-sim/ota_0.bin"), slot);
 	}
 	const started = Date.now();
 	// Cut: the first launch killed mid-download; the second resumes it, verifies and switches.
@@ -211,6 +227,8 @@ async function updates(): Promise<Run[]> {
 	fs.mkdirSync(path.join(out, "www"), { recursive: true });
 	const image = path.join(out, "www", "app.bin");
 	run(process.execPath, [cli, "image", "--out", image, "--size", String(size), "--version", "2.0.0"]);
+	const factory = transports.includes("patch") ? new Uint8Array(fs.readFileSync(baseFile)) : undefined;
+	if (factory) fs.copyFileSync(patchFile, path.join(out, "www", "app.patch"));
 	const servers: ChildProcess[] = [];
 	let caDer: Uint8Array | undefined, pki: ReturnType<typeof makePki> | undefined;
 	const runs: Run[] = [];
@@ -223,9 +241,9 @@ async function updates(): Promise<Run[]> {
 		}
 		for (const target of wanted) {
 			for (const transport of transports) {
-				const url = transport === "http" ? `http://127.0.0.1:${port}/app.bin` : `https://localhost:${port + 1}/app.bin`;
+				const url = transport === "https" ? `https://localhost:${port + 1}/app.bin` : `http://127.0.0.1:${port}/app.${transport === "patch" ? "patch" : "bin"}`;
 				process.stderr.write(`${target} ${transport}: building and updating…\n`);
-				const result = await update(target, transport, url, transport === "https" ? caDer : undefined);
+				const result = await update(target, transport, url, transport === "https" ? caDer : undefined, transport === "patch" ? factory : undefined);
 				process.stderr.write(`${target} ${transport}: ${result.result} (${result.seconds} s)\n`);
 				runs.push(result);
 			}

@@ -180,8 +180,13 @@ function encodePatch(patch: PatchRecord, bytes: Uint8Array, at: number): void {
 	bytes[at + 1] = patch.compression;
 	bytes[at + 2] = patch.windowBits;
 	bytes[at + 3] = patch.lookaheadBits;
-	const words = [patch.newSize, patch.dataOffset, state.newOffset, state.oldOffset, state.remaining, state.runDone, decoder.consumed];
-	for (let i = 0; i < words.length; i++) put32(bytes, at + 4 + 4 * i, words[i]);
+	put32(bytes, at + 4, patch.newSize);
+	put32(bytes, at + 8, patch.dataOffset);
+	put32(bytes, at + 12, state.newOffset);
+	put32(bytes, at + 16, state.oldOffset);
+	put32(bytes, at + 20, state.remaining);
+	put32(bytes, at + 24, state.runDone);
+	put32(bytes, at + 28, decoder.consumed);
 	bytes[at + 32] = decoder.bits;
 	bytes[at + 33] = decoder.phase;
 	put16(bytes, at + 34, 0);

@@ -11,6 +11,9 @@
 	or extra run that has already produced the decompressor's whole window (so a resume re-reads the window from
 	flash: extra bytes are new bytes, diff bytes are new minus old) and where the decompressor can stop
 	(decompressor.ts). The state there is a handful of numbers (ApplyState).
+
+	RAM: one 1 KiB work buffer, written to flash as a whole buffer (no copy). An extra run decodes into all of it;
+	a diff run decodes into its upper half and reads the old bytes into its lower half, where it adds them.
 */
 
 import type { FlashSlot, RunningImage } from "../platform/ports";
@@ -34,6 +37,25 @@ export function emptyApplyState(): ApplyState {
 	return { phase: 0, newOffset: 0, oldOffset: 0, remaining: 0, runDone: 0, decoder: { consumed: 0, bits: 0, phase: 0, a: 0, b: 0 } };
 }
 
+/** Copies `from` into `into`, field by field: a checkpoint allocates nothing. */
+export function copyApplyState(from: ApplyState, into: ApplyState): void {
+	into.phase = from.phase;
+	into.newOffset = from.newOffset;
+	into.oldOffset = from.oldOffset;
+	into.remaining = from.remaining;
+	into.runDone = from.runDone;
+	const source = from.decoder, target = into.decoder;
+	target.consumed = source.consumed;
+	target.bits = source.bits;
+	target.phase = source.phase;
+	target.a = source.a;
+	target.b = source.b;
+}
+
+/** Bytes of the work buffer; a diff run uses half of it for the new bytes and half for the old. */
+const workBytes = 1024;
+const half = workBytes / 2;
+
 export interface ApplyPorts {
 	running: RunningImage;
 	/** The inactive slot, read back to rebuild a window on resume. */
@@ -55,9 +77,7 @@ export class SequentialApply {
 	#size = 0;
 	#scale = 0;
 	#negative = false;
-	#one = new Uint8Array(1);
-	#patchBytes = new Uint8Array(1024);
-	#oldBytes = new Uint8Array(1024);
+	#work = new Uint8Array(workBytes);
 
 	constructor(ports: ApplyPorts, decoder: Decompressor, newSize: number, oldSize: number, checkpointBytes: number, checkpoint: (state: ApplyState) => void) {
 		this.#ports = ports;
@@ -79,20 +99,18 @@ export class SequentialApply {
 
 	/** Continues from a checkpoint: the decompressor's window is rebuilt from the bytes on both slots. */
 	resume(saved: ApplyState): void {
-		const state = this.#state;
-		state.phase = saved.phase;
-		state.newOffset = this.#lastCheckpoint = saved.newOffset;
-		state.oldOffset = saved.oldOffset;
-		state.remaining = saved.remaining;
-		state.runDone = saved.runDone;
-		Object.assign(state.decoder, saved.decoder);
+		copyApplyState(saved, this.#state);
+		this.#lastCheckpoint = saved.newOffset;
 		this.#decoder.restore(saved.decoder, (window) => this.#rebuildWindow(window));
 	}
 
 	/** Applies the next patch bytes (after the header); throws with a reason when the patch is bad. */
 	write(bytes: Uint8Array): void {
-		this.#decoder.feed(bytes);
+		const decoder = this.#decoder;
+		decoder.feed(bytes);
 		while (this.#step());
+		// The chunk is used up: the transport's buffer must not stay alive until the next one.
+		decoder.feed(undefined);
 	}
 
 	/** One step of the stream; false when the input is used up. */
@@ -103,7 +121,7 @@ export class SequentialApply {
 			case Phase.extra:
 				return this.#run();
 			case Phase.done:
-				if (this.#decoder.read(this.#one, 0, 1)) throw new Error("patch data after the end");
+				if (this.#decoder.read(this.#work, 0, 1)) throw new Error("patch data after the end");
 				return false;
 		}
 		const size = this.#readSize();
@@ -129,9 +147,9 @@ export class SequentialApply {
 
 	/** Reads one size byte by byte (it may straddle chunks); undefined until its last byte arrived. */
 	#readSize(): number | undefined {
-		const one = this.#one;
-		while (this.#decoder.read(one, 0, 1)) {
-			const byte = one[0];
+		const work = this.#work;
+		while (this.#decoder.read(work, 0, 1)) {
+			const byte = work[0];
 			if (this.#scale === 0) {
 				this.#negative = (byte & 0x40) !== 0;
 				this.#size = byte & 0x3f;
@@ -155,20 +173,18 @@ export class SequentialApply {
 			state.phase = diff ? Phase.extraSize : Phase.adjustment;
 			return true;
 		}
-		const sector = this.#sectorSize, patchBytes = this.#patchBytes;
+		const sector = this.#sectorSize, work = this.#work;
 		// Stop at each sector boundary: a checkpoint can only fall there.
-		const toBoundary = sector - (state.newOffset % sector);
-		const length = this.#decoder.read(patchBytes, 0, Math.min(state.remaining, patchBytes.length, toBoundary));
+		const most = Math.min(state.remaining, diff ? half : workBytes, sector - (state.newOffset % sector));
+		const length = this.#decoder.read(work, diff ? half : 0, most);
 		if (!length) return false;
-		const bytes = patchBytes.subarray(0, length);
 		if (diff) {
 			if (state.oldOffset < 0 || state.oldOffset + length > this.#oldSize) throw new Error("patch reads outside the base image");
-			const old = this.#oldBytes;
-			this.#ports.running.readInto(state.oldOffset, length, old);
-			for (let i = 0; i < length; i++) bytes[i] = (bytes[i] + old[i]) & 0xff;
+			this.#ports.running.readInto(state.oldOffset, length, work);
+			for (let i = 0; i < length; i++) work[i] = (work[i] + work[half + i]) & 0xff;
 			state.oldOffset += length;
 		}
-		if (!this.#ports.writer.write(bytes)) throw new Error("image larger than the slot");
+		if (!this.#ports.writer.writeBuffer(work.buffer as ArrayBuffer, length)) throw new Error("image larger than the slot");
 		state.newOffset += length;
 		state.remaining -= length;
 		state.runDone += length;
@@ -182,8 +198,8 @@ export class SequentialApply {
 
 	/** The decompressor's last window bytes, oldest first: the run's output (new, minus old for a diff). */
 	#rebuildWindow(window: Uint8Array): void {
-		const state = this.#state, { slot, running } = this.#ports, old = this.#oldBytes;
-		const total = window.length, piece = old.length;
+		const state = this.#state, { slot, running } = this.#ports, old = this.#work;
+		const total = window.length, piece = workBytes;
 		for (let at = 0; at < total; at += piece) {
 			const length = Math.min(piece, total - at), view = window.subarray(at, at + length);
 			slot.readInto(state.newOffset - total + at, length, view);

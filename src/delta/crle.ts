@@ -13,7 +13,7 @@ const Phase = { kind: 0, size: 1, scattered: 2, value: 3, repeated: 4 } as const
 const scatteredKind = 0, repeatedKind = 1;
 
 export class Crle implements Decompressor {
-	#input: Uint8Array = new Uint8Array(0);
+	#input: Uint8Array | undefined;
 	#at = 0;
 	#consumed = 0;
 	#phase: number = Phase.kind;
@@ -24,7 +24,7 @@ export class Crle implements Decompressor {
 	#value = 0;
 	readonly windowBytes = 0;
 
-	feed(bytes: Uint8Array): void {
+	feed(bytes: Uint8Array | undefined): void {
 		this.#input = bytes;
 		this.#at = 0;
 	}
@@ -40,7 +40,7 @@ export class Crle implements Decompressor {
 				if ((this.#remaining -= length) === 0) this.#phase = Phase.kind;
 				continue;
 			}
-			if (this.#at === input.length) break;
+			if (!input || this.#at === input.length) break;
 			if (this.#phase === Phase.scattered) {
 				const length = Math.min(count - done, this.#remaining, input.length - this.#at);
 				into.set(input.subarray(this.#at, this.#at + length), at + done);

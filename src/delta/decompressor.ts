@@ -14,8 +14,8 @@ export interface DecoderState {
 }
 
 export interface Decompressor {
-	/** The next input bytes, used until read() returns 0. */
-	feed(bytes: Uint8Array): void;
+	/** The next input bytes, used until read() returns 0; undefined lets the last ones go. */
+	feed(bytes: Uint8Array | undefined): void;
 	/** Up to `count` decompressed bytes into `into` from `at`; 0 when the input fed is used up. Throws on bad data. */
 	read(into: Uint8Array, at: number, count: number): number;
 	/** Bytes of the last 2^n of output a resume needs back (fill()), 0 for none. */
@@ -28,19 +28,21 @@ export interface Decompressor {
 
 /** detools compression "none": the bytes as they are. */
 export class Stored implements Decompressor {
-	#input: Uint8Array = new Uint8Array(0);
+	#input: Uint8Array | undefined;
 	#at = 0;
 	#consumed = 0;
 	readonly windowBytes = 0;
 
-	feed(bytes: Uint8Array): void {
+	feed(bytes: Uint8Array | undefined): void {
 		this.#input = bytes;
 		this.#at = 0;
 	}
 
 	read(into: Uint8Array, at: number, count: number): number {
-		const length = Math.min(count, this.#input.length - this.#at);
-		into.set(this.#input.subarray(this.#at, this.#at + length), at);
+		const input = this.#input;
+		const length = input ? Math.min(count, input.length - this.#at) : 0;
+		if (!length) return 0;
+		into.set(input!.subarray(this.#at, this.#at + length), at);
 		this.#at += length;
 		this.#consumed += length;
 		return length;

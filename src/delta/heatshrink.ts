@@ -20,7 +20,7 @@ export class Heatshrink implements Decompressor {
 	#lookaheadBits: number;
 	#window: Uint8Array;
 	#head = 0;
-	#input: Uint8Array = new Uint8Array(0);
+	#input: Uint8Array | undefined;
 	#at = 0;
 	#consumed = 0;
 	/** The byte being read, and the mask of its next bit (0: take the next byte). */
@@ -42,7 +42,7 @@ export class Heatshrink implements Decompressor {
 		this.#window = new Uint8Array(this.windowBytes);
 	}
 
-	feed(bytes: Uint8Array): void {
+	feed(bytes: Uint8Array | undefined): void {
 		this.#input = bytes;
 		this.#at = 0;
 	}
@@ -50,49 +50,46 @@ export class Heatshrink implements Decompressor {
 	read(into: Uint8Array, at: number, count: number): number {
 		const window = this.#window, mask = this.windowBytes - 1;
 		let done = 0;
+		// An if chain, not a switch: XS (Moddable 8.2.3) left a slot on the JS stack for each `continue` out of a
+		// switch in a loop, so a long read overflowed the device's stack.
 		while (done < count) {
-			switch (this.#phase) {
-				case Phase.copy: {
-					const length = Math.min(count - done, this.#remaining), distance = this.#distance;
-					let head = this.#head;
-					for (let i = 0; i < length; i++, head++) {
-						const byte = window[(head - distance) & mask];
-						window[head & mask] = byte;
-						into[at + done + i] = byte;
-					}
-					this.#head = head & mask;
-					done += length;
-					if ((this.#remaining -= length) === 0) this.#phase = Phase.tag;
-					continue;
+			const phase = this.#phase;
+			if (phase === Phase.copy) {
+				const length = Math.min(count - done, this.#remaining), distance = this.#distance;
+				let head = this.#head;
+				for (let i = 0; i < length; i++, head++) {
+					const byte = window[(head - distance) & mask];
+					window[head & mask] = byte;
+					into[at + done + i] = byte;
 				}
-				case Phase.tag: {
-					const bit = this.#bits(1);
-					if (bit < 0) return done;
-					this.#phase = bit ? Phase.literal : Phase.distance;
-					continue;
-				}
-				case Phase.literal: {
-					const byte = this.#bits(8);
-					if (byte < 0) return done;
-					window[this.#head] = byte;
-					this.#head = (this.#head + 1) & mask;
-					into[at + done++] = byte;
-					this.#phase = Phase.tag;
-					continue;
-				}
-				case Phase.distance: {
-					const value = this.#bits(this.#windowBits);
-					if (value < 0) return done;
-					this.#distance = value + 1;
-					this.#phase = Phase.count;
-					continue;
-				}
-				default: {
-					const value = this.#bits(this.#lookaheadBits);
-					if (value < 0) return done;
-					this.#remaining = value + 1;
-					this.#phase = Phase.copy;
-				}
+				this.#head = head & mask;
+				done += length;
+				if ((this.#remaining -= length) === 0) this.#phase = Phase.tag;
+			}
+			else if (phase === Phase.tag) {
+				const bit = this.#bits(1);
+				if (bit < 0) return done;
+				this.#phase = bit ? Phase.literal : Phase.distance;
+			}
+			else if (phase === Phase.literal) {
+				const byte = this.#bits(8);
+				if (byte < 0) return done;
+				window[this.#head] = byte;
+				this.#head = (this.#head + 1) & mask;
+				into[at + done++] = byte;
+				this.#phase = Phase.tag;
+			}
+			else if (phase === Phase.distance) {
+				const value = this.#bits(this.#windowBits);
+				if (value < 0) return done;
+				this.#distance = value + 1;
+				this.#phase = Phase.count;
+			}
+			else {
+				const value = this.#bits(this.#lookaheadBits);
+				if (value < 0) return done;
+				this.#remaining = value + 1;
+				this.#phase = Phase.copy;
 			}
 		}
 		return done;
@@ -102,8 +99,9 @@ export class Heatshrink implements Decompressor {
 	#bits(width: number): number {
 		while (this.#fieldBits < width) {
 			if (this.#mask === 0) {
-				if (this.#at === this.#input.length) return -1;
-				this.#byte = this.#input[this.#at++];
+				const input = this.#input;
+				if (!input || this.#at === input.length) return -1;
+				this.#byte = input[this.#at++];
 				this.#consumed++;
 				this.#mask = this.#resumeMask || 0x80;
 				this.#resumeMask = 0;

@@ -7,6 +7,8 @@
 	The record's committed offset is the patch offset of the last checkpoint (the transport fetches from there)
 	and record.patch holds the applier's state there; when the patch is done the record names the new image
 	(committed = total size = new size) and record.patch.state.phase says done.
+	RAM: the header's bytes only until the header is read; then the applier (its work buffer, written to flash
+	as it is: the slot writer has no scratch) and the decompressor's window.
 */
 
 import type { Digest, FlashSlot, RunningImage } from "../platform/ports";
@@ -14,7 +16,7 @@ import { Result, type ResultCode } from "../agent/firmware-object";
 import { checkImage } from "../agent/image";
 import type { DownloadRecord } from "../agent/record";
 import { SlotWriter } from "../agent/slot-writer";
-import { Phase, SequentialApply, emptyApplyState } from "./bsdiff-apply";
+import { Phase, SequentialApply, copyApplyState, emptyApplyState } from "./bsdiff-apply";
 import { Crle } from "./crle";
 import { type Decompressor, Stored } from "./decompressor";
 import { Heatshrink } from "./heatshrink";
@@ -40,7 +42,8 @@ export class PatchSink {
 	#record: DownloadRecord;
 	#checkpointBytes: number;
 	#save: () => void;
-	#head = new Uint8Array(maxHeaderBytes);
+	/** The header's first bytes, while it is incomplete. */
+	#head: Uint8Array | undefined;
 	#headLength = 0;
 	#applier: SequentialApply | undefined;
 
@@ -67,27 +70,30 @@ export class PatchSink {
 	fresh(): void {
 		this.#record.patch = undefined;
 		this.#applier = undefined;
+		this.#head = undefined;
 		this.#headLength = 0;
 	}
 
 	/** Applies the next patch bytes; a failure ends the transfer. */
 	write(chunk: Uint8Array): PatchFailure | undefined {
 		let bytes = chunk;
-		if (!this.#applier) {
-			const take = Math.min(bytes.length, this.#head.length - this.#headLength);
-			this.#head.set(bytes.subarray(0, take), this.#headLength);
+		if (!this.#applier && !this.done) {
+			const head = (this.#head ??= new Uint8Array(maxHeaderBytes));
+			const take = Math.min(bytes.length, head.length - this.#headLength);
+			head.set(bytes.subarray(0, take), this.#headLength);
 			this.#headLength += take;
 			const header = emptyHeader();
-			const answer = readHeader(this.#head, this.#headLength, header);
+			const answer = readHeader(head, this.#headLength, header);
 			if (answer === "more") return undefined;
 			if (answer !== "ok") return { result: Result.unsupportedPackage, reason: answer };
 			const oldSize = this.#baseSize(header.framed ? header.baseSha256 : undefined);
 			if (typeof oldSize === "string") return { result: Result.unsupportedPackage, reason: oldSize };
 			if (header.newSize > this.#ports.slot.byteLength) return { result: Result.notEnoughFlash, reason: `${header.newSize} bytes do not fit the slot` };
-			const record = this.#record;
-			record.patch = { ...header, patchSize: record.totalSize, oldSize, state: emptyApplyState() };
-			this.#open(header.newSize);
-			bytes = this.#head.subarray(header.dataOffset, this.#headLength);
+			const record = this.#record, { compression, windowBits, lookaheadBits, newSize, dataOffset } = header;
+			record.patch = { compression, windowBits, lookaheadBits, newSize, dataOffset, patchSize: record.totalSize, oldSize, state: emptyApplyState() };
+			this.#open(newSize);
+			bytes = head.subarray(dataOffset, this.#headLength);
+			this.#head = undefined;
 			const rest = chunk.subarray(take);
 			const failure = this.#apply(bytes);
 			return failure ?? this.#apply(rest);
@@ -102,7 +108,9 @@ export class PatchSink {
 	}
 
 	#apply(bytes: Uint8Array): PatchFailure | undefined {
-		const applier = this.#applier!, record = this.#record;
+		const applier = this.#applier, record = this.#record;
+		// The patch is done and its applier let go: any more is data past its end.
+		if (!applier) return bytes.length ? { result: Result.integrityFailure, reason: "patch data after the end" } : undefined;
 		try {
 			applier.write(bytes);
 		}
@@ -113,6 +121,8 @@ export class PatchSink {
 			record.patch!.state.phase = Phase.done;
 			record.totalSize = record.committed = record.patch!.newSize;
 			this.#save();
+			// The verify that follows needs none of it: the work buffer and the window go.
+			this.#applier = undefined;
 		}
 		return undefined;
 	}
@@ -121,11 +131,10 @@ export class PatchSink {
 	#open(newSize: number): void {
 		const record = this.#record, patch = record.patch!, { slot, running } = this.#ports;
 		const resumeAt = newSize ? 0 : patch.state.newOffset;
-		const writer = new SlotWriter(slot, 1024, (sector) => (sector + 1) * slot.sectorSize <= resumeAt);
+		const writer = new SlotWriter(slot, 0, (sector) => (sector + 1) * slot.sectorSize <= resumeAt);
 		writer.begin(resumeAt, newSize !== 0, patch.newSize);
 		this.#applier = new SequentialApply({ running, slot, writer }, decompressorFor(patch), patch.newSize, patch.oldSize, this.#checkpointBytes, (state) => {
-			Object.assign(patch.state, state);
-			patch.state.decoder = { ...state.decoder };
+			copyApplyState(state, patch.state);
 			record.committed = patch.dataOffset + state.decoder.consumed;
 			this.#save();
 		});
