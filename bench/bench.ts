@@ -682,7 +682,7 @@ function deltaMarkdown(delta: Awaited<ReturnType<typeof deltaRuns>>, heapCode: n
 			+ "confirm follow. The fixture's patch is detools' (test/fixtures/delta); the real pairs are two releases of an npm "
 			+ "package's native binary (bench/real-pairs.ts), each the code segment of an ESP32 app image, patched by our "
 			+ "createPatch (heatshrink window 2^8, lookahead 2^7; made in the seconds shown). A 2.3 MB image needs the 16 MB board's "
-			+ "slots (boards/*/partitions.csv have 1.875 MiB). Heap: live peak less the code's slots, as above (xs engine).",
+			+ "slots (boards/*/partitions.csv have 1.875 MiB). Heap: the live peak less the slots the firmware's code holds (bench/heap-code.ts), xs engine.",
 		...delta.skipped.map((reason) => `\nNot measured: ${reason}.`),
 		"",
 		table(["pair: package", "image B", "package B", "÷ image", ...engines.flatMap((engine) => [`${engine}: download + verify ms`, "whole update ms"]), "XS peak above the code"],
@@ -694,7 +694,7 @@ function deltaMarkdown(delta: Awaited<ReturnType<typeof deltaRuns>>, heapCode: n
 			+ "running slot the simulated chip counted from State 1 to State 2, at an estimated "
 			+ `${fixed(read.perCallSeconds * 1e6, 0)} µs a read plus ${fixed(1 / read.perByteSeconds / 1e6)} MB/s (a line through ESP-IDF's ESP32 `
 			+ "esp_flash_read floors for 4 B and 2 KiB reads, components/idf_test/include/esp32/idf_performance_target.h); erasing and "
-			+ `programming as part 5 (W25Q32JV: ${datasheet.sectorEraseMs.join(" / ")} ms a sector, ${datasheet.blockEraseMs.join(" / ")} ms a 64 KiB block, `
+			+ `programming as *Projected on a real board* (W25Q32JV: ${datasheet.sectorEraseMs.join(" / ")} ms a sector, ${datasheet.blockEraseMs.join(" / ")} ms a 64 KiB block, `
 			+ `${datasheet.pageProgramMs.join(" / ")} ms a page), preference traffic included. One core does them one after another: the total is `
 			+ "their sum. Left out: decompressing and patching on the CPU, hashing, the reboot.",
 		"",
