@@ -8,17 +8,21 @@
 	  3. persistent writes per MiB, for the same runs
 	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection (MQTT: after)
 	  5. time on a real board projected from the W25Q32JV datasheet and the measured flash operations
-	  6. a patched HTTP update (test/fixtures/delta: detools heatshrink in esp_delta_ota framing, from the factory
-	     image) against the full image it makes: bytes received, time on both engines, live XS heap above the code
+	  6. patched HTTP updates against the full image each makes: the detools fixture (test/fixtures/delta) and pairs
+	     of real executables (bench/real-pairs.ts: two releases of an npm package's native binary, fetched with
+	     npm pack at the first run), each patch from the factory image the board runs: bytes received, time on
+	     both engines, live XS heap above the code, and the time projected on a real board
 	Writes bench/results.json, bench/results.md and bench/heap.svg, and prints the markdown.
+	`npm run bench -- --only delta` runs part 6 alone and writes bench/delta-results.json and delta-results.md.
 */
 
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { Board } from "../host-sim/board/board";
 import { BoardStorage, type Wear } from "../host-sim/board/board-files";
-import { busyMs, w25q32jv } from "../host-sim/board/flash-chip";
+import { busyMs, w25q32jv, type FlashStats } from "../host-sim/board/flash-chip";
 import type { BoardLayout } from "../host-sim/board/partition-table";
 import { PowerSupply } from "../host-sim/board/power";
 import { prepareFactoryBoard, runDevice, type DeviceCommand, type DeviceOptions, type DeviceOutcome, type EngineName } from "../host-sim/device";
@@ -28,7 +32,9 @@ import { CoapFileServer } from "../host-sim/server/coap-file-server";
 import { Lwm2mServer } from "../host-sim/server/lwm2m-server";
 import { Lwm2mUpdate } from "../host-sim/server/lwm2m-update";
 import { startUpdateServer } from "../host-sim/server/http-server";
+import { createPatch, type CompressionName } from "../host-sim/delta/create-patch";
 import { RecordStore } from "../src/agent/record";
+import { loadPair, realPairs } from "./real-pairs";
 import { codeSlots } from "./heap-code";
 import { seeded } from "../test/support/sim";
 import { makePki } from "../test/support/pki";
@@ -53,6 +59,19 @@ const coapBlockSize = 1024;
 const coapModes = ["pull", "push"] as const;
 /** As test/lwm2m.test.ts: quick registration retries; the run ends when the server hears the final result. */
 const lwm2mConfig = { lifetime: 120, registrationRetryMs: 300, backoffBaseMs: 100 };
+
+/** Espressif's measured HTTPS OTA rate on an ESP32 (issue 22: idf-extra-components PR #156), bytes a second. */
+const linkBytesPerSecond = 25_000;
+/**
+	ESP32 flash reads, from ESP-IDF's own performance floors (components/idf_test/include/esp32/idf_performance_target.h,
+	set at about 70 % of the measured average): esp_flash_read of 4 B at 35,200 B/s and of 2 KiB at 6,650,000 B/s.
+	A line through both: a fixed cost per call plus a cost per byte. An estimate, and a cautious one.
+*/
+const flashRead = (() => {
+	const small = 4 / 35_200, large = 2048 / 6_650_000;
+	const perByte = (large - small) / (2048 - 4);
+	return { perCallSeconds: small - 4 * perByte, perByteSeconds: perByte };
+})();
 
 type Format = (typeof formats)[number];
 type CoapMode = (typeof coapModes)[number];
@@ -96,7 +115,19 @@ const median = (values: number[]) => {
 	return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+const fixed = (n: number, digits = 1) => n.toFixed(digits);
+const int = (n: number) => Math.round(n).toLocaleString("en-US");
+const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
+const table = (header: string[], rows: string[][]) =>
+	[`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
 const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
+
+const args = process.argv.slice(2);
+const only = args[0] === "--only" ? args[1] : undefined;
+if (args.length && (only !== "delta" || args.length !== 2)) {
+	process.stderr.write("usage: npm run bench [-- --only delta]\n");
+	process.exit(2);
+}
 
 const started = performance.now();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-bench-"));
@@ -112,8 +143,34 @@ const pristine: Record<BoardLayout, string> = { "4MB": path.join(work, "pristine
 let boards = 0, things = 0;
 
 try {
-	const image = publish(MiB), largeImage = publish(4 * MiB);
 	for (const layout of ["4MB", "16MB"] as const) prepareFactoryBoard(pristine[layout], layout);
+	await (only === "delta" ? deltaBench() : wholeBench());
+}
+finally {
+	await aws.close();
+	await coapFiles.close();
+	await lwm2m.close();
+	await server.close();
+	await secureServer.close();
+	fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** Part 6 alone: its own results files, so the whole run's stay as they were. */
+async function deltaBench() {
+	note("xs heap, the firmware's code alone");
+	const heapCode = await codeSlots();
+	const delta = await deltaRuns();
+	const results = { date: new Date().toISOString(), node: process.version, host: hostName(), load: os.loadavg(), seconds: (performance.now() - started) / 1000, heapCode, delta };
+	const markdown = `Run of ${results.date.slice(0, 10)} (\`--only delta\`): ${results.host}, Node ${results.node}, load average ${results.load.map((n) => n.toFixed(1)).join(" / ")} at the end, `
+		+ `${results.seconds.toFixed(0)} s in all.\n\n${deltaMarkdown(delta, heapCode)}`;
+	fs.writeFileSync(new URL("./delta-results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
+	fs.writeFileSync(new URL("./delta-results.md", import.meta.url), markdown);
+	console.log(markdown);
+	note(`done in ${results.seconds.toFixed(1)} s`);
+}
+
+async function wholeBench() {
+	const image = publish(MiB), largeImage = publish(4 * MiB);
 
 	const throughputOf = async (delivery: Delivery) => {
 		const timings = {} as Timings;
@@ -195,7 +252,7 @@ try {
 	const results = {
 		date: new Date().toISOString(),
 		node: process.version,
-		host: `${os.cpus()[0]?.model.trim() ?? "unknown cpu"}, ${os.platform()} ${os.arch()}`,
+		host: hostName(),
 		imageBytes: image.length,
 		seconds: (performance.now() - started) / 1000,
 		throughput,
@@ -240,13 +297,9 @@ try {
 	console.log(markdown);
 	note(`done in ${results.seconds.toFixed(1)} s`);
 }
-finally {
-	await aws.close();
-	await coapFiles.close();
-	await lwm2m.close();
-	await server.close();
-	await secureServer.close();
-	fs.rmSync(work, { recursive: true, force: true });
+
+function hostName(): string {
+	return `${os.cpus()[0]?.model.trim() ?? "unknown cpu"}, ${os.platform()} ${os.arch()}`;
 }
 
 function publish(size: number): Published {
@@ -257,32 +310,105 @@ function publish(size: number): Published {
 	return { url: `${server.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
 }
 
-// 6. A patched update against the full image it makes (the same target, so the same verify and switch).
-async function deltaRuns() {
+/*
+	6. Patched updates against the full image each makes (the same target, so the same verify, switch and confirm).
+	Each pair's board runs the pair's base as its factory image. The fixture pair's patch is the one detools made;
+	the real pairs' are ours (createPatch), heatshrink (window 2^8, lookahead 2^7: what the device holds by default)
+	and CRLE, each in esp_delta_ota framing.
+*/
+type DeltaKind = { kind: string; body: Uint8Array; makeSeconds?: number };
+type DeltaPair = { label: string; layout: BoardLayout; base: Uint8Array; next: Uint8Array; kinds: DeltaKind[] };
+
+function deltaPairs(): { pairs: DeltaPair[]; skipped: string[] } {
 	const fixture = (name: string) => new Uint8Array(fs.readFileSync(new URL(`../test/fixtures/delta/${name}`, import.meta.url)));
-	const image = fixture("new.bin"), patch = fixture("esp-delta-ota.patch");
-	const target = (name: string, body: Uint8Array): Published => {
-		fs.writeFileSync(path.join(www, name), body);
-		coapFiles.serve(`/${name}`, body);
-		return { url: `${server.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(image), length: image.length, bytes: image };
-	};
-	const kinds = { patch: target("delta.patch", patch), full: target("delta-full.bin", image) };
-	const rows = Object.entries(kinds).map(([kind, published]) => {
-		const timing = Object.fromEntries(engines.map((engine) => [engine, { downloadVerifyMs: 0, wholeMs: 0, receivedPerByte: 0 }]));
-		return { kind, published, timing, heapPeakAboveCode: 0 };
-	});
-	for (const row of rows) {
-		for (const engine of engines) {
-			note(`patched update: ${row.kind}, ${engine} engine`);
-			await timedUpdate(row.published, engine, { transport: "http" });
-			const runs: UpdateTiming[] = [];
-			for (let i = 0; i < repeats; i++) runs.push(await timedUpdate(row.published, engine, { transport: "http" }));
-			for (const key of ["downloadVerifyMs", "wholeMs", "receivedPerByte"] as const) row.timing[engine][key] = median(runs.map((run) => run[key]));
+	const next = fixture("new.bin");
+	const pairs: DeltaPair[] = [{
+		label: "fixture base.bin → new.bin", layout: "4MB", base: fixture("base.bin"), next,
+		kinds: [{ kind: "detools heatshrink", body: fixture("esp-delta-ota.patch") }, { kind: "full image", body: next }],
+	}];
+	const skipped: string[] = [];
+	for (const pair of realPairs) {
+		note(`patched update: fetching ${pair.packageName} ${pair.from} and ${pair.to}`);
+		const images = loadPair(pair);
+		if ("skipped" in images) {
+			note(images.skipped);
+			skipped.push(images.skipped);
+			continue;
 		}
-		note(`patched update: ${row.kind}, xs heap, live`);
-		row.heapPeakAboveCode = (await heapRun(row.published, true, { transport: "http" })).peak;
+		const patch = (compression: CompressionName): DeltaKind => {
+			note(`patched update: making the ${compression} patch for ${pair.label}`);
+			const begin = performance.now();
+			const body = createPatch(images.base, images.next, { compression, framing: "esp-delta-ota" });
+			return { kind: compression, body, makeSeconds: (performance.now() - begin) / 1000 };
+		};
+		pairs.push({
+			label: `${pair.packageName} ${pair.from} → ${pair.to}`, layout: pair.layout, base: images.base, next: images.next,
+			kinds: [patch("heatshrink"), patch("crle"), { kind: "full image", body: images.next }],
+		});
 	}
-	return { imageBytes: image.length, patchBytes: patch.length, rows: rows.map(({ published: _, ...row }) => row) };
+	return { pairs, skipped };
+}
+
+async function deltaRuns() {
+	const { pairs, skipped } = deltaPairs();
+	const results = [];
+	for (const [index, pair] of pairs.entries()) {
+		const board = path.join(work, `pristine-delta-${index}`);
+		prepareFactoryBoard(board, pair.layout, pair.base);
+		const rows = [];
+		for (const { kind, body, makeSeconds } of pair.kinds) {
+			const name = `delta-${index}-${kind.replace(/\W+/g, "-")}`;
+			fs.writeFileSync(path.join(www, name), body);
+			const published: Published = { url: `${server.url}/${name}`, coapUrl: "", sha256: sha256Hex(pair.next), length: pair.next.length, bytes: pair.next };
+			const timing = {} as Record<EngineName, { downloadVerifyMs: number; wholeMs: number; receivedPerByte: number }>;
+			for (const engine of engines) {
+				note(`patched update: ${pair.label}, ${kind}, ${engine} engine`);
+				await timedUpdate(published, engine, { transport: "http" }, board);
+				const runs: UpdateTiming[] = [];
+				for (let i = 0; i < repeats; i++) runs.push(await timedUpdate(published, engine, { transport: "http" }, board));
+				timing[engine] = { downloadVerifyMs: median(runs.map((run) => run.downloadVerifyMs)), wholeMs: median(runs.map((run) => run.wholeMs)), receivedPerByte: median(runs.map((run) => run.receivedPerByte)) };
+			}
+			note(`patched update: ${pair.label}, ${kind}, flash work and xs heap`);
+			const flash = await flashWork(published, board);
+			const heapPeak = (await heapRun(published, true, { transport: "http" }, board)).peak;
+			rows.push({ kind, bytes: body.length, makeSeconds, timing, flash, heapPeak });
+		}
+		results.push({ label: pair.label, layout: pair.layout, baseBytes: pair.base.length, imageBytes: pair.next.length, rows });
+	}
+	return { pairs: results, skipped, projection: { linkBytesPerSecond, flashRead, datasheet: w25q32jv } };
+}
+
+/**
+	The flash work of one uncut update (node engine): the whole update's erases and page programs, preference
+	traffic included (as part 5), and the reads of the running slot, the old image, from State 1 to State 2.
+*/
+async function flashWork(target: Published, board: string) {
+	let running: Board | undefined, atStart: FlashStats | undefined, atEnd: FlashStats | undefined;
+	const oldSlot = () => ({ ...running!.storage.appSlot(running!.runningSlot).stats });
+	const outcome = await runDevice({
+		dir: freshBoard(board), url: target.url,
+		onBoard: (power) => { running = power; },
+		onEvent: (event) => {
+			if (event.event !== "state") return;
+			if (event.state === 1 && !atStart) atStart = oldSlot();
+			else if (event.state === 2 && !atEnd) atEnd = oldSlot();
+		},
+	});
+	assertUpdated(outcome, target, "flash work run");
+	if (!atStart || !atEnd) throw new Error("flash work run: no download phase");
+	const reads = atEnd.reads - atStart.reads, bytesRead = atEnd.bytesRead - atStart.bytesRead;
+	return { wear: outcome.wear, oldSlotReads: reads, oldSlotBytesRead: bytesRead, seconds: projectedSeconds(outcome.wear, reads, bytesRead, outcome.bytesFetched) };
+}
+
+/**
+	Seconds on a real board, typical / max: the link at linkBytesPerSecond for `received` bytes, reading the old
+	slot, erasing and programming (W25Q32JV, as part 5). One core does them one after another: their sum.
+*/
+function projectedSeconds(wear: Wear, reads: number, bytesRead: number, received: number) {
+	const read = reads * flashRead.perCallSeconds + bytesRead * flashRead.perByteSeconds;
+	const flash = flashWorkOf(wear).seconds;
+	const link = received / linkBytesPerSecond;
+	return { link, read, flash, total: flash.map((seconds) => link + read + seconds) };
 }
 
 function describe(delivery: Delivery): string {
@@ -321,10 +447,10 @@ function succeededAt(thing: string, jobId: string): number {
 	return accepted[0].at;
 }
 
-/** A factory-fresh board: a copy, so creating its flash files stays out of every timing. */
-function freshBoard(layout: BoardLayout = "4MB"): string {
+/** A factory-fresh board: a copy of `from`, so creating its flash files stays out of every timing. */
+function freshBoard(from = pristine["4MB"]): string {
 	const dir = path.join(work, `board-${++boards}`);
-	fs.cpSync(pristine[layout], dir, { recursive: true });
+	fs.cpSync(from, dir, { recursive: true });
 	return dir;
 }
 
@@ -335,7 +461,7 @@ function assertUpdated(outcome: DeviceOutcome, target: Published, what: string):
 }
 
 // 1. Throughput: the phases are timed from the device's own reports.
-async function timedUpdate(target: Published, engine: EngineName, delivery: Delivery): Promise<UpdateTiming> {
+async function timedUpdate(target: Published, engine: EngineName, delivery: Delivery, board = pristine["4MB"]): Promise<UpdateTiming> {
 	let state1 = 0, state2 = 0;
 	let first: [number, number] | undefined, last: [number, number] | undefined;
 	const onEvent: DeviceOptions["onEvent"] = (event) => {
@@ -347,7 +473,7 @@ async function timedUpdate(target: Published, engine: EngineName, delivery: Deli
 			last = [now, event.received as number];
 		}
 	};
-	const dir = freshBoard();
+	const dir = freshBoard(board);
 	const { options, thing, jobId } = deliver(target, delivery);
 	const [begin, wallBegin] = [performance.now(), Date.now()];
 	const outcome = await runDevice({ dir, engine, ...options, onEvent });
@@ -472,12 +598,12 @@ async function firstWhere(low: number, high: number, holds: (n: number) => Promi
 }
 
 // 4. XS heap, on the 16 MB board: a 4 MiB image does not fit the default 1.875 MiB slot.
-async function heapRun(target: Published, heapAfterGc: boolean, delivery: Delivery): Promise<HeapRun> {
+async function heapRun(target: Published, heapAfterGc: boolean, delivery: Delivery, board = pristine["16MB"]): Promise<HeapRun> {
 	let state = 0, received = 0;
 	const samples: HeapSample[] = [];
 	const { options, thing, jobId } = deliver(target, delivery);
 	const outcome = await runDevice({
-		dir: freshBoard("16MB"), engine: "xs", layout: "16MB", ...options, heapAfterGc,
+		dir: freshBoard(board), engine: "xs", ...options, heapAfterGc,
 		onEvent: (event) => {
 			if (event.event === "state") state = event.state as number;
 			else if (event.event === "progress") received = event.received as number;
@@ -499,17 +625,10 @@ async function heapRun(target: Published, heapAfterGc: boolean, delivery: Delive
 	and NVS page recycling one 4 KiB sector erase per 4 KiB of preference bytes.
 */
 function project(updates: { label: string; wear: Wear }[], imageBytes: number) {
-	const work = (sectorErases: number, blockErases: number, pagePrograms: number) => {
-		const stats = { erases: sectorErases, blockErases, pagePrograms, writes: 0, bytesWritten: 0 };
-		return { sectorErases, blockErases, pagePrograms, seconds: busyMs(stats).map((ms) => ms / 1000) };
-	};
 	const imagePages = Math.ceil(imageBytes / 256);
-	const measured = updates.map(({ label, wear }) => ({
-		label,
-		...work(wear.flashErases + Math.ceil(wear.preferenceBytes / 4096), wear.flashBlockErases, wear.flashPagePrograms + 2 * wear.preferenceSets),
-	}));
-	const sectorFloor = work(Math.ceil(imageBytes / 4096), 0, imagePages);
-	const blockFloor = work(0, Math.ceil(imageBytes / 65536), imagePages);
+	const measured = updates.map(({ label, wear }) => ({ label, ...flashWorkOf(wear) }));
+	const sectorFloor = chipWork(Math.ceil(imageBytes / 4096), 0, imagePages);
+	const blockFloor = chipWork(0, Math.ceil(imageBytes / 65536), imagePages);
 	const http = measured[0].seconds;
 	const links = [1, 10].map((mbps) => {
 		const link = (imageBytes * 8) / (mbps * 1e6);
@@ -522,6 +641,17 @@ function project(updates: { label: string; wear: Wear }[], imageBytes: number) {
 		};
 	});
 	return { datasheet: w25q32jv, measured, sectorFloor, blockFloor, overBlockFloor: http[0] / blockFloor.seconds[0], links };
+}
+
+/** Chip time, typical / max seconds, of so many erases and page programs. */
+function chipWork(sectorErases: number, blockErases: number, pagePrograms: number) {
+	const stats = { erases: sectorErases, blockErases, pagePrograms, writes: 0, bytesWritten: 0, reads: 0, bytesRead: 0 };
+	return { sectorErases, blockErases, pagePrograms, seconds: busyMs(stats).map((ms) => ms / 1000) };
+}
+
+/** An update's erases and page programs, each preference set costing two programs and NVS recycling a sector per 4 KiB. */
+function flashWorkOf(wear: Wear) {
+	return chipWork(wear.flashErases + Math.ceil(wear.preferenceBytes / 4096), wear.flashBlockErases, wear.flashPagePrograms + 2 * wear.preferenceSets);
 }
 
 type Results = {
@@ -541,15 +671,47 @@ type Results = {
 	coap: { throughput: Record<CoapMode, Record<(typeof engines)[number], UpdateTiming>> };
 };
 
+/** Part 6's two tables: the runs on the host, then the projection on a real board. */
+function deltaMarkdown(delta: Awaited<ReturnType<typeof deltaRuns>>, heapCode: number): string {
+	const { linkBytesPerSecond: link, flashRead: read, datasheet } = delta.projection;
+	const rows = delta.pairs.flatMap((pair) => pair.rows.map((row) => ({ pair, row, full: pair.rows.find((other) => other.kind === "full image")! })));
+	const name = (pair: (typeof delta.pairs)[number], kind: string) => `${pair.label}: ${kind}`;
+	return [
+		`**Patched update** (HTTP, median of ${repeats} runs): each pair's board runs the pair's base as its factory image and `
+			+ "updates to the next image, by a patch in esp_delta_ota framing or by the image sent whole; the same verify, switch and "
+			+ "confirm follow. The fixture's patch is detools' (test/fixtures/delta); the real pairs are two releases of an npm "
+			+ "package's native binary (bench/real-pairs.ts), each the code segment of an ESP32 app image, patched by our "
+			+ "createPatch (heatshrink window 2^8, lookahead 2^7; made in the seconds shown). A 2.3 MB image needs the 16 MB board's "
+			+ "slots (boards/*/partitions.csv have 1.875 MiB). Heap: the live peak less the slots the firmware's code holds (bench/heap-code.ts), xs engine.",
+		...delta.skipped.map((reason) => `\nNot measured: ${reason}.`),
+		"",
+		table(["pair: package", "image B", "package B", "÷ image", ...engines.flatMap((engine) => [`${engine}: download + verify ms`, "whole update ms"]), "XS peak above the code"],
+			rows.map(({ pair, row }) => [name(pair, row.kind + (row.makeSeconds === undefined ? "" : ` (${fixed(row.makeSeconds)} s)`)), int(pair.imageBytes), int(row.bytes), fixed(row.bytes / pair.imageBytes, 3),
+				...engines.flatMap((engine) => [int(row.timing[engine].downloadVerifyMs), int(row.timing[engine].wholeMs)]), int(row.heapPeak - heapCode)])),
+		"",
+		`**Patched update projected on a real board** (typical / max seconds): the link at Espressif's measured ${int(link / 1000)} KB/s for `
+			+ "HTTPS OTA (idf-extra-components PR #156, issue 22) for the bytes the board fetched; reading the old image, the reads of the "
+			+ "running slot the simulated chip counted from State 1 to State 2, at an estimated "
+			+ `${fixed(read.perCallSeconds * 1e6, 0)} µs a read plus ${fixed(1 / read.perByteSeconds / 1e6)} MB/s (a line through ESP-IDF's ESP32 `
+			+ "esp_flash_read floors for 4 B and 2 KiB reads, components/idf_test/include/esp32/idf_performance_target.h); erasing and "
+			+ `programming as *Projected on a real board* (W25Q32JV: ${datasheet.sectorEraseMs.join(" / ")} ms a sector, ${datasheet.blockEraseMs.join(" / ")} ms a 64 KiB block, `
+			+ `${datasheet.pageProgramMs.join(" / ")} ms a page), preference traffic included. One core does them one after another: the total is `
+			+ "their sum. Left out: decompressing and patching on the CPU, hashing, the reboot.",
+		"",
+		table(["pair: package", "link s", "old-slot reads", "read s", "4 KiB erases", "64 KiB erases", "page programs", "erase + program s", "total s", "÷ full image"],
+			rows.map(({ pair, row, full }) => {
+				const { flash: { wear, oldSlotReads, oldSlotBytesRead, seconds } } = row, work = flashWorkOf(wear);
+				return [name(pair, row.kind), fixed(seconds.link), `${int(oldSlotReads)} (${int(oldSlotBytesRead)} B)`, fixed(seconds.read, 2), int(work.sectorErases), int(work.blockErases),
+					int(work.pagePrograms), span(seconds.flash), span(seconds.total), fixed(seconds.total[0] / full.flash.seconds.total[0], 2)];
+			})),
+		"",
+	].join("\n");
+}
+
 function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults, coapHeap: CoapHeapResults): string {
-	const fixed = (n: number, digits = 1) => n.toFixed(digits);
-	const int = (n: number) => Math.round(n).toLocaleString("en-US");
-	const span = ([typical, maximum]: number[]) => `${fixed(typical)} / ${fixed(maximum)}`;
 	const ms = (values: readonly number[]) => values.join(" / ");
 	const flashRow = (label: string, row: { sectorErases: number; blockErases: number; pagePrograms: number; seconds: number[] }) =>
 		[label, int(row.sectorErases), int(row.blockErases), int(row.pagePrograms), span(row.seconds), `${fixed(row.seconds[0] / projection.blockFloor.seconds[0], 2)}×`];
-	const table = (header: string[], rows: string[][]) =>
-		[`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
 	const mib = results.imageBytes / MiB;
 	const { plainDownload: plain, projection, mqtt, coap } = results;
 	const speedRow = (label: string, t: UpdateTiming) =>
@@ -611,14 +773,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			...coapModes.map((mode) => heapRow(`${describe({ transport: "coap", mode })}, live`, coapHeap[mode]["1MiB"], coapHeap[mode]["4MiB"])),
 		]),
 		"",
-		`**Patched update** (HTTP, median of ${repeats} runs): test/fixtures/delta's detools heatshrink patch in esp_delta_ota framing `
-			+ `(${int(results.delta.patchBytes)} B) from the factory image to a ${int(results.delta.imageBytes)} B image, against that image sent whole; `
-			+ "the same verify, switch and confirm follow. Heap: live peak less the code's slots, as above (xs engine).",
-		"",
-		table(["", ...engines.flatMap((engine) => [`${engine}: download + verify ms`, "whole update ms"]), "received ÷ image", "peak above the code"],
-			results.delta.rows.map((row) => [row.kind === "patch" ? "patch" : "full image", ...engines.flatMap((engine) => [int(row.timing[engine].downloadVerifyMs), int(row.timing[engine].wholeMs)]),
-				fixed(row.timing.node.receivedPerByte, 3), int(row.heapPeakAboveCode - results.heapCode)])),
-		"",
+		deltaMarkdown(results.delta, results.heapCode),
 		`**Projected on a real board**: ${mib} MiB, W25Q32JV typical / max (4 KiB sector erase ${ms(projection.datasheet.sectorEraseMs)} ms, `
 			+ `64 KiB block erase ${ms(projection.datasheet.blockEraseMs)} ms, 256 B page program ${ms(projection.datasheet.pageProgramMs)} ms), `
 			+ "applied to the erases and page programs the simulated chip counted during the uncut update (node engine), "

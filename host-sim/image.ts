@@ -55,11 +55,9 @@ export type AppImageOptions = {
 };
 
 export function makeAppImage(options: AppImageOptions): Uint8Array {
-	const { size, version, chip = "esp32", projectName = "xs-ota-app", hashAppended = true, secureVersion = 0 } = options;
+	const { size, version, projectName = "xs-ota-app", secureVersion = 0 } = options;
 	if (!Number.isInteger(size) || size <= 0 || size > 16 * 1024 * 1024) throw new Error("bad size");
-	if (options.securePad && !hashAppended) throw new Error("secure padding needs the sha-256 appended");
-	const chipId = chipIds[chip];
-	if (chipId === undefined) throw new Error("unknown chip");
+	if (options.securePad && options.hashAppended === false) throw new Error("secure padding needs the sha-256 appended");
 
 	const layout = size >= 1024 ? fullLayout : smallLayout;
 	const overhead = headerLength + layout.length * segmentHeaderLength + trailerLength;
@@ -68,18 +66,47 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 	if (total - size > 16) throw new Error(`size too small (at least ${smallest - 16})`);
 
 	const lengths = segmentLengths(layout, total - overhead);
-	const image = new Uint8Array(total);
-	const view = new DataView(image.buffer);
 	const random = randomBytes(`${version}\0${size}`);
+	const segments = layout.map((segment, index) => {
+		const data = new Uint8Array(lengths[index]);
+		random.fill(data);
+		if (index === 0) writeDescription(data, version, projectName, size, secureVersion);
+		return { loadAddress: segment.loadAddress, data };
+	});
+	const iramIndex = layout.findIndex((segment) => segment.loadAddress === iram);
+	const entry = iram + ((random.seed % Math.min(lengths[iramIndex], 0x4000)) & ~3);
+	return assemble(segments, entry, options);
+}
+
+/**
+	An app image whose code segment carries `payload` (padded with zeros to a multiple of 4) after a segment that
+	holds only the app description: real executables (another program's native binary) as the device would get
+	them, for measuring patches on bytes that are not synthetic. The entry point is the payload's start.
+*/
+export function wrapAppImage(payload: Uint8Array, options: Omit<AppImageOptions, "size" | "securePad">): Uint8Array {
+	const description = new Uint8Array(descriptionLength);
+	writeDescription(description, options.version, options.projectName ?? "xs-ota-app", payload.length, options.secureVersion ?? 0);
+	const code = new Uint8Array(Math.ceil(payload.length / 4) * 4);
+	code.set(payload);
+	return assemble([{ loadAddress: drom, data: description }, { loadAddress: irom, data: code }], irom, options);
+}
+
+/** Header, `segments`, zero padding, the checksum ending a 16-byte line, then (unless told not) the SHA-256 of all before it. */
+function assemble(segments: { loadAddress: number; data: Uint8Array }[], entry: number, options: Omit<AppImageOptions, "size">): Uint8Array {
+	const { chip = "esp32", hashAppended = true } = options;
+	const chipId = chipIds[chip];
+	if (chipId === undefined) throw new Error("unknown chip");
+	const end = segments.reduce((offset, segment) => offset + segmentHeaderLength + segment.data.length, headerLength);
+	const checksumOffset = roundUp16(end + 1) - 1;
+	const image = new Uint8Array(checksumOffset + 1 + hashLength);
+	const view = new DataView(image.buffer);
 
 	// Header and extended header.
-	const iramIndex = layout.findIndex((segment) => segment.loadAddress === iram);
-	const entryRange = Math.min(lengths[iramIndex], 0x4000);
 	image[0] = imageMagic;
-	image[1] = layout.length;
+	image[1] = segments.length;
 	image[2] = 2; // SPI mode DIO
 	image[3] = 0x20; // 4 MB flash, 40 MHz
-	view.setUint32(4, iram + ((random.seed % entryRange) & ~3), true);
+	view.setUint32(4, entry, true);
 	image[8] = 0xee; // WP pin: not used
 	view.setUint16(12, chipId, true);
 	view.setUint16(17, 399, true); // max full chip revision v3.99
@@ -87,19 +114,15 @@ export function makeAppImage(options: AppImageOptions): Uint8Array {
 
 	let offset = headerLength;
 	let xor = 0;
-	for (let index = 0; index < layout.length; index++) {
-		view.setUint32(offset, layout[index].loadAddress, true);
-		view.setUint32(offset + 4, lengths[index], true);
-		offset += segmentHeaderLength;
-		const data = image.subarray(offset, offset + lengths[index]);
-		random.fill(data);
-		if (index === 0) writeDescription(data, version, projectName, size, secureVersion);
+	for (const { loadAddress, data } of segments) {
+		view.setUint32(offset, loadAddress, true);
+		view.setUint32(offset + 4, data.length, true);
+		image.set(data, offset + segmentHeaderLength);
+		offset += segmentHeaderLength + data.length;
 		for (const byte of data) xor ^= byte;
-		offset += lengths[index];
 	}
 
 	// Zero padding (already zero), checksum ending a 16-byte line, then the hash of all before it.
-	const checksumOffset = total - hashLength - 1;
 	image[checksumOffset] = checksumSeed ^ xor;
 	if (!hashAppended) return image.slice(0, checksumOffset + 1);
 	image.set(createHash("sha256").update(image.subarray(0, checksumOffset + 1)).digest(), checksumOffset + 1);

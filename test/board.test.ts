@@ -72,7 +72,7 @@ test("flash: a new partition file is erased and sized; NOR writes AND into old b
 	assert.is(flash.read(10, 1)[0], 0x30);
 	flash.erase(0);
 	assert.ok(flash.read(0, 4096).every((b) => b === 0xff));
-	assert.equal(flash.stats, { erases: 1, blockErases: 0, writes: 3, pagePrograms: 3, bytesWritten: 5 });
+	assert.equal(flash.stats, { erases: 1, blockErases: 0, writes: 3, pagePrograms: 3, bytesWritten: 5, reads: 4, bytesRead: 4 + 4 + 1 + 4096 });
 });
 
 test("flash: write takes the bytes a view covers and only byteLength of them", () => {
@@ -160,7 +160,7 @@ test("flash: writes cost one page program per 256-byte page they touch; busyMs a
 	assert.is(flash.stats.pagePrograms, 3);
 	flash.erase(3);
 	assert.equal(busyMs(flash.stats), [45 + 3 * 0.4, 400 + 3 * 3]);
-	assert.equal(busyMs({ erases: 0, blockErases: 2, writes: 0, pagePrograms: 0, bytesWritten: 0 }), [300, 4000]);
+	assert.equal(busyMs({ erases: 0, blockErases: 2, writes: 0, pagePrograms: 0, bytesWritten: 0, reads: 0, bytesRead: 0 }), [300, 4000]);
 });
 
 test("board: ota.eraseNext erases the inactive slot as esp_partition_erase_range does, or returns its error", () => {

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { chipIds, makeAppImage, readAppDescription, sha256Hex } from "../host-sim/image";
+import { chipIds, makeAppImage, readAppDescription, sha256Hex, wrapAppImage } from "../host-sim/image";
 import { checkImage, hashAppendedOffset, imageHeaderLength, segmentHeaderLength, slotDigest, type ImageCheck } from "../src/agent/image";
 import type { Digest, FlashSlot } from "../src/platform/ports";
 import { MemorySlot, NodeDigest } from "./support/memory-slot";
@@ -325,6 +325,28 @@ test("images are deterministic per version and size, and differ between versions
 	assert.is(view.getUint32(4, true) >>> 20, 0x400, "entry in 0x400xxxxx");
 	assert.is(view.getUint32(imageHeaderLength, true), 0x3f400020, "DROM first");
 	assert.is(a.length % 16, 0);
+});
+
+test("a wrapped payload is the code segment of an image the device accepts, for every payload length", () => {
+	for (const length of [1, 2, 3, 4, 5, 1000, 4097, 70_001]) {
+		const payload = new Uint8Array(length).map((_, i) => (i * 7 + length) & 0xff);
+		const image = wrapAppImage(payload, { version: `w${length}`, chip: "esp32c3" });
+		expectOk(check(slotWith(image), chipIds.esp32c3), image, `w${length}`);
+		const [description, code] = segmentsOf(image);
+		assert.is(description.length, 256);
+		assert.is(code.length, Math.ceil(length / 4) * 4);
+		assert.equal(image.subarray(code.dataOffset, code.dataOffset + length), payload);
+		assert.ok(image.subarray(code.dataOffset + length, code.dataOffset + code.length).every((byte) => byte === 0), "zero padding");
+		assert.is(new DataView(image.buffer).getUint32(4, true), new DataView(image.buffer).getUint32(code.headerOffset, true), "entry at the code");
+		assert.is(image.length % 16, 0);
+	}
+	// Two releases of one binary differ in the description and where the binaries differ, nowhere else.
+	const payload = new Uint8Array(10_000).fill(0x5a), next = payload.slice();
+	next[5000] = 0;
+	const [a, b] = [wrapAppImage(payload, { version: "1" }), wrapAppImage(next, { version: "2" })];
+	const differing = [...a.subarray(0, -33)].flatMap((byte, i) => (byte === b[i] ? [] : [i]));
+	const descriptionEnd = segmentsOf(a)[0].dataOffset + 256;
+	assert.ok(differing.every((i) => i < descriptionEnd || i === segmentsOf(a)[1].dataOffset + 5000 || i === a.length - 33), String(differing));
 });
 
 test.run();

@@ -33,6 +33,9 @@ export interface FlashStats {
 	pagePrograms: number;
 	/** Bytes that actually landed (a torn write counts only its prefix). */
 	bytesWritten: number;
+	/** Read calls and the bytes they returned: what reading the old image costs a patched update. */
+	reads: number;
+	bytesRead: number;
 }
 
 /** Milliseconds of chip work behind `stats`, [typical, maximum], from the datasheet's per-operation times. */
@@ -46,7 +49,7 @@ export class FlashPartition {
 	readonly file: string;
 	readonly byteLength: number;
 	readonly blockSize = sectorSize;
-	readonly stats: FlashStats = { erases: 0, blockErases: 0, writes: 0, pagePrograms: 0, bytesWritten: 0 };
+	readonly stats: FlashStats = { erases: 0, blockErases: 0, writes: 0, pagePrograms: 0, bytesWritten: 0, reads: 0, bytesRead: 0 };
 	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
@@ -138,6 +141,8 @@ export class FlashPartition {
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
 		const bytes = new Uint8Array(byteLength);
 		if (byteLength) fs.readSync(this.#open(), bytes, 0, byteLength, offset);
+		this.stats.reads++;
+		this.stats.bytesRead += byteLength;
 		return bytes;
 	}
 
