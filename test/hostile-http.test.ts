@@ -10,6 +10,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { startUpdateServer, type ServerFaults, type UpdateServer } from "../host-sim/server/http-server";
 import { type DeviceOptions, type DeviceOutcome } from "../host-sim/device";
+import type { Board } from "../host-sim/board/board";
 import { PreferenceStore } from "../host-sim/board/nvs";
 import { PowerSupply } from "../host-sim/board/power";
 import { assertNewFirmware as assertImage, assertOldFirmware as assertFailed, publish, run, tempDir } from "./support/sim";
@@ -206,7 +207,7 @@ test("xs: status 404 ends with 7", async () => {
 
 // --- raw sockets: what the built-in server never sends ---
 
-type RawServer = { url: string; connections: number; lifetimes: number[]; close(): Promise<void> };
+type RawServer = { url: string; connections: number; close(): Promise<void> };
 
 /** A TCP server on 127.0.0.1 that calls `respond` once a whole request head has arrived. */
 async function rawServer(respond: (socket: net.Socket, request: string) => void): Promise<RawServer> {
@@ -214,11 +215,7 @@ async function rawServer(respond: (socket: net.Socket, request: string) => void)
 	const server = net.createServer((socket) => {
 		raw.connections++;
 		sockets.add(socket);
-		const opened = Date.now();
-		socket.on("close", () => {
-			sockets.delete(socket);
-			raw.lifetimes.push(Date.now() - opened);
-		});
+		socket.on("close", () => sockets.delete(socket));
 		socket.on("error", () => {});
 		let head = "";
 		socket.on("data", (data) => {
@@ -232,7 +229,6 @@ async function rawServer(respond: (socket: net.Socket, request: string) => void)
 	const raw: RawServer = {
 		url: `http://127.0.0.1:${port}`,
 		connections: 0,
-		lifetimes: [],
 		close: () => new Promise<void>((done) => {
 			for (const socket of sockets) socket.destroy();
 			server.close(() => done());
@@ -245,18 +241,21 @@ async function rawServer(respond: (socket: net.Socket, request: string) => void)
 const headBytes = (lines: string[]) => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
 const imageHead = (length: number | string) => headBytes(["HTTP/1.1 200 OK", `Content-Length: ${length}`, `ETag: "raw"`, "Connection: close"]);
 
-// Virtual time runs at real speed while a socket is open, so a short stall keeps these tests quick. It never
-// runs faster than real time, so a connection the agent kept for stallMs was open at least that long here.
+// Virtual time runs at real speed while a socket is open, so a short stall keeps these tests quick.
 const stallMs = 200;
 const stallConfig = { stallMs };
 
-/** Waits until the server has seen every connection close, then checks none was abandoned early. */
-async function assertEachGotAStallInterval(server: RawServer): Promise<void> {
-	for (let i = 0; i < 50 && server.lifetimes.length < server.connections; i++) await new Promise((done) => setTimeout(done, 10));
-	const shortest = Math.min(...server.lifetimes);
-	// The server counts from its accept, the device from its request: on a busy machine the accept comes up to a
-	// few tens of ms later. The defect this guards against cut retries short by up to a whole interval.
-	assert.ok(shortest >= stallMs - 30, `connections abandoned after ${server.lifetimes.join(", ")} ms; the stall interval is ${stallMs} ms`);
+/** Runs a board to its end and returns how long, on its own clock, it kept each exchange open. */
+async function exchangeTimes(options: DeviceOptions): Promise<{ outcome: DeviceOutcome & { gets: number; logs: string[] }; exchangeMs: number[] }> {
+	let board: Board | undefined;
+	const outcome = await runCounting({ ...options, onBoard: (each) => (board = each) });
+	return { outcome, exchangeMs: board!.network.exchangeMs };
+}
+
+/** None of the exchanges was abandoned before a whole stall interval (the board's clock: no host timing in it). */
+function assertEachGotAStallInterval(exchangeMs: number[], count: number): void {
+	assert.is(exchangeMs.length, count, "every exchange ended");
+	assert.ok(Math.min(...exchangeMs) >= stallMs, `exchanges abandoned after ${exchangeMs.join(", ")} ms; the stall interval is ${stallMs} ms`);
 }
 
 test("node: a server that sends the headers and a little of the body, then goes silent, ends with 4", async () => {
@@ -264,21 +263,21 @@ test("node: a server that sends the headers and a little of the body, then goes 
 		socket.write(imageHead(size));
 		socket.write(image.bytes.subarray(0, 3000));
 	});
-	const outcome = await runCounting({ dir: tempDir("board"), engine: "node", url: `${server.url}/app.bin`, config: stallConfig });
+	const { outcome, exchangeMs } = await exchangeTimes({ dir: tempDir("board"), engine: "node", url: `${server.url}/app.bin`, config: stallConfig });
 	assertOldFirmware(outcome, 4, "stall mid-body");
 	assert.is(server.connections, 8, "retried until the attempts ran out");
 	assert.ok(outcome.logs.some((line) => line.includes("stalled")), outcome.logs.join("\n"));
-	await assertEachGotAStallInterval(server);
+	assertEachGotAStallInterval(exchangeMs, 8);
 });
 
 for (const engine of engines) {
 	test(`${engine}: a server that accepts the connection and never answers ends with 4, each attempt waited out`, async () => {
 		const server = await rawServer(() => {});
-		const outcome = await run({ dir: tempDir("board"), engine, url: `${server.url}/app.bin`, config: stallConfig });
+		const { outcome, exchangeMs } = await exchangeTimes({ dir: tempDir("board"), engine, url: `${server.url}/app.bin`, config: stallConfig });
 		assertOldFirmware(outcome, 4, "silent server");
 		assert.is(server.connections, 8);
 		// A retry that starts late in the previous attempt's stall interval still gets a whole interval.
-		await assertEachGotAStallInterval(server);
+		assertEachGotAStallInterval(exchangeMs, 8);
 	});
 }
 

@@ -124,7 +124,7 @@ export class Board {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
 		this.storage = BoardStorage.open(options.dir, this.power);
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
-		this.network = new HttpNetwork(options.fragmentBytes, this.#signal);
+		this.network = new HttpNetwork(options.fragmentBytes, this.#signal, () => this.clock.now);
 		this.mqtt = new MqttNetwork(this.#signal, undefined, options.settles);
 		this.udp = new UdpNetwork(this.#signal, options.udpFaults, () => this.clock.now);
 		this.#linkKbps = options.linkKbps ?? 10_000;

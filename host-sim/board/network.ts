@@ -181,13 +181,19 @@ export class HttpNetwork {
 	bytesReceived = 0;
 	/** HTTP body bytes delivered to the device. */
 	bodyBytes = 0;
+	/** How long each exchange was open, on the board's clock: from the device's request to its end. */
+	readonly exchangeMs: number[] = [];
 	#exchanges = new Map<number, Exchange>();
+	#opened = new Map<number, number>();
 	#queue: EventQueue<HttpEvent>;
 	readonly #signal: NetworkSignal;
+	readonly #now: () => number;
 
-	constructor(fragmentBytes = defaultFragmentBytes, signal = new NetworkSignal()) {
+	/** `now`: the board's clock (ms), for exchangeMs. */
+	constructor(fragmentBytes = defaultFragmentBytes, signal = new NetworkSignal(), now: () => number = Date.now) {
 		this.fragmentBytes = fragmentBytes;
 		this.#signal = signal;
+		this.#now = now;
 		this.#queue = new EventQueue<HttpEvent>(signal, receiveWindow, () => {
 			for (const exchange of this.#exchanges.values()) exchange.socket.resume();
 		});
@@ -197,6 +203,7 @@ export class HttpNetwork {
 		const secure = spec.secure ? connectOptions(spec.secure, spec.host, spec.port) : undefined;
 		// Refused before any byte is sent (no trust anchor, unusable credentials): the error comes as an event.
 		if (typeof secure === "string") return this.queue({ id, message: -2, value: secure });
+		this.#opened.set(id, this.#now());
 		this.#exchanges.set(id, new Exchange(id, this, spec, secure));
 	}
 
@@ -207,6 +214,10 @@ export class HttpNetwork {
 
 	forget(id: number): void {
 		this.#exchanges.delete(id);
+		const opened = this.#opened.get(id);
+		if (opened === undefined) return;
+		this.#opened.delete(id);
+		this.exchangeMs.push(this.#now() - opened);
 	}
 
 	queue(event: HttpEvent, data?: Uint8Array): void {
