@@ -15,7 +15,8 @@
 	RAM: one 1 KiB work buffer. Its lower half collects the new image and is written to flash as it is (no copy)
 	when full, where the new image reaches a sector boundary and at its end: two whole 256-byte pages at a time,
 	each page programmed once. Extra bytes decode into it in place; diff bytes too, and the old bytes are read
-	into the upper half and added. Bytes not yet written are only lost output after a checkpoint (all on flash).
+	into the upper half and added. A cut loses only bytes not yet written: they lie past the last checkpoint, as
+	everything before a checkpoint is written when it is taken.
 */
 
 import type { FlashSlot, RunningImage } from "../platform/ports";
