@@ -101,6 +101,36 @@ test("the framing is esp_delta_ota's: magic, the base's appended SHA-256, 28 zer
 	assert.equal(patch.subarray(4, 36), new Uint8Array(createHash("sha256").update(base.subarray(0, base.length - 32)).digest()));
 });
 
+test("the new image reaches flash in whole 256-byte pages, each programmed once, however short the runs", () => {
+	const random = seeded(11);
+	const old = randomBytes(random, 40000);
+	// A byte inserted every 20 to 80 bytes: a short diff run and a 1-byte extra run each time.
+	const parts: number[] = [];
+	for (let at = 0; at < old.length;) {
+		const step = 20 + Math.floor(random() * 60);
+		parts.push(...old.subarray(at, at + step), Math.floor(random() * 256));
+		at += step;
+	}
+	const next = Uint8Array.from(parts), page = 256;
+	for (const compression of compressions) {
+		const patch = createPatch(old, next, { compression });
+		for (const chunk of [1, 777]) {
+			const { slot, done } = apply(patch, old, chunk, new MemorySlot(Math.ceil(next.length / 4096) * 4096));
+			assert.ok(done);
+			assert.equal(slot.bytes.subarray(0, next.length), next);
+			const what = `${compression} in chunks ≤ ${chunk}: ${slot.writes.length} writes`;
+			assert.ok(slot.writes.length <= Math.ceil(next.length / 512), what);
+			let end = 0;
+			for (const write of slot.writes) {
+				assert.is(write.start, end, `${what}: front to back`);
+				assert.ok(write.start % page === 0 && (write.end % page === 0 || write.end === next.length), `${what}: ${write.start}–${write.end} is not whole pages`);
+				end = write.end;
+			}
+			assert.is(end, next.length, what);
+		}
+	}
+});
+
 test("our patches resume from each of the applier's checkpoints", () => {
 	for (const compression of compressions) {
 		assertResumes(createPatch(base, target, { compression }), base, target, compression);

@@ -12,8 +12,11 @@
 	flash: extra bytes are new bytes, diff bytes are new minus old) and where the decompressor can stop
 	(decompressor.ts). The state there is a handful of numbers (ApplyState).
 
-	RAM: one 1 KiB work buffer, written to flash as a whole buffer (no copy). An extra run decodes into all of it;
-	a diff run decodes into its upper half and reads the old bytes into its lower half, where it adds them.
+	RAM: one 1 KiB work buffer. Its lower half collects the new image and is written to flash as it is (no copy)
+	when full, where the new image reaches a sector boundary and at its end: two whole 256-byte pages at a time,
+	each page programmed once. Extra bytes decode into it in place; diff bytes too, and the old bytes are read
+	into the upper half and added. A cut loses only bytes not yet written: they lie past the last checkpoint, as
+	everything before a checkpoint is written when it is taken.
 */
 
 import type { FlashSlot, RunningImage } from "../platform/ports";
@@ -24,7 +27,7 @@ export const Phase = { formatSize: 0, diffSize: 1, diff: 2, extraSize: 3, extra:
 
 export interface ApplyState {
 	phase: number;
-	/** New image bytes written. */
+	/** New image bytes made (at a checkpoint, all written). */
 	newOffset: number;
 	oldOffset: number;
 	/** Bytes left in the diff or extra run, and bytes of it already produced. */
@@ -52,7 +55,7 @@ export function copyApplyState(from: ApplyState, into: ApplyState): void {
 	target.b = source.b;
 }
 
-/** Bytes of the work buffer; a diff run uses half of it for the new bytes and half for the old. */
+/** Bytes of the work buffer: half for new bytes on their way to flash, half for the old bytes a diff adds. */
 const workBytes = 1024;
 const half = workBytes / 2;
 
@@ -78,6 +81,10 @@ export class SequentialApply {
 	#scale = 0;
 	#negative = false;
 	#work = new Uint8Array(workBytes);
+	/** The upper half, where old bytes are read (readInto fills from its target's start); size bytes land there too. */
+	#old = this.#work.subarray(half);
+	/** New bytes at the front of the work buffer, not yet written. */
+	#pending = 0;
 
 	constructor(ports: ApplyPorts, decoder: Decompressor, newSize: number, oldSize: number, checkpointBytes: number, checkpoint: (state: ApplyState) => void) {
 		this.#ports = ports;
@@ -121,7 +128,7 @@ export class SequentialApply {
 			case Phase.extra:
 				return this.#run();
 			case Phase.done:
-				if (this.#decoder.read(this.#work, 0, 1)) throw new Error("patch data after the end");
+				if (this.#decoder.read(this.#work, half, 1)) throw new Error("patch data after the end");
 				return false;
 		}
 		const size = this.#readSize();
@@ -148,8 +155,8 @@ export class SequentialApply {
 	/** Reads one size byte by byte (it may straddle chunks); undefined until its last byte arrived. */
 	#readSize(): number | undefined {
 		const work = this.#work;
-		while (this.#decoder.read(work, 0, 1)) {
-			const byte = work[0];
+		while (this.#decoder.read(work, half, 1)) {
+			const byte = work[half];
 			if (this.#scale === 0) {
 				this.#negative = (byte & 0x40) !== 0;
 				this.#size = byte & 0x3f;
@@ -173,21 +180,26 @@ export class SequentialApply {
 			state.phase = diff ? Phase.extraSize : Phase.adjustment;
 			return true;
 		}
-		const sector = this.#sectorSize, work = this.#work;
+		const sector = this.#sectorSize, work = this.#work, pending = this.#pending;
 		// Stop at each sector boundary: a checkpoint can only fall there.
-		const most = Math.min(state.remaining, diff ? half : workBytes, sector - (state.newOffset % sector));
-		const length = this.#decoder.read(work, diff ? half : 0, most);
+		const most = Math.min(state.remaining, half - pending, sector - (state.newOffset % sector));
+		const length = this.#decoder.read(work, pending, most);
 		if (!length) return false;
 		if (diff) {
 			if (state.oldOffset < 0 || state.oldOffset + length > this.#oldSize) throw new Error("patch reads outside the base image");
-			this.#ports.running.readInto(state.oldOffset, length, work);
-			for (let i = 0; i < length; i++) work[i] = (work[i] + work[half + i]) & 0xff;
+			const old = this.#old;
+			this.#ports.running.readInto(state.oldOffset, length, old);
+			for (let i = 0; i < length; i++) work[pending + i] = (work[pending + i] + old[i]) & 0xff;
 			state.oldOffset += length;
 		}
-		if (!this.#ports.writer.writeBuffer(work.buffer as ArrayBuffer, length)) throw new Error("image larger than the slot");
+		this.#pending += length;
 		state.newOffset += length;
 		state.remaining -= length;
 		state.runDone += length;
+		if (this.#pending === half || state.newOffset % sector === 0 || state.newOffset === this.#newSize) {
+			if (!this.#ports.writer.writeBuffer(work.buffer as ArrayBuffer, this.#pending)) throw new Error("image larger than the slot");
+			this.#pending = 0;
+		}
 		if (state.newOffset % sector === 0 && state.newOffset - this.#lastCheckpoint >= this.#checkpointBytes &&
 			state.runDone >= this.#decoder.windowBytes && this.#decoder.save(state.decoder)) {
 			this.#lastCheckpoint = state.newOffset;

@@ -5,7 +5,8 @@ import type { Digest, FlashSlot } from "../../src/platform/ports";
 
 /**
 	NOR flash in RAM: starts erased, erase sets a whole sector (eraseBlock a whole block) to 0xFF, writes only
-	clear bits. `erases` logs every erase as the byte range it cleared, in order.
+	clear bits. `erases` logs every erase as the byte range it cleared, `writes` every write as the range it
+	programmed, in order.
 */
 export class MemorySlot implements FlashSlot {
 	readonly bytes: Uint8Array;
@@ -13,6 +14,7 @@ export class MemorySlot implements FlashSlot {
 	readonly sectorSize: number;
 	readonly blockSize: number;
 	readonly erases: { start: number; end: number }[] = [];
+	readonly writes: { start: number; end: number }[] = [];
 
 	constructor(byteLength: number, sectorSize = 4096, blockSize = 65536) {
 		if (!(byteLength > 0 && byteLength % sectorSize === 0)) throw new Error("slot must be whole sectors");
@@ -41,6 +43,7 @@ export class MemorySlot implements FlashSlot {
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void {
 		if (!this.inRange(offset, byteLength) || byteLength > buffer.byteLength) throw new Error("write failed");
 		const source = new Uint8Array(buffer, 0, byteLength);
+		this.writes.push({ start: offset, end: offset + byteLength });
 		for (let i = 0; i < byteLength; i++) this.bytes[offset + i] &= source[i];
 	}
 
