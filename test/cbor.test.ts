@@ -227,7 +227,6 @@ test("cbor: 10,000 seeded random and mutated buffers decode or fail with \"bad c
 		hex("9f018202039f0405ffff"), hex("bf6346756ef563416d7421ff"), hex("a26161016162820203"),
 	];
 	let decoded = 0, refused = 0;
-	const started = Date.now();
 	for (let run = 0; run < 10000; run++) {
 		let bytes: Uint8Array;
 		if (run % 2) bytes = new Uint8Array(Math.floor(next() * 48)).map(() => next() * 256);
@@ -242,7 +241,6 @@ test("cbor: 10,000 seeded random and mutated buffers decode or fail with \"bad c
 	}
 	assert.is(decoded + refused, 10000);
 	assert.ok(decoded > 100 && refused > 100, `decoded ${decoded}, refused ${refused}`);
-	assert.ok(Date.now() - started < 10000, "no hang");
 });
 
 test("base64: the RFC 4648 vectors, padded and unpadded, at an offset", () => {
