@@ -30,6 +30,7 @@ import { contentFormat, decodeEntries, encodeEntries, preferredFormat, supported
 import { type Entry, Kind, type KindCode, type Lwm2mObject, type Value, coerce, parsePath } from "./model";
 import { type ProvisionedServer, type Provisioning, ProvisioningStore, type SecurityAccount, check, type ServerAccount, maxInstances, maxUriLength, noSec, nosecOnly } from "./provisioning";
 import { parseServerUri, queryOptions } from "./registration";
+import { ServerExchange, doublingDelay } from "./server-exchange";
 
 export interface BootstrapPorts {
 	coap: CoapEndpoint;
@@ -79,12 +80,12 @@ export class Bootstrap {
 	#staged: Provisioning = { security: [], servers: [] };
 	#phase: Phase = "idle";
 	#peer: Peer | undefined;
-	#timer: unknown;
-	#cancel: (() => void) | undefined;
+	#exchange: ServerExchange;
 	#failures = 0;
 
 	constructor(ports: BootstrapPorts, store: ProvisioningStore, options: BootstrapOptions, objects: readonly Lwm2mObject[], listener: BootstrapListener) {
 		this.#ports = ports;
+		this.#exchange = new ServerExchange(ports.clock);
 		this.#store = store;
 		this.#options = options;
 		this.#objects = objects;
@@ -124,7 +125,7 @@ export class Bootstrap {
 	}
 
 	stop(): void {
-		this.#halt();
+		this.#exchange.halt();
 		this.#phase = "idle";
 	}
 
@@ -150,57 +151,47 @@ export class Bootstrap {
 		this.#staged = copy(this.#committed ?? { security: [{ id: 0, uri: this.#options.uri, bootstrap: true, mode: noSec }], servers: [] });
 		log(`lwm2m bootstrap request to ${this.#bootstrapUri}`);
 		const options = [{ number: Option.uriPath, value: stringBytes("bs") }, ...queryOptions([`ep=${this.#options.endpoint}`, `pct=${preferredFormat}`])];
-		this.#cancel = coap.request(this.#peer!, Code.post, options, undefined, true, (response, error) => {
-			this.#cancel = undefined;
+		this.#exchange.sent(coap.request(this.#peer!, Code.post, options, undefined, true, (response, error) => {
+			this.#exchange.answered();
 			if (!response) return this.#retry(`bootstrap-server did not answer: ${error}`);
 			if (response.code !== Code.changed) return this.#retry(`bootstrap refused: ${codeName(response.code)}`);
 			if (this.#phase === "requesting") this.#phase = "provisioning";
-		});
+		}));
 		this.#armTimeout();
 	}
 
 	#armTimeout(): void {
-		const clock = this.#ports.clock;
-		clock.clearTimeout(this.#timer);
-		this.#timer = clock.setTimeout(() => this.#retry("bootstrap-server went silent before finishing"), this.#options.timeoutMs);
+		this.#exchange.after(this.#options.timeoutMs, () => this.#retry("bootstrap-server went silent before finishing"));
 	}
 
 	#retry(reason: string): void {
-		this.#halt();
-		const { retryBaseMs, retryMaxMs } = this.#options;
-		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** this.#failures++);
+		this.#exchange.halt();
+		const delay = doublingDelay(this.#options, ++this.#failures);
 		this.#ports.log(`${reason}; bootstrap again in ${delay} ms`);
 		this.#phase = "waiting";
-		this.#timer = this.#ports.clock.setTimeout(() => {
+		this.#exchange.after(delay, () => {
 			if (this.#phase !== "waiting") return;
 			if (this.#peer) return this.#request();
 			this.#phase = "idle";
 			this.start();
-		}, delay);
-	}
-
-	#halt(): void {
-		this.#ports.clock.clearTimeout(this.#timer);
-		this.#timer = undefined;
-		this.#cancel?.();
-		this.#cancel = undefined;
+		});
 	}
 
 	#finish(): CoapReply {
-		const { clock, log } = this.#ports;
+		const { log } = this.#ports;
 		const staged = this.#staged, server = checkAndKeep(this.#store, staged);
 		if (typeof server === "string") {
 			log(`lwm2m bootstrap-finish refused: ${server}`);
 			return { code: Code.notAcceptable, payload: stringBytes(server) };
 		}
-		this.#halt();
+		this.#exchange.halt();
 		this.#phase = "idle";
 		this.#failures = 0;
 		this.#committed = staged;
 		this.#bootstrapUri = server.bootstrapUri ?? this.#options.uri;
 		log(`lwm2m bootstrap finished: server ${server.uri}, short server id ${server.ssid}`);
 		// The 2.04 leaves first; the registration it leads to starts a moment later.
-		this.#timer = clock.setTimeout(() => this.#listener.finished(server), 0);
+		this.#exchange.after(0, () => this.#listener.finished(server));
 		return { code: Code.changed };
 	}
 

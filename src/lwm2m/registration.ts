@@ -21,6 +21,7 @@ import { Code, ContentFormat, type CoapOption, type Message, Option, codeName, s
 import type { Clock, Logger, UdpOpener } from "../platform/ports";
 import type { ServerSettings } from "./device-objects";
 import type { Session } from "./session";
+import { ServerExchange, doublingDelay } from "./server-exchange";
 
 export interface RegistrationOptions {
 	endpoint: string;
@@ -62,12 +63,12 @@ export class Registration {
 	#peer: Peer | undefined;
 	#location: string[] = [];
 	#registeredLifetime = 0;
-	#timer: unknown;
-	#cancel: (() => void) | undefined;
+	#exchange: ServerExchange;
 	#failures = 0;
 
 	constructor(ports: RegistrationPorts, session: Session, settings: ServerSettings, options: RegistrationOptions, links: () => string, listener: RegistrationListener) {
 		this.#ports = ports;
+		this.#exchange = new ServerExchange(ports.clock);
 		this.#session = session;
 		this.#settings = settings;
 		this.#options = options;
@@ -114,7 +115,7 @@ export class Registration {
 	*/
 	stop(deregister: boolean, done: () => void = () => {}): void {
 		const registered = this.registered, peer = this.#peer, location = this.#location;
-		this.#halt();
+		this.#exchange.halt();
 		this.#phase = "stopped";
 		if (!deregister || !registered || !peer) return done();
 		this.#session.data.registration = undefined;
@@ -158,12 +159,12 @@ export class Registration {
 	}
 
 	#send(method: number, options: CoapOption[], payload: Uint8Array | undefined, answered: (response: Message) => void): void {
-		this.#cancel = this.#ports.coap.request(this.#peer!, method, options, payload, true, (response, error) => {
-			this.#cancel = undefined;
+		this.#exchange.sent(this.#ports.coap.request(this.#peer!, method, options, payload, true, (response, error) => {
+			this.#exchange.answered();
 			if (!response) return this.#retry(`lwm2m server did not answer: ${error}`);
 			if (response.code >= Code.internalServerError) return this.#retry(`lwm2m server error ${codeName(response.code)}`);
 			answered(response);
-		});
+		}));
 	}
 
 	#registered(lifetime: number, fresh: boolean): void {
@@ -174,14 +175,13 @@ export class Registration {
 		this.#session.data.registration = { u: this.#settings.serverUri, e: this.#options.endpoint, l: this.#location, lt: lifetime, at: clock.now() };
 		this.#session.save();
 		log(`lwm2m ${fresh ? "registered" : "registration updated"} at ${this.location}, lifetime ${lifetime} s`);
-		clock.clearTimeout(this.#timer);
-		this.#timer = clock.setTimeout(() => this.update(), lifetime * 900);
+		this.#exchange.after(lifetime * 900, () => this.update());
 		this.#listener.registered(fresh);
 	}
 
 	#retry(reason: string): void {
 		const wasRegistered = this.registered;
-		this.#halt();
+		this.#exchange.halt();
 		if (wasRegistered) this.#listener.unregistered();
 		if (this.#listener.failed?.(++this.#failures)) {
 			this.#ports.log(`${reason}; ${this.#failures} failures: giving the server up`);
@@ -189,25 +189,17 @@ export class Registration {
 			this.#phase = "stopped";
 			return;
 		}
-		const { retryBaseMs, retryMaxMs } = this.#options;
-		const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
+		const delay = doublingDelay(this.#options, this.#failures);
 		this.#ports.log(`${reason}; registering again in ${delay} ms`);
 		this.#phase = "waiting";
-		this.#timer = this.#ports.clock.setTimeout(() => {
+		this.#exchange.after(delay, () => {
 			if (this.#phase !== "waiting") return;
 			if (this.#peer) this.#register();
 			else {
 				this.#phase = "stopped";
 				this.start();
 			}
-		}, delay);
-	}
-
-	#halt(): void {
-		this.#ports.clock.clearTimeout(this.#timer);
-		this.#timer = undefined;
-		this.#cancel?.();
-		this.#cancel = undefined;
+		});
 	}
 
 	/** The stored registration, when it is this server's and this endpoint's and its lifetime has not run out. */
