@@ -58,10 +58,10 @@ test("power: tearFraction is reproducible, inside (0,1), and depends on seed and
 
 // --- flash ---
 
-test("flash: a new partition file is erased and sized; NOR writes AND into old bits; erase restores 0xFF", () => {
+test("flash: a new partition file is empty and reads erased; NOR writes AND into old bits; erase restores 0xFF", () => {
 	const dir = newFolder();
 	const flash = slotFlash(dir);
-	assert.is(fs.statSync(path.join(dir, "slot.bin")).size, 4 * 4096);
+	assert.is(fs.statSync(path.join(dir, "slot.bin")).size, 0);
 	assert.is(flash.blockSize, 4096);
 	assert.equal(Array.from(flash.read(0, 4)), [0xff, 0xff, 0xff, 0xff]);
 	flash.write(10, 2, new Uint8Array([0xf0, 0x0f]));
@@ -73,6 +73,26 @@ test("flash: a new partition file is erased and sized; NOR writes AND into old b
 	flash.erase(0);
 	assert.ok(flash.read(0, 4096).every((b) => b === 0xff));
 	assert.equal(flash.stats, { erases: 1, blockErases: 0, writes: 3, pagePrograms: 3, bytesWritten: 5, reads: 4, bytesRead: 4 + 4 + 1 + 4096 });
+});
+
+test("flash: the file holds what was written up to its last byte, erased bytes before it, and a reopen reads the same", () => {
+	const dir = newFolder(), file = path.join(dir, "slot.bin");
+	const flash = slotFlash(dir);
+	flash.write(5000, 2, new Uint8Array([1, 2]));
+	const stored = fs.readFileSync(file);
+	assert.is(stored.length, 5002);
+	assert.ok(stored.subarray(0, 5000).every((byte) => byte === 0xff), "the gap before the write is erased, not zero");
+	flash.write(9000, 1, new Uint8Array([3]));
+	flash.erase(0);
+	assert.is(fs.statSync(file).size, 9001, "an erase before the end rewrites its sector in place");
+	const reopened = slotFlash(dir);
+	assert.equal(Array.from(reopened.read(4999, 4)), [0xff, 1, 2, 0xff]);
+	assert.equal(Array.from(reopened.read(8999, 3)), [0xff, 3, 0xff]);
+	reopened.erase(2);
+	assert.is(fs.statSync(file).size, 8192, "an erase that reaches the end shortens the file");
+	reopened.erase(1);
+	assert.is(fs.statSync(file).size, 4096);
+	assert.ok(slotFlash(dir).read(0, 4 * 4096).every((byte) => byte === 0xff));
 });
 
 test("flash: write takes the bytes a view covers and only byteLength of them", () => {
@@ -182,10 +202,10 @@ test("board: ota.eraseNext erases the inactive slot as esp_partition_erase_range
 	assert.equal([slot.stats.erases, slot.stats.blockErases], [16, 1]);
 });
 
-test("flash: the file size must match an existing partition", () => {
+test("flash: a file larger than its partition is refused", () => {
 	const dir = newFolder();
-	slotFlash(dir);
-	assert.throws(() => FlashPartition.open(dir, "slot", 8 * 4096, new PowerSupply({})), /file size/);
+	FlashPartition.open(dir, "slot", 8 * 4096, new PowerSupply({})).write(8 * 4096 - 1, 1, new Uint8Array(1));
+	assert.throws(() => slotFlash(dir), /^partition slot: file size 32768, larger than the partition's 16384$/);
 });
 
 // --- after a cut ---
@@ -504,7 +524,8 @@ test("board: a new folder gets board.json and erased partition files; reopening 
 	const config = JSON.parse(fs.readFileSync(path.join(dir, "board.json"), "utf8"));
 	assert.equal(config, { chip: "esp32", flashSize: 4194304, partitions: defaultPartitions });
 	for (const label of ["ota_0", "ota_1", "otadata", "phy_init"]) {
-		assert.is(fs.statSync(path.join(dir, `${label}.bin`)).size, defaultPartitions.find((p) => p.label === label)!.size);
+		assert.is(fs.statSync(path.join(dir, `${label}.bin`)).size, 0, "nothing written yet: the file is empty");
+		assert.ok(board.partition(label).read(0, defaultPartitions.find((p) => p.label === label)!.size).every((byte) => byte === 0xff));
 	}
 	assert.is(board.appSlot(1), board.partition("ota_1"));
 	assert.is(board.appSlot(0).byteLength, 0x1e0000);

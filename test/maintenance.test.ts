@@ -5,14 +5,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { Maintenance, type MaintenanceKind, type MaintenanceStatus, type MaintenanceTask, type TaskOutcome } from "../src/agent/maintenance";
 import { MemoryStore } from "./support/memory-store";
 import { FakeClock } from "./support/fake-clock";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import type { DeviceOptions, DeviceOutcome, DeviceReport } from "../host-sim/device";
 import { factoryVersion } from "../host-sim/device";
-import { assertNewFirmware, publish, run, tempDir } from "./support/sim";
+import { assertNewFirmware, partitionBytes, publish, run, tempDir } from "./support/sim";
 
 const berlin = "CET-1CEST,M3.5.0,M10.5.0/3";
 const minute = 60000, hour = 3600000, day = 86400000;
@@ -293,14 +292,14 @@ test("stop during maintenance ends in ERROR with the verified image intact in it
 		onEvent: (event) => {
 			if (event.event === "maintenance" && event.kind === "scheduled" && event.status === "STARTED" && (event.at as number) < windowStart + hour) {
 				commands.push({ action: "maintenance-stop" });
-				const slot = new Uint8Array(fs.readFileSync(path.join(dir, "ota_1.bin")).subarray(0, image.bytes.length));
+				const slot = partitionBytes(dir, "ota_1", image.bytes.length);
 				assert.ok(Buffer.from(slot).equals(Buffer.from(image.bytes)), "the verified image is in the inactive slot");
 			}
 		},
 	});
 	const firstWindow = outcome.events.filter((event) => event.event === "maintenance" && (event.at as number) < windowStart + hour && event.kind === "scheduled");
 	assert.equal(firstWindow.map((event) => event.status), ["STARTED", "ERROR"]);
-	const slot = new Uint8Array(fs.readFileSync(path.join(dir, "ota_0.bin")).subarray(0, 4));
+	const slot = partitionBytes(dir, "ota_0", 4);
 	assert.is(slot[0], 0xe9, "the running slot untouched");
 	assert.is(outcome.running.version, "2.0.0", "the intact image installs in the next window");
 	const newBoot = outcome.events.find((event) => event.event === "boot" && event.version === "2.0.0")!;

@@ -6,14 +6,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { startUpdateServer, type UpdateServer } from "../host-sim/server/http-server";
 import { type DeviceOptions, type DeviceOutcome, type DeviceReport } from "../host-sim/device";
 import { PreferenceStore } from "../host-sim/board/nvs";
 import { decodeRecord, type DownloadRecord } from "../src/agent/record";
 import { PowerSupply } from "../host-sim/board/power";
 import { main as cli } from "../host-sim/cli";
-import { assertNewFirmware as assertImage, assertOldFirmware, publish, run, tempDir, traced } from "./support/sim";
+import { assertNewFirmware as assertImage, assertOldFirmware, partitionBytes, publish, run, tempDir, traced } from "./support/sim";
 
 const engines = ["node", "xs"] as const;
 const checkpointBytes = 16384;
@@ -46,7 +45,7 @@ function assertNewFirmware(outcome: DeviceOutcome, what: string): void {
 	assertImage(outcome, image.sha256, "2.0.0", what);
 }
 
-const inactiveSlotStart = (board: string) => new Uint8Array(fs.readFileSync(path.join(board, "ota_1.bin")).subarray(0, 4096));
+const inactiveSlotStart = (board: string) => partitionBytes(board, "ota_1", 4096);
 
 /** A fresh board asked to update under `policy`, with the power cut halfway through the download. */
 async function cutDuringDownload(engine: (typeof engines)[number], policy: DeviceOptions["policy"]): Promise<{ board: string; first: DeviceOutcome }> {
@@ -86,8 +85,7 @@ for (const engine of engines) {
 		assertOldFirmware(second, 8, "abort");
 		assert.is(second.boots, 1);
 		assert.is(second.bytesFetched, 0);
-		const slot = fs.readFileSync(path.join(board, "ota_1.bin"));
-		const written = slot.subarray(0, size);
+		const written = partitionBytes(board, "ota_1", size);
 		assert.ok(first.bytesFetched > 100 * 1024 && written.every((byte) => byte === 0xff), "nothing of the abandoned image stays in the slot");
 		// The abort is final: the next power-on reports it again and fetches nothing.
 		const third = await run({ dir: board, engine });

@@ -1,8 +1,10 @@
-// One flash partition of the simulated board, backed by one file. The file is the only copy: every erase
-// and write lands in it at the changed range before the call returns, and every read comes from it, so a
-// killed process leaves the same bytes a power cut would, and a power-on costs no read of the whole chip.
-// The file stays open while the caller runs on synchronously (a burst of reads costs one open) and is
-// closed before the next turn of the event loop.
+// One flash partition of the simulated board, backed by one file. The file holds the partition from its start
+// to the last byte ever programmed; past its end the partition reads erased (0xFF), so a new board's files
+// are empty and a board costs only the bytes it was written. The file is the only lasting copy: every erase
+// and write lands in it at the changed range before the call returns, so a killed process leaves the same
+// bytes a power cut would. Reads come from a copy of the file taken at the partition's first use in this
+// power-on and kept in step with every write. The file stays open while the caller runs on synchronously (a
+// burst of writes costs one open) and is closed before the next turn of the event loop.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -54,8 +56,12 @@ export class FlashPartition {
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
 	#fd: number | undefined;
+	/** The partition's bytes as the file and the erased tail say, from the first access on. */
+	#bytes: Uint8Array | undefined;
+	/** How many bytes the file holds. */
+	#fileLength: number;
 
-	/** Opens `<dir>/<label>.bin`, creating it erased (all 0xFF) when missing. */
+	/** Opens `<dir>/<label>.bin`, creating it empty (all erased) when missing. */
 	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
 		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power);
 	}
@@ -67,10 +73,11 @@ export class FlashPartition {
 		this.byteLength = byteLength;
 		this.#power = power;
 		if (fs.existsSync(file)) {
-			const size = fs.statSync(file).size;
-			if (size !== byteLength) throw new Error(`partition ${label}: file size ${size}, expected ${byteLength}`);
+			const size = this.#fileLength = fs.statSync(file).size;
+			if (size > byteLength) throw new Error(`partition ${label}: file size ${size}, larger than the partition's ${byteLength}`);
 		} else {
-			fs.writeFileSync(file, new Uint8Array(byteLength).fill(0xff));
+			fs.writeFileSync(file, new Uint8Array(0));
+			this.#fileLength = 0;
 		}
 	}
 
@@ -121,10 +128,12 @@ export class FlashPartition {
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
 		if (landed > 0) {
-			const fd = this.#open(), bytes = new Uint8Array(landed);
-			fs.readSync(fd, bytes, 0, landed, offset);
-			for (let i = 0; i < landed; i++) bytes[i] &= data[i];
-			fs.writeSync(fd, bytes, 0, landed, offset);
+			const bytes = this.#contents();
+			for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
+			// Past the file's end, the erased bytes up to this write go in first: the file has no holes.
+			const from = Math.min(offset, this.#fileLength), to = offset + landed;
+			fs.writeSync(this.#open(), bytes, from, to - from, from);
+			this.#fileLength = Math.max(this.#fileLength, to);
 		}
 		this.stats.writes++;
 		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
@@ -139,11 +148,9 @@ export class FlashPartition {
 	read(offset: number, byteLength: number): Uint8Array {
 		this.#power.assertOn();
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
-		const bytes = new Uint8Array(byteLength);
-		if (byteLength) fs.readSync(this.#open(), bytes, 0, byteLength, offset);
 		this.stats.reads++;
 		this.stats.bytesRead += byteLength;
-		return bytes;
+		return this.#contents().slice(offset, offset + byteLength);
 	}
 
 	#inRange(offset: number, byteLength: number): boolean {
@@ -151,9 +158,26 @@ export class FlashPartition {
 			&& offset + byteLength <= this.byteLength;
 	}
 
-	/** Sets `length` bytes from `start` to 0xFF, in the file. */
+	/** Sets `length` bytes from `start` to 0xFF; the file shrinks when they reach its end. */
 	#clear(start: number, length: number): void {
-		if (length > 0) fs.writeSync(this.#open(), erased, 0, length, start);
+		if (length <= 0) return;
+		this.#contents().fill(0xff, start, start + length);
+		if (start >= this.#fileLength) return;
+		if (start + length >= this.#fileLength) {
+			fs.ftruncateSync(this.#open(), start);
+			this.#fileLength = start;
+		}
+		else fs.writeSync(this.#open(), erased, 0, length, start);
+	}
+
+	#contents(): Uint8Array {
+		if (!this.#bytes) {
+			const bytes = this.#bytes = new Uint8Array(this.byteLength);
+			const read = this.#fileLength ? fs.readSync(this.#open(), bytes, 0, this.#fileLength, 0) : 0;
+			if (read !== this.#fileLength) throw new Error(`partition ${this.label}: file shorter than it was`);
+			bytes.fill(0xff, read);
+		}
+		return this.#bytes;
 	}
 
 	#open(): number {

@@ -6,6 +6,8 @@ import * as path from "node:path";
 import * as assert from "uvu/assert";
 import { factoryVersion, runDevice, type DeviceOptions, type DeviceOutcome, type DeviceReport } from "../../host-sim/device";
 import { makeAppImage, sha256Hex } from "../../host-sim/image";
+import { BoardStorage } from "../../host-sim/board/board-files";
+import { PowerSupply } from "../../host-sim/board/power";
 
 export function tempDir(prefix: string): string {
 	return fs.mkdtempSync(path.join(os.tmpdir(), `xs-ota-${prefix}-`));
@@ -15,6 +17,12 @@ export function publish(dir: string, name: string, size: number, version: string
 	const bytes = makeAppImage({ size, version, chip });
 	fs.writeFileSync(path.join(dir, name), bytes);
 	return { bytes, sha256: sha256Hex(bytes) };
+}
+
+/** The first `length` bytes of a board's flash partition `label` as the chip reads them (the file holds only what was ever written). */
+export function partitionBytes(board: string, label: string, length?: number): Uint8Array {
+	const partition = BoardStorage.open(board, new PowerSupply()).partition(label);
+	return partition.read(0, length ?? partition.byteLength);
 }
 
 /** Fast retries on the virtual clock, so failure paths finish in milliseconds of real time. */
