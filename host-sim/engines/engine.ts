@@ -20,7 +20,12 @@ export const preludeWithTransport = (transport: string) => `
 	${transport}
 	globalThis.hostCall = function (op, args, data) {
 		const reply = rawHost(op, args, data);
-		if (reply.error) { const error = new Error(reply.error); error.name = reply.name; throw error; }
+		if (reply.error) {
+			const error = new Error(reply.error);
+			// Defined, not assigned: the node engine's built-ins are frozen, and Error.prototype.name with them.
+			Object.defineProperty(error, "name", { value: reply.name, writable: true, configurable: true });
+			throw error;
+		}
 		return reply.value;
 	};
 	Date.now = function () { return hostCall("time.now", []); };

@@ -1,0 +1,38 @@
+// What a power-on starts with, on both engines: the node engine runs every power-on of a thread in one V8
+// realm, so these check that nothing of one boot reaches the next.
+
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { tempDir, traced } from "./support/sim";
+
+const entry = "test/fixtures/engine/entry.ts";
+
+type Seen = { moduleBodyRuns: number; globalsFresh: boolean; builtIn: string; leakAtStart: number | null; now: number; boardTime: number };
+
+async function boot(engine: "node" | "xs"): Promise<Seen> {
+	const outcome = await traced({ dir: tempDir("engine"), engine, entry, startTime: Date.UTC(2026, 0, 1) });
+	assert.is(outcome.logs.length, 1, outcome.logs.join("\n"));
+	return JSON.parse(outcome.logs[0]);
+}
+
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: each power-on runs the module bodies afresh, with globals of its own and the board's clock`, async () => {
+		for (let power = 0; power < 3; power++) {
+			const seen = await boot(engine);
+			assert.is(seen.moduleBodyRuns, 1, "module state starts over");
+			assert.ok(seen.globalsFresh, "no global left by an earlier power-on");
+			assert.is(seen.now, seen.boardTime, "Date.now is the board's clock");
+			assert.ok(Math.abs(seen.now - Date.UTC(2026, 0, 1)) < 60_000, "the clock starts where the run says");
+			assert.is(seen.leakAtStart, null, "no built-in changed by an earlier power-on");
+		}
+	});
+}
+
+test("node: the built-ins are frozen, so a board cannot change them for the next", async () => {
+	for (let power = 0; power < 2; power++) {
+		const seen = await boot("node");
+		assert.is(seen.builtIn, "refused");
+	}
+});
+
+test.run();
