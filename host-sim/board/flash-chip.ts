@@ -2,8 +2,8 @@
 // to the last byte ever programmed; past its end the partition reads erased (0xFF), so a new board's files
 // are empty and a board costs only the bytes it was written. The file is the only lasting copy: every erase
 // and write lands in it at the changed range before the call returns, so a killed process leaves the same
-// bytes a power cut would. Reads come from a copy of the file taken at the partition's first use in this
-// power-on and kept in step with every write. The file stays open while the caller runs on synchronously (a
+// bytes a power cut would. Reads come from a copy of the file's bytes taken at the partition's first use in
+// this power-on and kept in step with every write; it grows as writes reach further. The file stays open while the caller runs on synchronously (a
 // burst of writes costs one open) and is closed before the next turn of the event loop.
 
 import * as fs from "node:fs";
@@ -56,7 +56,7 @@ export class FlashPartition {
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
 	#fd: number | undefined;
-	/** The partition's bytes as the file and the erased tail say, from the first access on. */
+	/** The partition's first bytes, from the first access on: at least the file's, the rest reads erased. */
 	#bytes: Uint8Array | undefined;
 	/** How many bytes the file holds. */
 	#fileLength: number;
@@ -128,7 +128,7 @@ export class FlashPartition {
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
 		if (landed > 0) {
-			const bytes = this.#contents();
+			const bytes = this.#contents(offset + landed);
 			for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
 			// Past the file's end, the erased bytes up to this write go in first: the file has no holes.
 			const from = Math.min(offset, this.#fileLength), to = offset + landed;
@@ -150,7 +150,11 @@ export class FlashPartition {
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
 		this.stats.reads++;
 		this.stats.bytesRead += byteLength;
-		return this.#contents().slice(offset, offset + byteLength);
+		const bytes = this.#contents(0), end = offset + byteLength;
+		if (end <= bytes.length) return bytes.slice(offset, end);
+		const copy = new Uint8Array(byteLength).fill(0xff);
+		if (offset < bytes.length) copy.set(bytes.subarray(offset));
+		return copy;
 	}
 
 	#inRange(offset: number, byteLength: number): boolean {
@@ -161,7 +165,7 @@ export class FlashPartition {
 	/** Sets `length` bytes from `start` to 0xFF; the file shrinks when they reach its end. */
 	#clear(start: number, length: number): void {
 		if (length <= 0) return;
-		this.#contents().fill(0xff, start, start + length);
+		this.#contents(0).fill(0xff, start, start + length);
 		if (start >= this.#fileLength) return;
 		if (start + length >= this.#fileLength) {
 			fs.ftruncateSync(this.#open(), start);
@@ -170,14 +174,25 @@ export class FlashPartition {
 		else fs.writeSync(this.#open(), erased, 0, length, start);
 	}
 
-	#contents(): Uint8Array {
-		if (!this.#bytes) {
-			const bytes = this.#bytes = new Uint8Array(this.byteLength);
+	/** The copy, covering at least the file and the first `end` bytes. */
+	#contents(end: number): Uint8Array {
+		let bytes = this.#bytes;
+		if (!bytes) {
+			bytes = this.#bytes = this.#grown(new Uint8Array(0), Math.max(end, this.#fileLength));
 			const read = this.#fileLength ? fs.readSync(this.#open(), bytes, 0, this.#fileLength, 0) : 0;
 			if (read !== this.#fileLength) throw new Error(`partition ${this.label}: file shorter than it was`);
-			bytes.fill(0xff, read);
 		}
-		return this.#bytes;
+		else if (end > bytes.length) bytes = this.#bytes = this.#grown(bytes, end);
+		return bytes;
+	}
+
+	/** `bytes` in a copy long enough for `end`, by doubling, whole sectors, erased past the old end. */
+	#grown(bytes: Uint8Array, end: number): Uint8Array {
+		const length = Math.min(this.byteLength, Math.ceil(Math.max(end, 2 * bytes.length, sectorSize) / sectorSize) * sectorSize);
+		const grown = new Uint8Array(length);
+		grown.set(bytes);
+		grown.fill(0xff, bytes.length);
+		return grown;
 	}
 
 	#open(): number {

@@ -36,19 +36,24 @@ const powerOnSource = (bundle: string) => `(function (realm) {
 	};
 })`;
 
-/** Freezes everything reachable from the realm's global bindings: prototypes, constructors, their statics. */
+/**
+	Freezes everything reachable from the realm's global bindings: prototypes, constructors, their statics. Each
+	property is made read-only and the object closed to new ones, which is what Object.freeze does, but not by
+	Object.freeze: V8 11 then stores into every Uint8Array whose prototype chain it froze ten times slower.
+*/
 const hardenSource = `(function () {
 	const seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
 	while (pending.length) {
 		const value = pending.pop();
 		if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
 		seen.add(value);
-		Object.freeze(value);
-		pending.push(Object.getPrototypeOf(value));
 		for (const key of Reflect.ownKeys(value)) {
 			const descriptor = Object.getOwnPropertyDescriptor(value, key);
+			Object.defineProperty(value, key, "value" in descriptor ? { writable: false, configurable: false } : { configurable: false });
 			pending.push(descriptor.value, descriptor.get, descriptor.set);
 		}
+		Object.preventExtensions(value);
+		pending.push(Object.getPrototypeOf(value));
 	}
 })()`;
 
