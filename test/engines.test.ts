@@ -7,7 +7,7 @@ import { tempDir, traced } from "./support/sim";
 
 const entry = "test/fixtures/engine/entry.ts";
 
-type Seen = { moduleBodyRuns: number; globalsFresh: boolean; builtIn: string; leakAtStart: number | null; now: number; boardTime: number };
+type Seen = { moduleBodyRuns: number; globalsFresh: boolean; builtIn: string; leakAtStart: number | null; constructorIntact: boolean; now: number; boardTime: number };
 
 async function boot(engine: "node" | "xs"): Promise<Seen> {
 	const outcome = await traced({ dir: tempDir("engine"), engine, entry, startTime: Date.UTC(2026, 0, 1) });
@@ -33,6 +33,13 @@ test("node: the built-ins are frozen, so a board cannot change them for the next
 		const seen = await boot("node");
 		assert.is(seen.builtIn, "refused");
 	}
+});
+
+test("node: a built-in that cannot be frozen is watched: changing it fails the run, and the next power-on finds it put back", async () => {
+	const failure = await traced({ dir: tempDir("engine"), engine: "node", entry: "test/fixtures/engine/changes-built-in.ts" }).then(() => undefined, (error: Error) => error.message);
+	assert.is(failure, "the firmware changed Uint8Array.prototype.constructor, a built-in every power-on on this thread shares");
+	const seen = await boot("node");
+	assert.is(seen.constructorIntact, true);
 });
 
 test.run();

@@ -37,24 +37,39 @@ const powerOnSource = (bundle: string) => `(function (realm) {
 })`;
 
 /**
-	Freezes everything reachable from the realm's global bindings: prototypes, constructors, their statics. Each
-	property is made read-only and the object closed to new ones, which is what Object.freeze does, but not by
-	Object.freeze: V8 11 then stores into every Uint8Array whose prototype chain it froze ten times slower.
+	Freezes everything reachable from the realm's global bindings (prototypes, constructors, their statics), but
+	not by Object.freeze, which makes V8 11 store into every Uint8Array whose prototype chain it froze ten times
+	slower: each object is closed to new properties and each property made read-only, which is what freezing is.
+	Except for the properties V8 guards with protectors (constructor, then, next, the well-known symbols...):
+	redefining one, even to read-only, sends V8 down its slow paths for good. Those stay as they are and are
+	watched instead: the returned function puts back any that changed and names the first.
 */
 const hardenSource = `(function () {
-	const seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
+	const guarded = new Set(["constructor", "next", "then", "resolve", "exec", "flags", "toString", "valueOf", "length"]);
+	const watched = [], seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
 	while (pending.length) {
 		const value = pending.pop();
 		if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
 		seen.add(value);
 		for (const key of Reflect.ownKeys(value)) {
 			const descriptor = Object.getOwnPropertyDescriptor(value, key);
-			Object.defineProperty(value, key, "value" in descriptor ? { writable: false, configurable: false } : { configurable: false });
+			if (typeof key === "symbol" || guarded.has(key)) watched.push([value, key, descriptor]);
+			else Object.defineProperty(value, key, "value" in descriptor ? { writable: false, configurable: false } : { configurable: false });
 			pending.push(descriptor.value, descriptor.get, descriptor.set);
 		}
 		Object.preventExtensions(value);
 		pending.push(Object.getPrototypeOf(value));
 	}
+	return () => {
+		let changed;
+		for (const [object, key, was] of watched) {
+			const now = Object.getOwnPropertyDescriptor(object, key);
+			if (now && now.value === was.value && now.get === was.get && now.set === was.set) continue;
+			Object.defineProperty(object, key, was);
+			changed ??= (typeof was.value === "function" && key === "constructor" ? was.value.name + ".prototype" : typeof object === "function" ? object.name : "?") + "." + String(key);
+		}
+		return changed;
+	};
 })()`;
 
 type PowerOn = (hostRaw: unknown) => DeviceGlobals;
@@ -63,7 +78,7 @@ interface DeviceGlobals {
 	deliverToDevice(event: DeviceEvent["event"], data: ArrayBuffer | undefined): void;
 }
 
-let realm: { context: vm.Context; global: object } | undefined;
+let realm: { context: vm.Context; global: object; changedBuiltIn: () => string | undefined } | undefined;
 /** The firmware compiled once per thread, by entry. */
 const firmwares = new Map<string | undefined, PowerOn>();
 
@@ -72,8 +87,8 @@ function firmware(entry: string | undefined): PowerOn {
 	if (!powerOn) {
 		if (!realm) {
 			const context = vm.createContext({});
-			new vm.Script(hardenSource).runInContext(context);
-			realm = { context, global: new vm.Script("globalThis").runInContext(context) };
+			const changedBuiltIn = new vm.Script(hardenSource).runInContext(context);
+			realm = { context, global: new vm.Script("globalThis").runInContext(context), changedBuiltIn };
 		}
 		const start = new vm.Script(powerOnSource(deviceBundle(entry)), { filename: "device.js" }).runInContext(realm.context);
 		firmwares.set(entry, powerOn = start(realm.global));
@@ -124,5 +139,7 @@ export class NodeEngine implements Engine {
 
 	dispose(): void {
 		this.#device = undefined;
+		const changed = realm?.changedBuiltIn();
+		if (changed) throw new Error(`the firmware changed ${changed}, a built-in every power-on on this thread shares`);
 	}
 }
