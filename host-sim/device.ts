@@ -181,6 +181,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			board.boot();
 		}
 		catch (error) {
+			board.shutDown();
 			if (!(error instanceof PowerCutError)) throw error;
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());
@@ -307,7 +308,7 @@ export function prepareFactoryBoard(dir: string, layout: BoardLayout = "4MB", im
 	for (let sector = 0; sector * slot.blockSize < flashed.length; sector++) slot.erase(sector);
 	slot.write(0, flashed.length, flashed);
 	if (image) return;
-	const names = [...storage.partitionFiles(), boardFile];
+	const names = [...storage.partitionFiles(), boardFile].filter((name) => fs.existsSync(path.join(dir, name)));
 	factoryFiles.set(layout, new Map(names.map((name) => [name, new Uint8Array(fs.readFileSync(path.join(dir, name)))])));
 }
 

@@ -58,12 +58,12 @@ test("power: tearFraction is reproducible, inside (0,1), and depends on seed and
 
 // --- flash ---
 
-test("flash: a new partition file is empty and reads erased; NOR writes AND into old bits; erase restores 0xFF", () => {
+test("flash: a new partition has no file and reads erased; NOR writes AND into old bits; erase restores 0xFF", () => {
 	const dir = newFolder();
 	const flash = slotFlash(dir);
-	assert.is(fs.statSync(path.join(dir, "slot.bin")).size, 0);
 	assert.is(flash.blockSize, 4096);
 	assert.equal(Array.from(flash.read(0, 4)), [0xff, 0xff, 0xff, 0xff]);
+	assert.not.ok(fs.existsSync(path.join(dir, "slot.bin")), "reading creates no file");
 	flash.write(10, 2, new Uint8Array([0xf0, 0x0f]));
 	flash.write(10, 2, new Uint8Array([0x3c, 0xff]).buffer);
 	assert.equal(Array.from(flash.read(9, 4)), [0xff, 0x30, 0x0f, 0xff]);
@@ -205,7 +205,7 @@ test("board: ota.eraseNext erases the inactive slot as esp_partition_erase_range
 test("flash: a file larger than its partition is refused", () => {
 	const dir = newFolder();
 	FlashPartition.open(dir, "slot", 8 * 4096, new PowerSupply({})).write(8 * 4096 - 1, 1, new Uint8Array(1));
-	assert.throws(() => slotFlash(dir), /^partition slot: file size 32768, larger than the partition's 16384$/);
+	assert.throws(() => slotFlash(dir).read(0, 1), /^partition slot: file size 32768, larger than the partition's 16384$/);
 });
 
 // --- after a cut ---
@@ -517,15 +517,15 @@ test("otadata: a cut while the bootloader marks NEW as PENDING_VERIFY loses the 
 
 // --- board folder ---
 
-test("board: a new folder gets board.json and erased partition files; reopening keeps everything", () => {
+test("board: a new folder gets board.json and erased partitions, with no file until written; reopening keeps everything", () => {
 	const dir = path.join(newFolder(), "board");
 	const board = BoardStorage.open(dir, new PowerSupply({}));
 	assert.ok(board.isFresh);
 	const config = JSON.parse(fs.readFileSync(path.join(dir, "board.json"), "utf8"));
 	assert.equal(config, { chip: "esp32", flashSize: 4194304, partitions: defaultPartitions });
 	for (const label of ["ota_0", "ota_1", "otadata", "phy_init"]) {
-		assert.is(fs.statSync(path.join(dir, `${label}.bin`)).size, 0, "nothing written yet: the file is empty");
 		assert.ok(board.partition(label).read(0, defaultPartitions.find((p) => p.label === label)!.size).every((byte) => byte === 0xff));
+		assert.not.ok(fs.existsSync(path.join(dir, `${label}.bin`)), "nothing written yet: no file");
 	}
 	assert.is(board.appSlot(1), board.partition("ota_1"));
 	assert.is(board.appSlot(0).byteLength, 0x1e0000);

@@ -50,8 +50,11 @@ export class BoardStorage {
 	readonly otadata: OtaData;
 	readonly #partitions: Map<string, FlashPartition>;
 
-	/** `layout` only matters when the folder is new; an existing board keeps the table in its board.json. */
-	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB"): BoardStorage {
+	/**
+		`layout` only matters when the folder is new; an existing board keeps the table in its board.json.
+		`untilClosed`: the files stay open until close(), as a powered board keeps them.
+	*/
+	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB", untilClosed = false): BoardStorage {
 		const configFile = path.join(dir, boardFile);
 		const isFresh = !fs.existsSync(configFile);
 		let config: BoardConfig;
@@ -64,20 +67,26 @@ export class BoardStorage {
 			config = JSON.parse(fs.readFileSync(configFile, "utf8")) as BoardConfig;
 		}
 		validatePartitions(config.partitions, config.flashSize);
-		return new BoardStorage(dir, config, isFresh, power);
+		return new BoardStorage(dir, config, isFresh, power, untilClosed);
 	}
 
-	private constructor(dir: string, config: BoardConfig, isFresh: boolean, power: PowerSupply) {
+	private constructor(dir: string, config: BoardConfig, isFresh: boolean, power: PowerSupply, untilClosed: boolean) {
 		this.dir = dir;
 		this.config = config;
 		this.isFresh = isFresh;
 		this.#partitions = new Map();
 		// NVS is modelled at the key/value level (nvs.json), every other partition as raw flash.
 		for (const p of config.partitions) {
-			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power));
+			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power, untilClosed));
 		}
-		this.nvs = PreferenceStore.open(dir, power);
+		this.nvs = PreferenceStore.open(dir, power, untilClosed);
 		this.otadata = new OtaData(this.partition("otadata"));
+	}
+
+	/** Closes the files (BoardStorage.open's untilClosed). */
+	close(): void {
+		for (const partition of this.#partitions.values()) partition.close();
+		this.nvs.close();
 	}
 
 	/** Wear caused since this folder was opened: what the benchmarks count per MiB. */
@@ -96,7 +105,7 @@ export class BoardStorage {
 		return wear;
 	}
 
-	/** The names of the partition files in the folder (nvs.json, written at the first set, aside). */
+	/** The names of the partition files (nvs.json aside); each is there once its partition has been written. */
 	partitionFiles(): string[] {
 		return [...this.#partitions.values()].map((partition) => path.basename(partition.file));
 	}

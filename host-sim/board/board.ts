@@ -122,7 +122,7 @@ export class Board {
 
 	constructor(options: BoardOptions) {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
-		this.storage = BoardStorage.open(options.dir, this.power);
+		this.storage = BoardStorage.open(options.dir, this.power, undefined, true);
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal, () => this.clock.now);
 		this.mqtt = new MqttNetwork(this.#signal, undefined, options.settles);
@@ -328,10 +328,12 @@ export class Board {
 		return this.#signal.wait(ms);
 	}
 
+	/** Power-off: sockets and files closed. */
 	shutDown(): void {
 		this.network.closeAll();
 		this.mqtt.closeAll();
 		this.udp.closeAll();
+		this.storage.close();
 	}
 
 	#openFlash(name: string): FlashPartition {

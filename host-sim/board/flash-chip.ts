@@ -1,13 +1,13 @@
 // One flash partition of the simulated board, backed by one file. The file holds the partition from its start
-// to the last byte ever programmed; past its end the partition reads erased (0xFF), so a new board's files
-// are empty and a board costs only the bytes it was written. The file is the only lasting copy: every erase
+// to the last byte ever programmed; past its end the partition reads erased (0xFF), and a partition never
+// written has no file: a board costs only the bytes it was written. The file is the only lasting copy: every erase
 // and write lands in it at the changed range before the call returns, so a killed process leaves the same
 // bytes a power cut would. Reads come from a copy of the file's bytes taken at the partition's first use in
-// this power-on and kept in step with every write; it grows as writes reach further. The file stays open while the caller runs on synchronously (a
-// burst of writes costs one open) and is closed before the next turn of the event loop.
+// this power-on and kept in step with every write; it grows as writes reach further.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { BoardFile } from "./board-file";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export const sectorSize = 4096;
@@ -55,30 +55,28 @@ export class FlashPartition {
 	/** Told of every erase as it begins (a torn one included): the byte range it clears. */
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
-	#fd: number | undefined;
+	readonly #file: BoardFile;
 	/** The partition's first bytes, from the first access on: at least the file's, the rest reads erased. */
 	#bytes: Uint8Array | undefined;
-	/** How many bytes the file holds. */
-	#fileLength: number;
+	/** How many bytes the file holds, once the copy is taken. */
+	#fileLength = 0;
 
-	/** Opens `<dir>/<label>.bin`, creating it empty (all erased) when missing. */
-	static open(dir: string, label: string, byteLength: number, power: PowerSupply): FlashPartition {
-		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power);
+	/**
+		The partition in `<dir>/<label>.bin`, erased where the file ends or when there is none; the file is read
+		at the first access and created at the first write. `untilClosed`: it stays open until close(), as a
+		powered board keeps it; otherwise it is closed before the next turn of the event loop.
+	*/
+	static open(dir: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false): FlashPartition {
+		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power, untilClosed);
 	}
 
-	constructor(file: string, label: string, byteLength: number, power: PowerSupply) {
+	constructor(file: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false) {
 		if (byteLength <= 0 || byteLength % sectorSize) throw new Error("partition size not a multiple of 4096");
 		this.file = file;
 		this.label = label;
 		this.byteLength = byteLength;
 		this.#power = power;
-		if (fs.existsSync(file)) {
-			const size = this.#fileLength = fs.statSync(file).size;
-			if (size > byteLength) throw new Error(`partition ${label}: file size ${size}, larger than the partition's ${byteLength}`);
-		} else {
-			fs.writeFileSync(file, new Uint8Array(0));
-			this.#fileLength = 0;
-		}
+		this.#file = new BoardFile(file, untilClosed);
 	}
 
 	erase(sector: number): void {
@@ -132,7 +130,7 @@ export class FlashPartition {
 			for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
 			// Past the file's end, the erased bytes up to this write go in first: the file has no holes.
 			const from = Math.min(offset, this.#fileLength), to = offset + landed;
-			fs.writeSync(this.#open(), bytes, from, to - from, from);
+			fs.writeSync(this.#file.fd, bytes, from, to - from, from);
 			this.#fileLength = Math.max(this.#fileLength, to);
 		}
 		this.stats.writes++;
@@ -168,19 +166,21 @@ export class FlashPartition {
 		this.#contents(0).fill(0xff, start, start + length);
 		if (start >= this.#fileLength) return;
 		if (start + length >= this.#fileLength) {
-			fs.ftruncateSync(this.#open(), start);
+			fs.ftruncateSync(this.#file.fd, start);
 			this.#fileLength = start;
 		}
-		else fs.writeSync(this.#open(), erased, 0, length, start);
+		else fs.writeSync(this.#file.fd, erased, 0, length, start);
 	}
 
 	/** The copy, covering at least the file and the first `end` bytes. */
 	#contents(end: number): Uint8Array {
 		let bytes = this.#bytes;
 		if (!bytes) {
-			bytes = this.#bytes = this.#grown(new Uint8Array(0), Math.max(end, this.#fileLength));
-			const read = this.#fileLength ? fs.readSync(this.#open(), bytes, 0, this.#fileLength, 0) : 0;
-			if (read !== this.#fileLength) throw new Error(`partition ${this.label}: file shorter than it was`);
+			const fd = this.#file.open(false);
+			const size = this.#fileLength = fd === undefined ? 0 : fs.fstatSync(fd).size;
+			if (size > this.byteLength) throw new Error(`partition ${this.label}: file size ${size}, larger than the partition's ${this.byteLength}`);
+			bytes = this.#bytes = this.#grown(new Uint8Array(0), Math.max(end, size));
+			if (size && fs.readSync(fd!, bytes, 0, size, 0) !== size) throw new Error(`partition ${this.label}: file shorter than it was`);
 		}
 		else if (end > bytes.length) bytes = this.#bytes = this.#grown(bytes, end);
 		return bytes;
@@ -195,14 +195,7 @@ export class FlashPartition {
 		return grown;
 	}
 
-	#open(): number {
-		if (this.#fd === undefined) {
-			const fd = this.#fd = fs.openSync(this.file, "r+");
-			setImmediate(() => {
-				this.#fd = undefined;
-				fs.closeSync(fd);
-			});
-		}
-		return this.#fd;
+	close(): void {
+		this.#file.close();
 	}
 }

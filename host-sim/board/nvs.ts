@@ -5,6 +5,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { BoardFile } from "./board-file";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export type PreferenceValue = boolean | number | string | ArrayBuffer;
@@ -34,16 +35,27 @@ export class PreferenceStore {
 	readonly stats: PreferenceStats = { setCount: 0, bytesWritten: 0, deletes: 0 };
 	readonly #power: PowerSupply;
 	#domains: Domains;
+	/** Written at the first set: a board that never set a preference has no nvs.json. */
+	#file: BoardFile | undefined;
+	#fileLength: number;
+	readonly #untilClosed: boolean;
 
-	/** Opens `<dir>/nvs.json`, empty when missing. */
-	static open(dir: string, power: PowerSupply): PreferenceStore {
-		return new PreferenceStore(path.join(dir, "nvs.json"), power);
+	/** Opens `<dir>/nvs.json`, empty when missing; `untilClosed` as FlashPartition.open's. */
+	static open(dir: string, power: PowerSupply, untilClosed = false): PreferenceStore {
+		return new PreferenceStore(path.join(dir, "nvs.json"), power, untilClosed);
 	}
 
-	constructor(file: string, power: PowerSupply) {
+	constructor(file: string, power: PowerSupply, untilClosed = false) {
 		this.file = file;
 		this.#power = power;
-		this.#domains = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) as Domains : {};
+		this.#untilClosed = untilClosed;
+		const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+		this.#domains = text === undefined ? {} : JSON.parse(text) as Domains;
+		this.#fileLength = text === undefined ? 0 : Buffer.byteLength(text);
+	}
+
+	close(): void {
+		this.#file?.close();
 	}
 
 	get(domain: string, key: string): PreferenceValue | undefined {
@@ -128,17 +140,11 @@ export class PreferenceStore {
 	*/
 	#save(): void {
 		const json = JSON.stringify(this.#domains);
-		const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT);
-		try {
-			const length = Buffer.byteLength(json);
-			const size = fs.fstatSync(fd).size;
-			const bytes = Buffer.alloc(Math.max(length, size), 0x20);
-			bytes.write(json);
-			fs.writeSync(fd, bytes, 0, bytes.length, 0);
-		}
-		finally {
-			fs.closeSync(fd);
-		}
+		const bytes = Buffer.alloc(Math.max(Buffer.byteLength(json), this.#fileLength), 0x20);
+		bytes.write(json);
+		this.#file ??= new BoardFile(this.file, this.#untilClosed);
+		fs.writeSync(this.#file.fd, bytes, 0, bytes.length, 0);
+		this.#fileLength = bytes.length;
 	}
 }
 

@@ -45,7 +45,7 @@ const powerOnSource = (bundle: string) => `(function (realm) {
 	watched instead: the returned function puts back any that changed and names the first.
 */
 const hardenSource = `(function () {
-	const guarded = new Set(["constructor", "next", "then", "resolve", "exec", "flags", "toString", "valueOf", "length"]);
+	const guarded = new Set(["constructor", "next", "then", "resolve", "exec", "flags", "toString", "valueOf"]);
 	const watched = [], seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
 	while (pending.length) {
 		const value = pending.pop();
