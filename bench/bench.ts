@@ -124,8 +124,8 @@ const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
 
 const args = process.argv.slice(2);
 const only = args[0] === "--only" ? args[1] : undefined;
-if (args.length && (only !== "delta" || args.length !== 2)) {
-	process.stderr.write("usage: npm run bench [-- --only delta]\n");
+if (args.length && (!(only === "delta" || only === "throughput") || args.length !== 2)) {
+	process.stderr.write("usage: npm run bench [-- --only delta|throughput]\n");
 	process.exit(2);
 }
 
@@ -144,7 +144,7 @@ let boards = 0, things = 0;
 
 try {
 	for (const layout of ["4MB", "16MB"] as const) prepareFactoryBoard(pristine[layout], layout);
-	await (only === "delta" ? deltaBench() : wholeBench());
+	await (only === "delta" ? deltaBench() : only === "throughput" ? throughputBench() : wholeBench());
 }
 finally {
 	await aws.close();
@@ -169,9 +169,20 @@ async function deltaBench() {
 	note(`done in ${results.seconds.toFixed(1)} s`);
 }
 
-async function wholeBench() {
-	const image = publish(MiB), largeImage = publish(4 * MiB);
+/** Part 1 alone (`--only throughput`): the throughput table, in its own results files. */
+async function throughputBench() {
+	const measured = await measureThroughput(publish(MiB));
+	const results = { date: new Date().toISOString(), node: process.version, host: hostName(), load: os.loadavg(), seconds: (performance.now() - started) / 1000, imageBytes: MiB, ...measured };
+	const markdown = `Run of ${results.date.slice(0, 10)} (\`--only throughput\`): ${results.host}, Node ${results.node}, load average ${results.load.map((n) => n.toFixed(1)).join(" / ")} at the end, `
+		+ `${results.seconds.toFixed(0)} s in all.\n\n${throughputMarkdown(results)}\n`;
+	fs.writeFileSync(new URL("./throughput-results.json", import.meta.url), JSON.stringify(results, null, "\t") + "\n");
+	fs.writeFileSync(new URL("./throughput-results.md", import.meta.url), markdown);
+	console.log(markdown);
+	note(`done in ${results.seconds.toFixed(1)} s`);
+}
 
+/** Every transport on both engines, median of `repeats` runs after an untimed one, and the plain Node download. */
+async function measureThroughput(image: Published) {
 	const throughputOf = async (delivery: Delivery) => {
 		const timings = {} as Timings;
 		for (const engine of engines) {
@@ -199,6 +210,12 @@ async function wholeBench() {
 	for (let i = 0; i < repeats; i++) plainRuns.push(await plainDownload(image));
 	const plainMs = median(plainRuns);
 	const plain = { ms: plainMs, MiBps: image.length / MiB / (plainMs / 1000), runs: plainRuns };
+	return { throughput, httpsThroughput, mqttThroughput, coapThroughput, plain };
+}
+
+async function wholeBench() {
+	const image = publish(MiB), largeImage = publish(4 * MiB);
+	const { throughput, httpsThroughput, mqttThroughput, coapThroughput, plain } = await measureThroughput(image);
 
 	const cuts: IntervalResult[] = [];
 	for (const checkpointBytes of intervals) {
@@ -708,39 +725,58 @@ function deltaMarkdown(delta: Awaited<ReturnType<typeof deltaRuns>>, heapCode: n
 	].join("\n");
 }
 
-function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults, coapHeap: CoapHeapResults): string {
-	const ms = (values: readonly number[]) => values.join(" / ");
-	const flashRow = (label: string, row: { sectorErases: number; blockErases: number; pagePrograms: number; seconds: number[] }) =>
-		[label, int(row.sectorErases), int(row.blockErases), int(row.pagePrograms), span(row.seconds), `${fixed(row.seconds[0] / projection.blockFloor.seconds[0], 2)}×`];
-	const mib = results.imageBytes / MiB;
-	const { plainDownload: plain, projection, mqtt, coap } = results;
+type EngineTimings = Record<(typeof engines)[number], UpdateTiming>;
+type Throughput = {
+	imageBytes: number;
+	throughput: EngineTimings;
+	httpsThroughput: EngineTimings;
+	mqttThroughput: Record<Format, EngineTimings>;
+	coapThroughput: Record<CoapMode, EngineTimings>;
+	plain: { ms: number; MiBps: number };
+};
+
+/** Part 1's table and its caption. */
+function throughputMarkdown(results: Throughput): string {
+	const { plain } = results;
 	const speedRow = (label: string, t: UpdateTiming) =>
 		[label, fixed(t.downloadMiBps), `${fixed(plain.MiBps / t.downloadMiBps)}×`, int(t.downloadVerifyMs), int(t.wholeMs), fixed(t.receivedPerByte, 2)];
-	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashBlockErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
-	const blocks = (n: number) => `${int(n * blockSize)} (${fixed(n)} blocks)`;
-	const heapRow = (label: string, one: HeapRun, four: HeapRun, live = true) =>
-		[label, int(one.peak), int(one.steady), int(four.peak), int(four.steady), fixed(four.peak / one.peak, 2), fixed(four.steady / one.steady, 2),
-			live ? int(Math.max(one.peak, four.peak) - results.heapCode) : "–"];
 	const mqttCaption = `MQTT: an AWS IoT job with a stream of ${blockSize / KiB} KiB blocks on the in-process aedes emulator, `
 		+ "a fresh thing and job for each run";
 	const coapCaption = `CoAP pull: a coap:// Package URI on the local CoAP file server, Block2 blocks of ${coapBlockSize} bytes. `
 		+ `CoAP push: the local LwM2M server writes the Package (/5/0/0) by Block1 PUTs of ${coapBlockSize} bytes, each after the `
 		+ "previous one's 2.31, then executes Update; whole update: to the server hearing the final result";
 	return [
-		`Run of ${results.date.slice(0, 10)}: ${results.host}, Node ${results.node}, ${fixed(results.seconds, 0)} s in all.`,
-		"",
-		`**Update throughput**: ${mib} MiB image, loopback, median of ${repeats} runs. Download: first to last checkpoint. `
+		`**Update throughput**: ${results.imageBytes / MiB} MiB image, loopback, median of ${repeats} runs. Download: first to last checkpoint. `
 			+ "Download + verify: State 1 to State 2. Whole update: power-on to confirmed, over two boots; over MQTT, to the "
 			+ `jobs service accepting SUCCEEDED. ${mqttCaption}. ${coapCaption}. Received ÷ image: HTTP body bytes, MQTT payload bytes `
 			+ "(job and stream messages), or CoAP datagram bytes (headers and LwM2M traffic included) the device received, per image byte.",
 		"",
 		table(["", "download MiB/s", "plain Node is faster by", "download + verify ms", "whole update ms", "received ÷ image"], [
 			...engines.map((engine) => speedRow(`HTTP, ${engine} engine`, results.throughput[engine])),
-			...engines.map((engine) => speedRow(`HTTPS, ${engine} engine`, results.https.throughput[engine])),
-			...formats.flatMap((format) => engines.map((engine) => speedRow(`MQTT ${format.toUpperCase()}, ${engine} engine`, mqtt.throughput[format][engine]))),
-			...coapModes.flatMap((mode) => engines.map((engine) => speedRow(`${describe({ transport: "coap", mode })}, ${engine} engine`, coap.throughput[mode][engine]))),
+			...engines.map((engine) => speedRow(`HTTPS, ${engine} engine`, results.httpsThroughput[engine])),
+			...formats.flatMap((format) => engines.map((engine) => speedRow(`MQTT ${format.toUpperCase()}, ${engine} engine`, results.mqttThroughput[format][engine]))),
+			...coapModes.flatMap((mode) => engines.map((engine) => speedRow(`${describe({ transport: "coap", mode })}, ${engine} engine`, results.coapThroughput[mode][engine]))),
 			["plain Node: http.get → file (no verify)", fixed(plain.MiBps), "–", int(plain.ms), "–", "1.00"],
 		]),
+	].join("\n");
+}
+
+function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResults["live"], mqttHeap: MqttHeapResults, coapHeap: CoapHeapResults): string {
+	const ms = (values: readonly number[]) => values.join(" / ");
+	const flashRow = (label: string, row: { sectorErases: number; blockErases: number; pagePrograms: number; seconds: number[] }) =>
+		[label, int(row.sectorErases), int(row.blockErases), int(row.pagePrograms), span(row.seconds), `${fixed(row.seconds[0] / projection.blockFloor.seconds[0], 2)}×`];
+	const mib = results.imageBytes / MiB;
+	const { plainDownload: plain, projection, mqtt, coap } = results;
+	const wearCells = (wear: Wear) => [wear.preferenceSets, wear.preferenceBytes, wear.flashErases, wear.flashBlockErases, wear.flashWrites, wear.flashBytes].map((n) => int(n / mib));
+	const blocks = (n: number) => `${int(n * blockSize)} (${fixed(n)} blocks)`;
+	const heapRow = (label: string, one: HeapRun, four: HeapRun, live = true) =>
+		[label, int(one.peak), int(one.steady), int(four.peak), int(four.steady), fixed(four.peak / one.peak, 2), fixed(four.steady / one.steady, 2),
+			live ? int(Math.max(one.peak, four.peak) - results.heapCode) : "–"];
+	return [
+		`Run of ${results.date.slice(0, 10)}: ${results.host}, Node ${results.node}, ${fixed(results.seconds, 0)} s in all.`,
+		"",
+		throughputMarkdown({ imageBytes: results.imageBytes, throughput: results.throughput, httpsThroughput: results.https.throughput,
+			mqttThroughput: mqtt.throughput, coapThroughput: coap.throughput, plain }),
 		"",
 		`**Power cuts and wear** (node engine): ${mib} MiB image, ${cutsPerInterval} seeded cuts per interval at random persistent writes `
 			+ "of the download. Re-fetched = bytes fetched by the cut run and the resumed run − image size; the bound is one interval plus "

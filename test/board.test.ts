@@ -95,6 +95,21 @@ test("flash: the file holds what was written up to its last byte, erased bytes b
 	assert.ok(slotFlash(dir).read(0, 4 * 4096).every((byte) => byte === 0xff));
 });
 
+test("flash: writes, reads and erases across the copy's 64 KiB pages land as on one chip", () => {
+	const dir = newFolder(), size = 3 * 65536;
+	const flash = FlashPartition.open(dir, "wide", size, new PowerSupply({}));
+	const data = Uint8Array.from({ length: 70000 }, (_, i) => i % 251);
+	flash.write(65530, data.length, data);
+	assert.equal(Array.from(flash.read(65528, 4)), [0xff, 0xff, 0, 1]);
+	assert.ok(Buffer.from(flash.read(65530, data.length)).equals(Buffer.from(data)));
+	flash.eraseBlock(1);
+	const after = FlashPartition.open(dir, "wide", size, new PowerSupply({})).read(0, size);
+	assert.equal(Array.from(after.subarray(65530, 65536)), Array.from(data.subarray(0, 6)), "block 0 keeps its part");
+	assert.ok(after.subarray(65536, 131072).every((byte) => byte === 0xff), "block 1 erased, in the file too");
+	assert.equal(Array.from(after.subarray(131072, 131072 + 4458)), Array.from(data.subarray(65542)), "block 2 keeps its part");
+	assert.ok(after.subarray(131072 + 4458).every((byte) => byte === 0xff));
+});
+
 test("flash: write takes the bytes a view covers and only byteLength of them", () => {
 	const flash = slotFlash(newFolder());
 	const backing = new Uint8Array([1, 2, 3, 4, 5, 6]);

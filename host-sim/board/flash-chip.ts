@@ -2,8 +2,8 @@
 // to the last byte ever programmed; past its end the partition reads erased (0xFF), and a partition never
 // written has no file: a board costs only the bytes it was written. The file is the only lasting copy: every erase
 // and write lands in it at the changed range before the call returns, so a killed process leaves the same
-// bytes a power cut would. Reads come from a copy of the file's bytes taken at the partition's first use in
-// this power-on and kept in step with every write; it grows as writes reach further.
+// bytes a power cut would. Reads come from a copy of the file taken at the partition's first use in this
+// power-on and kept in step with every write, in 64 KiB pages: a page nothing was written to reads erased.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -13,8 +13,10 @@ import { PowerCutError, type PowerSupply } from "./power";
 export const sectorSize = 4096;
 /** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
 export const blockEraseSize = 65536;
-/** What erased flash reads: enough for the largest erase. */
+/** What erased flash reads: enough for the largest erase and a whole page of the copy. */
 const erased = new Uint8Array(blockEraseSize).fill(0xff);
+/** The copy's page: a 64 KiB block. */
+const copyPage = blockEraseSize;
 /** Page programs cover at most one 256-byte page each. */
 export const pageSize = 256;
 
@@ -56,8 +58,8 @@ export class FlashPartition {
 	onErase: (start: number, end: number) => void = () => {};
 	readonly #power: PowerSupply;
 	readonly #file: BoardFile;
-	/** The partition's first bytes, from the first access on: at least the file's, the rest reads erased. */
-	#bytes: Uint8Array | undefined;
+	/** The copy, from the first access on: page i holds bytes [i × 64 KiB, (i + 1) × 64 KiB); none, erased. */
+	#pages: (Uint8Array | undefined)[] | undefined;
 	/** How many bytes the file holds, once the copy is taken. */
 	#fileLength = 0;
 
@@ -126,11 +128,20 @@ export class FlashPartition {
 		const outcome = this.#power.beginOp("flash-write");
 		if (outcome === "torn") landed = Math.floor(this.#power.tearFraction() * byteLength);
 		if (landed > 0) {
-			const bytes = this.#contents(offset + landed);
-			for (let i = 0; i < landed; i++) bytes[offset + i] &= data[i];
+			const pages = this.#copy();
+			for (let at = offset, end = offset + landed; at < end;) {
+				const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, end - at);
+				const page = pages[index] ??= new Uint8Array(copyPage).fill(0xff), from = at - offset;
+				for (let i = 0; i < count; i++) page[start + i] &= data[from + i];
+				at += count;
+			}
 			// Past the file's end, the erased bytes up to this write go in first: the file has no holes.
 			const from = Math.min(offset, this.#fileLength), to = offset + landed;
-			fs.writeSync(this.#file.fd, bytes, from, to - from, from);
+			for (let at = from; at < to;) {
+				const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, to - at);
+				fs.writeSync(this.#file.fd, pages[index] ?? erased, start, count, at);
+				at += count;
+			}
 			this.#fileLength = Math.max(this.#fileLength, to);
 		}
 		this.stats.writes++;
@@ -148,11 +159,15 @@ export class FlashPartition {
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
 		this.stats.reads++;
 		this.stats.bytesRead += byteLength;
-		const bytes = this.#contents(0), end = offset + byteLength;
-		if (end <= bytes.length) return bytes.slice(offset, end);
-		const copy = new Uint8Array(byteLength).fill(0xff);
-		if (offset < bytes.length) copy.set(bytes.subarray(offset));
-		return copy;
+		const pages = this.#copy(), bytes = new Uint8Array(byteLength);
+		for (let at = offset, end = offset + byteLength; at < end;) {
+			const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, end - at);
+			const page = pages[index];
+			if (page) bytes.set(page.subarray(start, start + count), at - offset);
+			else bytes.fill(0xff, at - offset, at - offset + count);
+			at += count;
+		}
+		return bytes;
 	}
 
 	#inRange(offset: number, byteLength: number): boolean {
@@ -163,7 +178,13 @@ export class FlashPartition {
 	/** Sets `length` bytes from `start` to 0xFF; the file shrinks when they reach its end. */
 	#clear(start: number, length: number): void {
 		if (length <= 0) return;
-		this.#contents(0).fill(0xff, start, start + length);
+		const pages = this.#copy();
+		for (let at = start, end = start + length; at < end;) {
+			const index = Math.floor(at / copyPage), from = at - index * copyPage, count = Math.min(copyPage - from, end - at);
+			if (count === copyPage) pages[index] = undefined;
+			else pages[index]?.fill(0xff, from, from + count);
+			at += count;
+		}
 		if (start >= this.#fileLength) return;
 		if (start + length >= this.#fileLength) {
 			fs.ftruncateSync(this.#file.fd, start);
@@ -172,27 +193,20 @@ export class FlashPartition {
 		else fs.writeSync(this.#file.fd, erased, 0, length, start);
 	}
 
-	/** The copy, covering at least the file and the first `end` bytes. */
-	#contents(end: number): Uint8Array {
-		let bytes = this.#bytes;
-		if (!bytes) {
+	/** The copy, read from the file at the first access. */
+	#copy(): (Uint8Array | undefined)[] {
+		if (!this.#pages) {
 			const fd = this.#file.open(false);
 			const size = this.#fileLength = fd === undefined ? 0 : fs.fstatSync(fd).size;
 			if (size > this.byteLength) throw new Error(`partition ${this.label}: file size ${size}, larger than the partition's ${this.byteLength}`);
-			bytes = this.#bytes = this.#grown(new Uint8Array(0), Math.max(end, size));
-			if (size && fs.readSync(fd!, bytes, 0, size, 0) !== size) throw new Error(`partition ${this.label}: file shorter than it was`);
+			const pages: (Uint8Array | undefined)[] = this.#pages = [];
+			for (let at = 0; at < size; at += copyPage) {
+				const page = pages[at / copyPage] = new Uint8Array(copyPage), count = Math.min(copyPage, size - at);
+				if (fs.readSync(fd!, page, 0, count, at) !== count) throw new Error(`partition ${this.label}: file shorter than it was`);
+				page.fill(0xff, count);
+			}
 		}
-		else if (end > bytes.length) bytes = this.#bytes = this.#grown(bytes, end);
-		return bytes;
-	}
-
-	/** `bytes` in a copy long enough for `end`, by doubling, whole sectors, erased past the old end. */
-	#grown(bytes: Uint8Array, end: number): Uint8Array {
-		const length = Math.min(this.byteLength, Math.ceil(Math.max(end, 2 * bytes.length, sectorSize) / sectorSize) * sectorSize);
-		const grown = new Uint8Array(length);
-		grown.set(bytes);
-		grown.fill(0xff, bytes.length);
-		return grown;
+		return this.#pages;
 	}
 
 	close(): void {
