@@ -4,7 +4,7 @@
 	XS machine on the same flash.
 */
 
-import { Board, PowerCutError, slotImage, slotVersion } from "./board/board";
+import { Board, checkSlot, PowerCutError, slotVersion } from "./board/board";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BoardStorage, addWear, boardFile, noWear, type Wear } from "./board/board-files";
@@ -276,7 +276,8 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 		// Read back with the power on again: after a cut the board itself answers nothing.
 		const storage = BoardStorage.open(options.dir, new PowerSupply());
 		const partition = storage.appSlot(board.runningSlot);
-		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: sha256Hex(slotImage(partition)) };
+		const check = checkSlot(partition, 0);
+		const running = { slot: board.runningSlot, version: slotVersion(partition), sha256: check.ok ? Buffer.from(check.sha256).toString("hex") : sha256Hex(new Uint8Array(0)) };
 		const outcome = { end, boots, state: status.state, result: status.result, bytesFetched, datagramBytesReceived, mqttBytesReceived, blocksFetched, ops, wear, running, heapSlots, requestAcknowledged, wallTime, wakeups, listeningMs };
 		if (end !== "power-cut")
 			emit({ event: end, state: status.state, result: status.result, running, bytesFetched, ...(mqttBytesReceived ? { mqttBytesReceived, blocksFetched } : {}) });

@@ -19,7 +19,7 @@ import { UdpNetwork, type UdpFaults } from "./udp-network";
 import { OtaState } from "./otadata";
 import { PowerCutError, PowerSupply } from "./power";
 import { NetworkSignal } from "./signal";
-import { checkImage } from "../../src/agent/image";
+import { checkImage, verifyImage } from "../../src/agent/image";
 import { readAppDescription } from "../image";
 import { chipIds } from "../image";
 
@@ -352,11 +352,7 @@ export class Board {
 
 	/** What the bootloader and esp_ota_set_boot_partition verify: a complete, intact app image for this chip. */
 	#slotHoldsImage(slot: number): boolean {
-		return this.#checkSlot(slot).ok;
-	}
-
-	#checkSlot(slot: number) {
-		return checkSlot(this.storage.appSlot(slot), this.#chipId);
+		return checkSlot(this.storage.appSlot(slot), this.#chipId, verifyImage).ok;
 	}
 
 	get #chipId(): number {
@@ -364,8 +360,8 @@ export class Board {
 	}
 }
 
-/** The image check the bootloader runs, over one app partition. */
-export function checkSlot(partition: FlashPartition, chipId: number) {
+/** The agent's image check over one app partition (the whole file's SHA-256 included), or the bootloader's (`verifyImage`). */
+export function checkSlot(partition: FlashPartition, chipId: number, check = checkImage) {
 	const flashSlot = {
 		byteLength: partition.byteLength,
 		sectorSize: partition.blockSize,
@@ -373,7 +369,7 @@ export function checkSlot(partition: FlashPartition, chipId: number) {
 		erase() { throw new Error("read only"); },
 		eraseBlock() { throw new Error("read only"); },
 		write() { throw new Error("read only"); },
-		readInto(offset: number, byteLength: number, into: Uint8Array) { into.set(partition.read(offset, byteLength)); },
+		readInto(offset: number, byteLength: number, into: Uint8Array) { partition.readInto(offset, byteLength, into); },
 	};
 	let hash = createHash("sha256");
 	const digest = {
@@ -381,13 +377,7 @@ export function checkSlot(partition: FlashPartition, chipId: number) {
 		write(bytes: Uint8Array) { hash.update(bytes); },
 		finish(into: Uint8Array) { into.set(hash.digest()); },
 	};
-	return checkImage(flashSlot, digest, chipId, new Uint8Array(4096));
-}
-
-/** The bytes of the valid image in a slot (empty when there is none). */
-export function slotImage(partition: FlashPartition, chipId = 0): Uint8Array {
-	const check = checkSlot(partition, chipId);
-	return check.ok ? partition.read(0, check.imageLength) : new Uint8Array(0);
+	return check(flashSlot, digest, chipId, new Uint8Array(4096));
 }
 
 export function slotVersion(partition: FlashPartition): string {

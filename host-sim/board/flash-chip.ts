@@ -157,9 +157,16 @@ export class FlashPartition {
 	read(offset: number, byteLength: number): Uint8Array {
 		this.#power.assertOn();
 		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
+		return this.readInto(offset, byteLength, new Uint8Array(byteLength));
+	}
+
+	/** read() into the start of `bytes`, which it returns. */
+	readInto(offset: number, byteLength: number, bytes: Uint8Array): Uint8Array {
+		this.#power.assertOn();
+		if (!this.#inRange(offset, byteLength) || bytes.length < byteLength) throw new Error("read failed");
 		this.stats.reads++;
 		this.stats.bytesRead += byteLength;
-		const pages = this.#copy(), bytes = new Uint8Array(byteLength);
+		const pages = this.#copy();
 		for (let at = offset, end = offset + byteLength; at < end;) {
 			const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, end - at);
 			const page = pages[index];

@@ -88,6 +88,17 @@ export type ImageCheck =
  * buffer under 4096 bytes or a failing slot read.
  */
 export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: number, scratch: Uint8Array, extra?: ExtraDigest): ImageCheck {
+	const check = verifyImage(slot, digest, expectedChipId, scratch, extra);
+	// The appended hash leaves itself out; servers publish the hash of the whole file, so take it too.
+	if (check.ok && check.hashed) slotDigest(slot, check.imageLength, digest, scratch, check.sha256);
+	return check;
+}
+
+/**
+ * What the bootloader checks, in one pass: checkImage without the hash of the whole file (`sha256` is the
+ * appended hash's, of the bytes before it, when the image carries one).
+ */
+export function verifyImage(slot: FlashSlot, digest: Digest, expectedChipId: number, scratch: Uint8Array, extra?: ExtraDigest): ImageCheck {
 	requireScratch(scratch);
 	const layout = walkImage(slot, expectedChipId, scratch);
 	if (!layout.ok) return layout;
@@ -111,9 +122,6 @@ export function checkImage(slot: FlashSlot, digest: Digest, expectedChipId: numb
 
 	for (let i = 0; i < sha256Length; i++)
 		if (sha256[i] !== scratch[1 + i]) return integrity("hash mismatch");
-
-	// The appended hash leaves itself out; servers publish the hash of the whole file, so take it too.
-	slotDigest(slot, imageLength, digest, scratch, sha256);
 	return { ok: true, imageLength, version, projectName, secureVersion, sha256, hashed: true };
 }
 
