@@ -270,6 +270,9 @@ test("package reader: opaque, TLV, SenML CBOR and SenML JSON give the package ba
 	const json = Buffer.from(' [ { "bn" : "/5/0/", "t": -1.5e3, "n":"0" ,\n "vd" : "AQID/w==" } ] ');
 	for (const partBytes of [1, 5, json.length]) assert.equal(readPackage(ContentFormat.senmlJson, json, partBytes), { bytes: Buffer.of(1, 2, 3, 255), error: undefined });
 	assert.equal(readPackage(ContentFormat.senmlJson, Buffer.from('[{"bn":"/5/0/0","vd":"-_8"}]'), 4), { bytes: Buffer.of(0xfb, 0xff), error: undefined });
+	// Long strings and words to skip, escapes inside, in one part: the loop that skips them runs per byte.
+	const long = Buffer.from(`[{"vs":"${'x\\"'.repeat(3000)}","t":${"1".repeat(5000)},"vd":"AQID"}]`);
+	assert.equal(readPackage(ContentFormat.senmlJson, long, long.length), { bytes: Buffer.of(1, 2, 3), error: undefined });
 });
 
 test("package reader: a part that is not what its format says is refused with a reason", () => {

@@ -310,28 +310,32 @@ class JsonPackage implements FramingDecoder {
 				if (error) return error;
 				continue;
 			}
-			switch (state) {
-				case Json.keyText:
-					if (byte === 0x22) this.#state = Json.colon;
-					else if (byte === 0x5c || this.#key.length >= 8) return "senml json: bad label";
-					else this.#key += String.fromCharCode(byte);
-					continue;
-				case Json.name:
-					if (byte === 0x22) this.#state = Json.next;
-					else if (byte === 0x5c) return "senml json: escaped name";
-					else this.#collecting!.add(byte);
-					continue;
-				case Json.skipText:
-					if (byte === 0x22) this.#state = Json.next;
-					else if (byte === 0x5c) this.#state = Json.skipEscape;
-					continue;
-				case Json.skipEscape:
-					this.#state = Json.skipText;
-					continue;
-				case Json.skipWord:
-					if (byte !== 0x2c && byte !== 0x7d && !isSpace(byte)) continue;
-					this.#state = Json.next;
-					break;
+			// An if chain, not a switch: a `continue` out of a switch in a per-byte loop overflowed XS 8.2.3's JS
+			// stack on the device (the heatshrink decoder's did), and a string to skip can be long.
+			if (state === Json.keyText) {
+				if (byte === 0x22) this.#state = Json.colon;
+				else if (byte === 0x5c || this.#key.length >= 8) return "senml json: bad label";
+				else this.#key += String.fromCharCode(byte);
+				continue;
+			}
+			if (state === Json.name) {
+				if (byte === 0x22) this.#state = Json.next;
+				else if (byte === 0x5c) return "senml json: escaped name";
+				else this.#collecting!.add(byte);
+				continue;
+			}
+			if (state === Json.skipText) {
+				if (byte === 0x22) this.#state = Json.next;
+				else if (byte === 0x5c) this.#state = Json.skipEscape;
+				continue;
+			}
+			if (state === Json.skipEscape) {
+				this.#state = Json.skipText;
+				continue;
+			}
+			if (state === Json.skipWord) {
+				if (byte !== 0x2c && byte !== 0x7d && !isSpace(byte)) continue;
+				this.#state = Json.next;
 			}
 			if (isSpace(byte)) continue;
 			const error = this.#structure(byte);
