@@ -1,6 +1,9 @@
 // What a power-on starts with, on both engines: the node engine runs every power-on of a thread in one V8
 // realm, so these check that nothing of one boot reaches the next.
 
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { tempDir, traced } from "./support/sim";
@@ -40,6 +43,21 @@ test("node: a built-in that cannot be frozen is watched: changing it fails the r
 	assert.is(failure, "the firmware changed Uint8Array.prototype.constructor, a built-in every power-on on this thread shares");
 	const seen = await boot("node");
 	assert.is(seen.constructorIntact, true);
+	const rebound = await traced({ dir: tempDir("engine"), engine: "node", entry: "test/fixtures/engine/changes-global.ts" }).then(() => undefined, (error: Error) => error.message);
+	assert.is(rebound, "the firmware changed JSON, a built-in every power-on on this thread shares");
+	assert.is((await boot("node")).moduleBodyRuns, 1, "the next power-on writes its line with the real JSON");
+});
+
+test("the bundle is built again, in a new process, when a file that went into it changed", () => {
+	const dir = tempDir("bundle-input"), entry = path.join(dir, "entry.ts"), part = path.join(dir, "part.ts");
+	fs.writeFileSync(entry, 'import { word } from "./part";\ndeclare function trace(text: string): void;\ntrace(word);\n');
+	const bundled = () => execFileSync(process.execPath, ["--import", "./host-sim/register.mjs", "--input-type=module", "-e",
+		`import { deviceBundle } from "./host-sim/engines/bundle.ts"; process.stdout.write(deviceBundle(${JSON.stringify(entry)}));`], { encoding: "utf8" });
+	fs.writeFileSync(part, 'export const word = "first";\n');
+	assert.match(bundled(), /"first"/);
+	assert.match(bundled(), /"first"/, "from the stored bundle");
+	fs.writeFileSync(part, 'export const word = "second";\n');
+	assert.match(bundled(), /"second"/);
 });
 
 test.run();

@@ -46,7 +46,9 @@ const powerOnSource = (bundle: string) => `(function (realm) {
 */
 const hardenSource = `(function () {
 	const guarded = new Set(["constructor", "next", "then", "resolve", "exec", "flags", "toString", "valueOf"]);
-	const watched = [], seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
+	// The global bindings themselves (Object, Uint8Array...) are watched: a vm context's global cannot be frozen.
+	const watched = Object.getOwnPropertyNames(globalThis).map((name) => [globalThis, name, Object.getOwnPropertyDescriptor(globalThis, name)]);
+	const seen = new Set([globalThis]), pending = Object.getOwnPropertyNames(globalThis).map((name) => globalThis[name]);
 	while (pending.length) {
 		const value = pending.pop();
 		if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
@@ -64,9 +66,10 @@ const hardenSource = `(function () {
 		let changed;
 		for (const [object, key, was] of watched) {
 			const now = Object.getOwnPropertyDescriptor(object, key);
-			if (now && now.value === was.value && now.get === was.get && now.set === was.set) continue;
+			if (now && Object.is(now.value, was.value) && now.get === was.get && now.set === was.set) continue;
 			Object.defineProperty(object, key, was);
-			changed ??= (typeof was.value === "function" && key === "constructor" ? was.value.name + ".prototype" : typeof object === "function" ? object.name : "?") + "." + String(key);
+			changed ??= object === globalThis ? String(key)
+				: (typeof was.value === "function" && key === "constructor" ? was.value.name + ".prototype" : typeof object === "function" ? object.name : "?") + "." + String(key);
 		}
 		return changed;
 	};
