@@ -1,7 +1,9 @@
 // Builds the device bundle that both engines run: src/ on the emulated Moddable modules, one script.
 
-import { buildSync } from "esbuild";
-import { isAbsolute } from "node:path";
+import { buildSync, version } from "esbuild";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const modules = ["flash", "preference", "timer", "time", "http", "mqtt", "securesocket", "socket", "crypt", "modules", "net", "file", "rng"];
@@ -26,16 +28,58 @@ export function deviceBundle(entry = "host-sim/device-entry.ts"): string {
 	const alias: Record<string, string> = { "mc/config": here("../modules/config.ts"), "mc/ffi": here("../modules/ffi.ts") };
 	for (const name of modules) alias[name] = here(`../modules/${name}.ts`);
 	for (const [name, file] of Object.entries(aliases)) alias[name] = here(`../modules/${file}.ts`);
-	const result = buildSync({
-		entryPoints: [isAbsolute(entry) ? entry : here(`../../${entry}`)],
-		bundle: true,
-		format: "iife",
-		target: "es2022",
-		write: false,
-		alias,
-		logLevel: "silent",
-	});
-	const bundle = result.outputFiles[0].text;
+	const root = here("../..");
+	const stored = join(cacheDir, `${createHash("sha256").update(`${version}\0${root}\0${entry}`).digest("hex")}.json`);
+	let bundle = storedBundle(stored);
+	if (bundle === undefined) {
+		const result = buildSync({
+			entryPoints: [isAbsolute(entry) ? entry : here(`../../${entry}`)],
+			absWorkingDir: root,
+			bundle: true,
+			format: "iife",
+			target: "es2022",
+			write: false,
+			metafile: true,
+			alias,
+			logLevel: "silent",
+		});
+		bundle = result.outputFiles[0].text;
+		// The options here and the TypeScript settings shape the bundle too.
+		const settings = [fileURLToPath(import.meta.url), join(root, "tsconfig.json")];
+		storeBundle(stored, bundle, [...settings, ...Object.keys(result.metafile.inputs).map((input) => join(root, input))]);
+	}
 	cached.set(entry, bundle);
 	return bundle;
+}
+
+/**
+	Bundles built before, on disk with the hash of every file that went in: each CLI run and test file would
+	otherwise spend a third of a second of esbuild on the same bundle. Any input changed, or gone: built again.
+*/
+const cacheDir = here("../../node_modules/.cache/xs-ota-bundle/");
+
+const contentHash = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+function storedBundle(stored: string): string | undefined {
+	try {
+		const { inputs, bundle } = JSON.parse(fs.readFileSync(stored, "utf8")) as { inputs: Record<string, string>; bundle: string };
+		for (const [file, hash] of Object.entries(inputs)) if (contentHash(file) !== hash) return undefined;
+		return bundle;
+	}
+	catch {
+		return undefined;
+	}
+}
+
+function storeBundle(stored: string, bundle: string, inputs: string[]): void {
+	try {
+		// Written aside and renamed: test files start in parallel, and a reader must never see half a file.
+		fs.mkdirSync(cacheDir, { recursive: true });
+		const aside = `${stored}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+		fs.writeFileSync(aside, JSON.stringify({ inputs: Object.fromEntries(inputs.map((file) => [file, contentHash(file)])), bundle }));
+		fs.renameSync(aside, stored);
+	}
+	catch {
+		// A read-only checkout still runs, only slower.
+	}
 }
