@@ -110,6 +110,40 @@ test("flash: writes, reads and erases across the copy's 64 KiB pages land as on 
 	assert.ok(after.subarray(131072 + 4458).every((byte) => byte === 0xff));
 });
 
+test("a powered board's writes reach its files in the order made: one file's run at once, before another file's write, at the turn's end", async () => {
+	const dir = path.join(newFolder(), "board");
+	const storage = BoardStorage.open(dir, new PowerSupply({}), "4MB", true);
+	const slot = storage.appSlot(1), file = (name: string) => path.join(dir, name);
+	const size = (name: string) => (fs.existsSync(file(name)) ? fs.statSync(file(name)).size : 0);
+	slot.write(0, 4, new Uint8Array([1, 2, 3, 4]));
+	slot.write(4, 4, new Uint8Array([5, 6, 7, 8]));
+	assert.is(size("ota_1.bin"), 0, "held while the turn runs");
+	storage.nvs.set("xs-ota", "at", 8);
+	assert.equal(Array.from(fs.readFileSync(file("ota_1.bin"))), [1, 2, 3, 4, 5, 6, 7, 8], "the flash writes went first, together");
+	assert.not.ok(fs.existsSync(file("nvs.json")), "the set is held in its turn");
+	slot.write(8, 1, new Uint8Array([9]));
+	assert.equal(JSON.parse(fs.readFileSync(file("nvs.json"), "utf8")), { "xs-ota": { at: { type: "integer", value: 8 } } }, "the set went before the next flash write");
+	await new Promise((turnEnds) => setImmediate(turnEnds));
+	assert.is(size("ota_1.bin"), 9, "at the end of the turn");
+	slot.erase(0);
+	storage.close();
+	assert.is(size("ota_1.bin"), 0, "close writes what is held: the erase reached the end, so the file is empty");
+});
+
+test("flash: programmed bytes keep ANDing after erases elsewhere in their page; erased ones take the write whole", () => {
+	const flash = FlashPartition.open(newFolder(), "page", 2 * 65536, new PowerSupply({}));
+	flash.write(0, 100, new Uint8Array(100).fill(0x0f));
+	flash.erase(15);
+	flash.write(50, 4, new Uint8Array(4).fill(0xf3));
+	assert.equal(Array.from(flash.read(48, 8)), [0x0f, 0x0f, 0x03, 0x03, 0x03, 0x03, 0x0f, 0x0f]);
+	flash.write(61440, 2, new Uint8Array([0x12, 0x34]));
+	flash.erase(15);
+	flash.write(61440, 2, new Uint8Array([0x56, 0x78]));
+	assert.equal(Array.from(flash.read(61440, 3)), [0x56, 0x78, 0xff], "the erase gave the sector back whole");
+	flash.write(61440, 1, new Uint8Array([0xf0]));
+	assert.is(flash.read(61440, 1)[0], 0x50);
+});
+
 test("flash: write takes the bytes a view covers and only byteLength of them", () => {
 	const flash = slotFlash(newFolder());
 	const backing = new Uint8Array([1, 2, 3, 4, 5, 6]);

@@ -40,3 +40,36 @@ export class BoardFile {
 		this.#fd = undefined;
 	}
 }
+
+/** What HeldWrites holds: a file with changes not yet written. */
+export interface HeldWriter {
+	flush(): void;
+}
+
+/**
+	A powered board's writes to its files, held until the end of the turn of the event loop so that a run of
+	writes to one file goes out in one system call, and sent in the order they were made: a write to another
+	file first sends the one held. A killed process therefore leaves the files as a power cut at some earlier
+	write would (the state after a prefix of the writes), never a later write without an earlier one.
+*/
+export class HeldWrites {
+	#held: HeldWriter | undefined;
+	#turnEnds = false;
+
+	hold(writer: HeldWriter): void {
+		if (this.#held !== writer) this.flush();
+		this.#held = writer;
+		if (this.#turnEnds) return;
+		this.#turnEnds = true;
+		setImmediate(() => {
+			this.#turnEnds = false;
+			this.flush();
+		});
+	}
+
+	flush(): void {
+		const held = this.#held;
+		this.#held = undefined;
+		held?.flush();
+	}
+}

@@ -4,6 +4,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { HeldWrites } from "./board-file";
 import { FlashPartition } from "./flash-chip";
 import { PreferenceStore } from "./nvs";
 import { OtaData } from "./otadata";
@@ -49,10 +50,12 @@ export class BoardStorage {
 	readonly nvs: PreferenceStore;
 	readonly otadata: OtaData;
 	readonly #partitions: Map<string, FlashPartition>;
+	readonly #held: HeldWrites | undefined;
 
 	/**
 		`layout` only matters when the folder is new; an existing board keeps the table in its board.json.
-		`untilClosed`: the files stay open until close(), as a powered board keeps them.
+		`untilClosed`: the files stay open until close(), as a powered board keeps them, and writes are held
+		until the end of the turn (HeldWrites) or the next flush().
 	*/
 	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB", untilClosed = false): BoardStorage {
 		const configFile = path.join(dir, boardFile);
@@ -75,16 +78,23 @@ export class BoardStorage {
 		this.config = config;
 		this.isFresh = isFresh;
 		this.#partitions = new Map();
+		const held = this.#held = untilClosed ? new HeldWrites() : undefined;
 		// NVS is modelled at the key/value level (nvs.json), every other partition as raw flash.
 		for (const p of config.partitions) {
-			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power, untilClosed));
+			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power, untilClosed, held));
 		}
-		this.nvs = PreferenceStore.open(dir, power, untilClosed);
+		this.nvs = PreferenceStore.open(dir, power, untilClosed, held);
 		this.otadata = new OtaData(this.partition("otadata"));
 	}
 
-	/** Closes the files (BoardStorage.open's untilClosed). */
+	/** Writes what is held: before anyone outside the board looks at its files. */
+	flush(): void {
+		this.#held?.flush();
+	}
+
+	/** Writes what is held and closes the files (BoardStorage.open's untilClosed). */
 	close(): void {
+		this.flush();
 		for (const partition of this.#partitions.values()) partition.close();
 		this.nvs.close();
 	}

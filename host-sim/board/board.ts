@@ -129,7 +129,12 @@ export class Board {
 		this.udp = new UdpNetwork(this.#signal, options.udpFaults, () => this.clock.now);
 		this.#linkKbps = options.linkKbps ?? 10_000;
 		this.config = { chip: "esp32", ...options.config };
-		this.#report = options.report ?? (() => {});
+		const report = options.report ?? (() => {});
+		// What the board reports may be looked at with its files: they are brought up to date first.
+		this.#report = (kind, args) => {
+			this.storage.flush();
+			report(kind, args);
+		};
 		this.#online = options.online ?? (() => true);
 		this.runningSlot = options.previousSlot ?? 0;
 		this.#dir = options.dir;

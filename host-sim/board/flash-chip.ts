@@ -7,7 +7,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BoardFile } from "./board-file";
+import { BoardFile, type HeldWrites } from "./board-file";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export const sectorSize = 4096;
@@ -60,25 +60,34 @@ export class FlashPartition {
 	readonly #file: BoardFile;
 	/** The copy, from the first access on: page i holds bytes [i × 64 KiB, (i + 1) × 64 KiB); none, erased. */
 	#pages: (Uint8Array | undefined)[] | undefined;
-	/** How many bytes the file holds, once the copy is taken. */
+	/** Per page: the bytes from here to its end are erased (writes there are copies, not ANDs). */
+	#erasedFrom: number[] = [];
+	/** How many bytes the file holds, once the copy is taken: as the chip sees it, and as written so far. */
 	#fileLength = 0;
+	#storedLength = 0;
+	/** The bytes changed since the last flush: [from, to). */
+	#dirtyFrom = Infinity;
+	#dirtyTo = 0;
+	readonly #held: HeldWrites | undefined;
 
 	/**
 		The partition in `<dir>/<label>.bin`, erased where the file ends or when there is none; the file is read
 		at the first access and created at the first write. `untilClosed`: it stays open until close(), as a
 		powered board keeps it; otherwise it is closed before the next turn of the event loop.
 	*/
-	static open(dir: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false): FlashPartition {
-		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power, untilClosed);
+	static open(dir: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false, held?: HeldWrites): FlashPartition {
+		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power, untilClosed, held);
 	}
 
-	constructor(file: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false) {
+	/** `held`: changes reach the file when it says (a powered board's); without it, before each call returns. */
+	constructor(file: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false, held?: HeldWrites) {
 		if (byteLength <= 0 || byteLength % sectorSize) throw new Error("partition size not a multiple of 4096");
 		this.file = file;
 		this.label = label;
 		this.byteLength = byteLength;
 		this.#power = power;
 		this.#file = new BoardFile(file, untilClosed);
+		this.#held = held;
 	}
 
 	erase(sector: number): void {
@@ -132,17 +141,15 @@ export class FlashPartition {
 			for (let at = offset, end = offset + landed; at < end;) {
 				const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, end - at);
 				const page = pages[index] ??= new Uint8Array(copyPage).fill(0xff), from = at - offset;
-				for (let i = 0; i < count; i++) page[start + i] &= data[from + i];
+				if (start >= (this.#erasedFrom[index] ?? 0)) page.set(data.subarray(from, from + count), start);
+				else for (let i = 0; i < count; i++) page[start + i] &= data[from + i];
+				this.#erasedFrom[index] = Math.max(this.#erasedFrom[index] ?? 0, start + count);
 				at += count;
 			}
-			// Past the file's end, the erased bytes up to this write go in first: the file has no holes.
-			const from = Math.min(offset, this.#fileLength), to = offset + landed;
-			for (let at = from; at < to;) {
-				const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, to - at);
-				fs.writeSync(this.#file.fd, pages[index] ?? erased, start, count, at);
-				at += count;
-			}
-			this.#fileLength = Math.max(this.#fileLength, to);
+			// Past the file's end, the erased bytes up to this write go in too: the file has no holes.
+			this.#changed(Math.min(offset, this.#fileLength), offset + landed);
+			this.#fileLength = Math.max(this.#fileLength, offset + landed);
+			this.#stored();
 		}
 		this.stats.writes++;
 		if (byteLength) this.stats.pagePrograms += Math.floor((offset + byteLength - 1) / pageSize) - Math.floor(offset / pageSize) + 1;
@@ -188,27 +195,60 @@ export class FlashPartition {
 		const pages = this.#copy();
 		for (let at = start, end = start + length; at < end;) {
 			const index = Math.floor(at / copyPage), from = at - index * copyPage, count = Math.min(copyPage - from, end - at);
-			if (count === copyPage) pages[index] = undefined;
-			else pages[index]?.fill(0xff, from, from + count);
+			if (count === copyPage) {
+				pages[index] = undefined;
+				this.#erasedFrom[index] = 0;
+			}
+			else {
+				pages[index]?.fill(0xff, from, from + count);
+				if (from + count === copyPage) this.#erasedFrom[index] = Math.min(this.#erasedFrom[index] ?? 0, from);
+			}
 			at += count;
 		}
 		if (start >= this.#fileLength) return;
-		if (start + length >= this.#fileLength) {
-			fs.ftruncateSync(this.#file.fd, start);
-			this.#fileLength = start;
+		if (start + length >= this.#fileLength) this.#fileLength = start;
+		else this.#changed(start, start + length);
+		this.#stored();
+	}
+
+	#changed(from: number, to: number): void {
+		this.#dirtyFrom = Math.min(this.#dirtyFrom, from);
+		this.#dirtyTo = Math.max(this.#dirtyTo, to);
+	}
+
+	#stored(): void {
+		if (this.#held) this.#held.hold(this);
+		else this.flush();
+	}
+
+	/** Brings the file up to the copy: shortened if it was, then the changed bytes. */
+	flush(): void {
+		if (!this.#pages) return;
+		if (this.#storedLength > this.#fileLength) {
+			fs.ftruncateSync(this.#file.fd, this.#fileLength);
+			this.#storedLength = this.#fileLength;
 		}
-		else fs.writeSync(this.#file.fd, erased, 0, length, start);
+		const pages = this.#copy(), to = Math.min(this.#dirtyTo, this.#fileLength);
+		for (let at = this.#dirtyFrom; at < to;) {
+			const index = Math.floor(at / copyPage), start = at - index * copyPage, count = Math.min(copyPage - start, to - at);
+			fs.writeSync(this.#file.fd, pages[index] ?? erased, start, count, at);
+			at += count;
+		}
+		this.#storedLength = Math.max(this.#storedLength, to);
+		this.#dirtyFrom = Infinity;
+		this.#dirtyTo = 0;
 	}
 
 	/** The copy, read from the file at the first access. */
 	#copy(): (Uint8Array | undefined)[] {
 		if (!this.#pages) {
 			const fd = this.#file.open(false);
-			const size = this.#fileLength = fd === undefined ? 0 : fs.fstatSync(fd).size;
+			const size = this.#fileLength = this.#storedLength = fd === undefined ? 0 : fs.fstatSync(fd).size;
 			if (size > this.byteLength) throw new Error(`partition ${this.label}: file size ${size}, larger than the partition's ${this.byteLength}`);
 			const pages: (Uint8Array | undefined)[] = this.#pages = [];
 			for (let at = 0; at < size; at += copyPage) {
 				const page = pages[at / copyPage] = new Uint8Array(copyPage), count = Math.min(copyPage, size - at);
+				this.#erasedFrom[at / copyPage] = count;
 				if (fs.readSync(fd!, page, 0, count, at) !== count) throw new Error(`partition ${this.label}: file shorter than it was`);
 				page.fill(0xff, count);
 			}
@@ -217,6 +257,7 @@ export class FlashPartition {
 	}
 
 	close(): void {
+		this.flush();
 		this.#file.close();
 	}
 }

@@ -5,7 +5,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BoardFile } from "./board-file";
+import { BoardFile, type HeldWrites } from "./board-file";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export type PreferenceValue = boolean | number | string | ArrayBuffer;
@@ -38,23 +38,27 @@ export class PreferenceStore {
 	/** Written at the first set: a board that never set a preference has no nvs.json. */
 	#file: BoardFile | undefined;
 	#fileLength: number;
+	#dirty = false;
 	readonly #untilClosed: boolean;
+	readonly #held: HeldWrites | undefined;
 
-	/** Opens `<dir>/nvs.json`, empty when missing; `untilClosed` as FlashPartition.open's. */
-	static open(dir: string, power: PowerSupply, untilClosed = false): PreferenceStore {
-		return new PreferenceStore(path.join(dir, "nvs.json"), power, untilClosed);
+	/** Opens `<dir>/nvs.json`, empty when missing; `untilClosed` and `held` as FlashPartition.open's. */
+	static open(dir: string, power: PowerSupply, untilClosed = false, held?: HeldWrites): PreferenceStore {
+		return new PreferenceStore(path.join(dir, "nvs.json"), power, untilClosed, held);
 	}
 
-	constructor(file: string, power: PowerSupply, untilClosed = false) {
+	constructor(file: string, power: PowerSupply, untilClosed = false, held?: HeldWrites) {
 		this.file = file;
 		this.#power = power;
 		this.#untilClosed = untilClosed;
+		this.#held = held;
 		const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
 		this.#domains = text === undefined ? {} : JSON.parse(text) as Domains;
 		this.#fileLength = text === undefined ? 0 : Buffer.byteLength(text);
 	}
 
 	close(): void {
+		this.flush();
 		this.#file?.close();
 	}
 
@@ -139,6 +143,15 @@ export class PreferenceStore {
 		length, which JSON ignores, so the file parses whole whenever the process is killed.
 	*/
 	#save(): void {
+		this.#dirty = true;
+		if (this.#held) this.#held.hold(this);
+		else this.flush();
+	}
+
+	/** Writes the store as it stands (the last of the sets held, when they were). */
+	flush(): void {
+		if (!this.#dirty) return;
+		this.#dirty = false;
 		const json = JSON.stringify(this.#domains);
 		const bytes = Buffer.alloc(Math.max(Buffer.byteLength(json), this.#fileLength), 0x20);
 		bytes.write(json);
