@@ -1,9 +1,10 @@
 // One flash partition of the simulated board, backed by one file. The file holds the partition from its start
 // to the last byte ever programmed; past its end the partition reads erased (0xFF), and a partition never
 // written has no file: a board costs only the bytes it was written. The file is the only lasting copy: every erase
-// and write lands in it at the changed range before the call returns, so a killed process leaves the same
-// bytes a power cut would. Reads come from a copy of the file taken at the partition's first use in this
-// power-on and kept in step with every write, in 64 KiB pages: a page nothing was written to reads erased.
+// and write reaches it before the call returns or, on a powered board, by the end of the turn and in the order
+// made (HeldWrites), so a killed process leaves the bytes a power cut at some write would. Reads come from a
+// copy of the file taken at the partition's first use in this power-on and kept in step with every write, in
+// 64 KiB pages: a page nothing was written to reads erased.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
