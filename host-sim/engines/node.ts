@@ -19,6 +19,7 @@ const powerOnSource = (bundle: string) => `(function (realm) {
 	"use strict";
 	return function powerOn(hostRaw) {
 		const globalThis = Object.create(realm);
+		// A Date of its own, with a now of its own for the prelude to set to the board's clock.
 		const Date = class Date extends realm.Date { static now() { return realm.Date.now(); } };
 		const trace = (...values) => globalThis.trace(...values);
 		${preludeWithTransport(`
