@@ -54,10 +54,10 @@ export class BoardStorage {
 
 	/**
 		`layout` only matters when the folder is new; an existing board keeps the table in its board.json.
-		`untilClosed`: the files stay open until close(), as a powered board keeps them, and writes are held
+		`powered`: a powered board's storage, whose files stay open until close() and whose writes are held
 		until the end of the turn (HeldWrites) or the next flush().
 	*/
-	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB", untilClosed = false): BoardStorage {
+	static open(dir: string, power: PowerSupply, layout: BoardLayout = "4MB", powered = false): BoardStorage {
 		const configFile = path.join(dir, boardFile);
 		const isFresh = !fs.existsSync(configFile);
 		let config: BoardConfig;
@@ -70,20 +70,20 @@ export class BoardStorage {
 			config = JSON.parse(fs.readFileSync(configFile, "utf8")) as BoardConfig;
 		}
 		validatePartitions(config.partitions, config.flashSize);
-		return new BoardStorage(dir, config, isFresh, power, untilClosed);
+		return new BoardStorage(dir, config, isFresh, power, powered);
 	}
 
-	private constructor(dir: string, config: BoardConfig, isFresh: boolean, power: PowerSupply, untilClosed: boolean) {
+	private constructor(dir: string, config: BoardConfig, isFresh: boolean, power: PowerSupply, powered: boolean) {
 		this.dir = dir;
 		this.config = config;
 		this.isFresh = isFresh;
 		this.#partitions = new Map();
-		const held = this.#held = untilClosed ? new HeldWrites() : undefined;
+		const held = this.#held = powered ? new HeldWrites() : undefined;
 		// NVS is modelled at the key/value level (nvs.json), every other partition as raw flash.
 		for (const p of config.partitions) {
-			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power, untilClosed, held));
+			if (p.subtype !== "nvs") this.#partitions.set(p.label, FlashPartition.open(dir, p.label, p.size, power, held));
 		}
-		this.nvs = PreferenceStore.open(dir, power, untilClosed, held);
+		this.nvs = PreferenceStore.open(dir, power, held);
 		this.otadata = new OtaData(this.partition("otadata"));
 	}
 
@@ -92,7 +92,7 @@ export class BoardStorage {
 		this.#held?.flush();
 	}
 
-	/** Writes what is held and closes the files (BoardStorage.open's untilClosed). */
+	/** Writes what is held and closes the files (a powered board's, at power-off). */
 	close(): void {
 		this.flush();
 		for (const partition of this.#partitions.values()) partition.close();

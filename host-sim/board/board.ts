@@ -122,7 +122,7 @@ export class Board {
 
 	constructor(options: BoardOptions) {
 		this.power = new PowerSupply({ cutAfterOps: options.cutAfterOps, seed: options.seed });
-		this.storage = BoardStorage.open(options.dir, this.power, undefined, true);
+		this.storage = BoardStorage.open(options.dir, this.power, "4MB", true);
 		this.clock = new VirtualClock(options.epoch ?? Date.now());
 		this.network = new HttpNetwork(options.fragmentBytes, this.#signal, () => this.clock.now);
 		this.mqtt = new MqttNetwork(this.#signal, undefined, options.settles);

@@ -73,21 +73,21 @@ export class FlashPartition {
 
 	/**
 		The partition in `<dir>/<label>.bin`, erased where the file ends or when there is none; the file is read
-		at the first access and created at the first write. `untilClosed`: it stays open until close(), as a
-		powered board keeps it; otherwise it is closed before the next turn of the event loop.
+		at the first access and created at the first write. `held`, a powered board's: the file stays open until
+		close() and changes reach it when `held` sends them; without it, the file is closed before the next turn
+		of the event loop and changes reach it before each call returns.
 	*/
-	static open(dir: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false, held?: HeldWrites): FlashPartition {
-		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power, untilClosed, held);
+	static open(dir: string, label: string, byteLength: number, power: PowerSupply, held?: HeldWrites): FlashPartition {
+		return new FlashPartition(path.join(dir, `${label}.bin`), label, byteLength, power, held);
 	}
 
-	/** `held`: changes reach the file when it says (a powered board's); without it, before each call returns. */
-	constructor(file: string, label: string, byteLength: number, power: PowerSupply, untilClosed = false, held?: HeldWrites) {
+	constructor(file: string, label: string, byteLength: number, power: PowerSupply, held?: HeldWrites) {
 		if (byteLength <= 0 || byteLength % sectorSize) throw new Error("partition size not a multiple of 4096");
 		this.file = file;
 		this.label = label;
 		this.byteLength = byteLength;
 		this.#power = power;
-		this.#file = new BoardFile(file, untilClosed);
+		this.#file = new BoardFile(file, held !== undefined);
 		this.#held = held;
 	}
 

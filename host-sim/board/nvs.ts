@@ -39,18 +39,16 @@ export class PreferenceStore {
 	#file: BoardFile | undefined;
 	#fileLength: number;
 	#dirty = false;
-	readonly #untilClosed: boolean;
 	readonly #held: HeldWrites | undefined;
 
-	/** Opens `<dir>/nvs.json`, empty when missing; `untilClosed` and `held` as FlashPartition.open's. */
-	static open(dir: string, power: PowerSupply, untilClosed = false, held?: HeldWrites): PreferenceStore {
-		return new PreferenceStore(path.join(dir, "nvs.json"), power, untilClosed, held);
+	/** Opens `<dir>/nvs.json`, empty when missing; `held` as FlashPartition.open's. */
+	static open(dir: string, power: PowerSupply, held?: HeldWrites): PreferenceStore {
+		return new PreferenceStore(path.join(dir, "nvs.json"), power, held);
 	}
 
-	constructor(file: string, power: PowerSupply, untilClosed = false, held?: HeldWrites) {
+	constructor(file: string, power: PowerSupply, held?: HeldWrites) {
 		this.file = file;
 		this.#power = power;
-		this.#untilClosed = untilClosed;
 		this.#held = held;
 		const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
 		this.#domains = text === undefined ? {} : JSON.parse(text) as Domains;
@@ -155,7 +153,7 @@ export class PreferenceStore {
 		const json = JSON.stringify(this.#domains);
 		const bytes = Buffer.alloc(Math.max(Buffer.byteLength(json), this.#fileLength), 0x20);
 		bytes.write(json);
-		this.#file ??= new BoardFile(this.file, this.#untilClosed);
+		this.#file ??= new BoardFile(this.file, this.#held !== undefined);
 		fs.writeSync(this.#file.fd, bytes, 0, bytes.length, 0);
 		this.#fileLength = bytes.length;
 	}
