@@ -104,6 +104,7 @@ export interface DeviceOutcome {
 	ops: number;
 	wear: Wear;
 	running: { slot: number; version: string; sha256: string };
+	/** XS heap slots (xs engine) after each delivery from the board: a command, which may carry several events. */
 	heapSlots: number[];
 	/** The update request was delivered and the agent returned from it (it persisted the request). */
 	requestAcknowledged: boolean;
@@ -212,7 +213,6 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 				}
 				const next = board.nextEvent();
 				if (next) {
-					wakeups++;
 					stop = await engine.deliver(next);
 					if (engine.heapSlots !== undefined) {
 						heapSlots.push(engine.heapSlots);
@@ -253,6 +253,7 @@ export async function runDevice(options: DeviceOptions): Promise<DeviceOutcome> 
 			bytesFetched += board.network.bodyBytes;
 			datagramBytesReceived += board.udp.bytesReceived;
 			mqttBytesReceived += board.mqtt.payloadBytes;
+			wakeups += board.eventsTaken;
 			blocksFetched += board.mqtt.blocksDelivered;
 			ops += board.power.ops;
 			addWear(wear, board.storage.wear());

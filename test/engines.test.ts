@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { startUpdateServer } from "../host-sim/server/http-server";
 import { tempDir, traced } from "./support/sim";
 
 const entry = "test/fixtures/engine/entry.ts";
@@ -46,6 +47,31 @@ test("node: a built-in that cannot be frozen is watched: changing it fails the r
 	const rebound = await traced({ dir: tempDir("engine"), engine: "node", entry: "test/fixtures/engine/changes-global.ts" }).then(() => undefined, (error: Error) => error.message);
 	assert.is(rebound, "the firmware changed JSON, a built-in every power-on on this thread shares");
 	assert.is((await boot("node")).moduleBodyRuns, 1, "the next power-on writes its line with the real JSON");
+});
+
+test("xs hands the device several queued events a command, yet it sees what node shows it: the same events, in order, at the same times", async () => {
+	const www = tempDir("events-www");
+	fs.writeFileSync(path.join(www, "file.bin"), new Uint8Array(120_000).fill(7));
+	const server = await startUpdateServer({ dir: www, port: 0 });
+	try {
+		// settle: the virtual clock moves by timers and link time alone, so the story does not depend on the host.
+		const run = (engine: "node" | "xs") => traced({ dir: tempDir("events"), engine, entry: "test/fixtures/engine/events.ts", url: `${server.url}/file.bin`, settle: true, startTime: Date.UTC(2026, 0, 1) });
+		const node = await run("node"), xs = await run("xs");
+		assert.equal(xs.logs, node.logs);
+		assert.is(node.logs.filter((line) => line.startsWith("fragment")).length, 60);
+		const timers = node.logs.filter((line) => line.startsWith("timer"));
+		assert.is(timers.length, 7);
+		for (const line of timers) {
+			const [, setAfter, setAt, firedAfter, firedAt] = /after fragment (\d+) at (\d+), fired after fragment (\d+) at (\d+)/.exec(line)!.map(Number);
+			assert.ok(firedAfter > setAfter && firedAfter <= setAfter + 2 && firedAt >= setAt + 2, line);
+		}
+		assert.is(xs.wakeups, node.wakeups);
+		// heapSlots has one entry a command.
+		assert.ok(xs.heapSlots.length * 3 < xs.wakeups, `${xs.heapSlots.length} commands for ${xs.wakeups} events`);
+	}
+	finally {
+		await server.close();
+	}
 });
 
 test("the bundle is built again, in a new process, when a file that went into it changed", () => {

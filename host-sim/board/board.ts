@@ -52,6 +52,8 @@ export interface BoardOptions {
 }
 
 export type DeviceEvent = { event: { id: number; [key: string]: unknown }; data: Uint8Array | undefined };
+/** A socket event as a network queued it. */
+export type Received = { readonly event: { readonly id: number }; readonly data: Uint8Array | undefined };
 
 const espOk = 0;
 const digestAlgorithms: { [name: string]: string } = { SHA256: "sha256", MD5: "md5" };
@@ -117,6 +119,8 @@ export class Board {
 	#linkKbps: number;
 	/** Transfer time not yet on the clock: under a millisecond. */
 	#linkMs = 0;
+	/** Timer and socket events the device has been given this power-on. */
+	eventsTaken = 0;
 	#digests = new Map<number, { algorithm: string; hash: Hash }>();
 	#ciphers = new Map<number, BlockCipher>();
 
@@ -299,23 +303,58 @@ export class Board {
 	/** The next thing for the device: a due timer first, then socket events. */
 	nextEvent(): DeviceEvent | undefined {
 		const timer = this.clock.takeDue();
-		if (timer !== undefined) return { event: { id: timer }, data: undefined };
-		const received = this.network.take() ?? this.mqtt.take() ?? this.udp.take();
-		if (!received) return undefined;
-		this.#transfer(received.data?.byteLength ?? 0);
-		return { event: { ...received.event }, data: received.data };
+		if (timer !== undefined) {
+			this.eventsTaken++;
+			return { event: { id: timer }, data: undefined };
+		}
+		const received = this.#takeReceived();
+		return received && { event: { ...received.event }, data: received.data };
 	}
 
 	/**
-		The bytes' time on the link: without it, bytes the host had queued would arrive in no time at all, and what
-		the device measures (an AWS job's downloadTime) would depend on how busy the host is. Whole milliseconds
-		move the clock; the rest is carried over.
+		What nextEvent() would return next, in order, if the device changed nothing meanwhile: the socket events
+		queued now, up to where a timer falls due (their time on the link counted). An engine whose every call costs
+		a process switch hands these over with the event before them, and asks again whenever the device calls.
 	*/
-	#transfer(bytes: number): void {
-		this.#linkMs += (bytes * 8) / this.#linkKbps;
+	upcomingEvents(max: number): readonly Received[] {
+		const queued = [...this.network.queued, ...this.mqtt.queued, ...this.udp.queued];
+		const untilTimer = this.clock.untilNext();
+		const upcoming: Received[] = [];
+		let carried = this.#linkMs, elapsed = 0;
+		for (const received of queued) {
+			if (upcoming.length === max || (untilTimer !== undefined && elapsed >= untilTimer)) break;
+			upcoming.push(received);
+			const whole = Math.floor((carried += this.#linkMsFor(received)));
+			carried -= whole;
+			elapsed += whole;
+		}
+		return upcoming;
+	}
+
+	/** nextEvent(), when upcomingEvents() said `expected` comes next; anything else is a fault in the simulator. */
+	takeUpcoming(expected: Received): void {
+		if (this.clock.untilNext() === 0) throw new Error("a timer fell due before an event sent ahead");
+		if (this.#takeReceived() !== expected) throw new Error("the board has another event next than the one sent ahead");
+	}
+
+	/**
+		The next socket event, with its bytes' time on the link: without it, bytes the host had queued would arrive in
+		no time at all, and what the device measures (an AWS job's downloadTime) would depend on how busy the host
+		is. Whole milliseconds move the clock; the rest is carried over.
+	*/
+	#takeReceived(): Received | undefined {
+		const received = this.network.take() ?? this.mqtt.take() ?? this.udp.take();
+		if (!received) return undefined;
+		this.eventsTaken++;
+		this.#linkMs += this.#linkMsFor(received);
 		const whole = Math.floor(this.#linkMs);
 		this.#linkMs -= whole;
 		this.clock.advance(whole);
+		return received;
+	}
+
+	#linkMsFor(received: Received): number {
+		return ((received.data?.byteLength ?? 0) * 8) / this.#linkKbps;
 	}
 
 	/**

@@ -51,6 +51,11 @@ export class EventQueue<E extends { id: number }> {
 		this.#entries = [];
 	}
 
+	/** What waits, in order; take() removes from the front. */
+	get entries(): readonly QueuedEvent<E>[] {
+		return this.#entries;
+	}
+
 	get length(): number {
 		return this.#entries.length;
 	}

@@ -24,7 +24,7 @@ import * as tls from "node:tls";
 import { generate, parser, type Packet } from "mqtt-packet";
 import { connectOptions, tlsFailure, type SecureSpec } from "./tls";
 import { threadId } from "node:worker_threads";
-import { EventQueue } from "./event-queue";
+import { EventQueue, type QueuedEvent } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
 export interface MqttEvent {
@@ -288,6 +288,11 @@ export class MqttNetwork {
 	/** Whether a socket that just received data should pause (the device is behind). */
 	get backedUp(): boolean {
 		return this.#queue.full;
+	}
+
+	/** The events waiting for the device, next first. */
+	get queued(): readonly QueuedEvent<MqttEvent>[] {
+		return this.#queue.entries;
 	}
 
 	take(): { event: MqttEvent; data: Uint8Array | undefined } | undefined {

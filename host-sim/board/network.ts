@@ -10,7 +10,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { connectOptions, tlsFailure, type SecureSpec } from "./tls";
-import { EventQueue } from "./event-queue";
+import { EventQueue, type QueuedEvent } from "./event-queue";
 import { NetworkSignal } from "./signal";
 
 export interface HttpEvent {
@@ -227,6 +227,11 @@ export class HttpNetwork {
 	/** Whether a socket that just received data should pause (the device is behind). */
 	get backedUp(): boolean {
 		return this.#queue.full;
+	}
+
+	/** The events waiting for the device, next first. */
+	get queued(): readonly QueuedEvent<HttpEvent>[] {
+		return this.#queue.entries;
 	}
 
 	take(): { event: HttpEvent; data: Uint8Array | undefined } | undefined {

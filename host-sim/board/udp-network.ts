@@ -15,7 +15,7 @@ import * as dgram from "node:dgram";
 import * as dns from "node:dns";
 import * as net from "node:net";
 import { seeded } from "../random";
-import { EventQueue } from "./event-queue";
+import { EventQueue, type QueuedEvent } from "./event-queue";
 import { defaultQuietMs } from "./mqtt-network";
 import { NetworkSignal } from "./signal";
 
@@ -147,6 +147,11 @@ export class UdpNetwork {
 	/** Local ports of the open, bound sockets. */
 	get localPorts(): number[] {
 		return [...this.#sockets.keys()].map((id) => this.localPort(id)).filter((port): port is number => port !== undefined);
+	}
+
+	/** The events waiting for the device, next first. */
+	get queued(): readonly QueuedEvent<UdpEvent>[] {
+		return this.#queue.entries;
 	}
 
 	take(): { event: UdpEvent; data: Uint8Array | undefined } | undefined {

@@ -4,26 +4,36 @@
 	issueCommand; a power cut or a restart kills the worker in the middle of the call that caused it.
 
 	Wire format, both ways over xsnap's netstrings: u32 LE length of a JSON text, the JSON, then raw bytes.
-	Requests are [op, args, deferred, bytes]; replies are {value} / {error, name} with value "$bytes" meaning the
-	raw bytes.
+	Commands are [[event, byte count], …]; the device's requests are [op, args, deferred, byte count], answered
+	{value, lastEvent} / {error, name, lastEvent} with value "$bytes" meaning the raw bytes; a command's reply may
+	end with ["$deferred", [], deferred, -1].
 
-	Each crossing costs two process switches, so calls whose answer the device never uses and that cannot fail
-	while the board has power (digest.write, report.progress, log: `deferred`) do not cross on their own: they
-	ride, in order and with copies of their bytes, with the next call that needs an answer, or with a "$flush" at
-	the end of the event. The board sees the same calls in the same order; a cut, which only a persistent write
-	makes, still stops the device at the call that caused it.
+	Each crossing costs two process switches (some 50 µs here), so there are as few as the board allows:
+	- Calls whose answer the device never uses and that only a power cut can fail (digest.write, report.progress,
+	  log, and flash.write, whose arguments the flash module checks first: `deferred`) do not cross on their own.
+	  They ride, in order and with copies of their bytes, with the next call that needs an answer or in the reply
+	  that ends the command. The board sees the same calls in the same order; a cut at one of them stops the device
+	  at its next crossing, and nothing it did in between reaches the board.
+	- A command carries, after the event the run loop took, the events the board already has next
+	  (Board.upcomingEvents). The device begins each when the one before returns and marks the place among its
+	  deferred calls ("$next"), where the board takes it from its queue; the reply to every crossing says how far the
+	  board still has them next (a timer set or a socket closed ends it there). The device sees the same events in
+	  the same order at the same virtual times as one command each would give it.
 */
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import type { Board, DeviceEvent } from "../board/board";
+import type { Board, DeviceEvent, Received } from "../board/board";
 import { PowerCutError, RestartError } from "../board/board";
 import { deviceBundle } from "./bundle";
 import { type Engine, type EngineStop, preludeWithTransport, wrapBundle } from "./engine";
 
 const require = createRequire(import.meta.url);
+
+/** Events one command carries at most: a receive window's worth of TCP segments, or a few of MQTT's blocks. */
+const maxEventsAhead = 16;
 
 export function xsnapWorkerPath(): string {
 	const root = path.dirname(require.resolve("@agoric/xsnap/package.json"));
@@ -32,42 +42,41 @@ export function xsnapWorkerPath(): string {
 
 const transport = `
 	const encoder = new TextEncoder(), decoder = new TextDecoder();
-	const pack = (json, data) => {
+	// The JSON's length and text, then the parts' bytes, copied once.
+	const pack = (json, parts) => {
 		const text = encoder.encode(JSON.stringify(json));
-		const bytes = data === undefined ? undefined : ArrayBuffer.isView(data)
-			? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
-		const message = new Uint8Array(4 + text.length + (bytes ? bytes.length : 0));
+		let length = 4 + text.length;
+		for (const part of parts) length += part.length;
+		const message = new Uint8Array(length);
 		new DataView(message.buffer).setUint32(0, text.length, true);
 		message.set(text, 4);
-		if (bytes) message.set(bytes, 4 + text.length);
+		length = 4 + text.length;
+		for (const part of parts) { message.set(part, length); length += part.length; }
 		return message.buffer;
 	};
-	const unpack = (buffer) => {
+	const jsonOf = (buffer) => {
 		const length = new DataView(buffer).getUint32(0, true);
-		const json = JSON.parse(decoder.decode(new Uint8Array(buffer, 4, length)));
-		const data = buffer.byteLength > 4 + length ? buffer.slice(4 + length) : undefined;
-		return { json, data };
+		return { json: JSON.parse(decoder.decode(new Uint8Array(buffer, 4, length))), offset: 4 + length };
 	};
-	const deferrable = new Set(["digest.write", "report.progress", "log"]);
+	const unpack = (buffer) => {
+		const { json, offset } = jsonOf(buffer);
+		return { json, data: buffer.byteLength > offset ? buffer.slice(offset) : undefined };
+	};
+	const deferrable = new Set(["digest.write", "report.progress", "log", "flash.write"]);
 	let deferred = [], deferredBytes = [];
+	// The last event of the command the device may still begin: the board lowers it when the device changes what
+	// would come next.
+	let lastEvent = 0;
 	const bytesOf = (data) => data === undefined ? undefined : ArrayBuffer.isView(data)
 		? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 	const cross = (op, args, data) => {
 		const bytes = bytesOf(data);
-		let total = bytes ? bytes.length : 0;
-		for (const each of deferredBytes) total += each.length;
-		let joined;
-		if (deferredBytes.length) {
-			joined = new Uint8Array(total);
-			let offset = 0;
-			for (const each of deferredBytes) { joined.set(each, offset); offset += each.length; }
-			if (bytes) joined.set(bytes, offset);
-		}
-		else joined = bytes;
-		const request = pack([op, args, deferred, bytes ? bytes.length : -1], joined);
+		const request = pack([op, args, deferred, bytes ? bytes.length : -1], bytes ? [...deferredBytes, bytes] : deferredBytes);
 		deferred = [];
 		deferredBytes = [];
-		return unpack(issueCommand(request));
+		const reply = unpack(issueCommand(request));
+		if (reply.json.lastEvent !== undefined) lastEvent = Math.min(lastEvent, reply.json.lastEvent);
+		return reply;
 	};
 	const rawHost = (op, args, data) => {
 		if (deferrable.has(op)) {
@@ -80,26 +89,49 @@ const transport = `
 		if (json.value === "$bytes") json.value = bytes || new ArrayBuffer(0);
 		return json;
 	};
-	globalThis.flushHost = () => { if (deferred.length) cross("$flush", [], undefined); };
+	// What is still deferred at the end of the command leaves in its reply.
+	globalThis.takeDeferred = () => {
+		if (!deferred.length) return undefined;
+		const message = pack(["$deferred", [], deferred, -1], deferredBytes);
+		deferred = [];
+		deferredBytes = [];
+		return message;
+	};
+	// A command is the events [event, byte count] the board has, their bytes after them. The first is the device's
+	// now; each next one it begins while the board still has it next, telling the board with "$next".
 	globalThis.handleCommand = (buffer) => {
 		if (buffer.byteLength === 0) return void gc();
-		const { json, data } = unpack(buffer);
-		globalThis.deliverToDevice(json, data);
-		globalThis.flushHost();
+		let { json: events, offset } = jsonOf(buffer);
+		lastEvent = events.length - 1;
+		for (let index = 0; index < events.length && index <= lastEvent; index++) {
+			const [event, length] = events[index];
+			if (index) deferred.push(["$next", [], -1]);
+			globalThis.deliverToDevice(event, length < 0 ? undefined : buffer.slice(offset, offset + length));
+			if (length > 0) offset += length;
+		}
+		return globalThis.takeDeferred();
 	};
 `;
 
-function pack(json: unknown, data?: Uint8Array): Buffer {
-	const text = Buffer.from(JSON.stringify(json));
-	const header = Buffer.alloc(4);
-	header.writeUInt32LE(text.length, 0);
-	return Buffer.concat(data ? [header, text, data] : [header, text]);
+/** A call sent without waiting for its answer: op, arguments, count of its bytes (-1: none). */
+type DeferredCall = [string, unknown[], number];
+
+const [question, slash, comma] = ["?", "/", ","].map((text) => Buffer.from(text));
+
+/** A message in parts, which #send joins once: the JSON's length and text, then the bytes. */
+function pack(json: unknown, ...data: Uint8Array[]): Uint8Array[] {
+	const text = JSON.stringify(json);
+	const head = Buffer.allocUnsafe(4 + Buffer.byteLength(text));
+	head.writeUInt32LE(head.length - 4, 0);
+	head.write(text, 4);
+	return [head, ...data];
 }
 
 function unpack(buffer: Buffer): { json: any; data: Uint8Array | undefined } {
 	const length = buffer.readUInt32LE(0);
 	const json = JSON.parse(buffer.subarray(4, 4 + length).toString());
-	const data = buffer.length > 4 + length ? new Uint8Array(buffer.subarray(4 + length)) : undefined;
+	// A plain Uint8Array over the message, not a Buffer: the board may slice() it, which must copy.
+	const data = buffer.length > 4 + length ? new Uint8Array(buffer.buffer, buffer.byteOffset + 4 + length, buffer.length - 4 - length) : undefined;
 	return { json, data };
 }
 
@@ -109,11 +141,18 @@ export class XsEngine implements Engine {
 	#process: ChildProcess | undefined;
 	#toXs: Writable | undefined;
 	#fromXs: Readable | undefined;
-	#pending: Buffer = Buffer.alloc(0);
+	#chunks: Buffer[] = [];
+	#received = 0;
+	/** Bytes the netstring at the front needs, once its length is known. */
+	#wanted = 0;
 	#waiting: ((message: Buffer | undefined) => void) | undefined;
 	#messages: Buffer[] = [];
 	#board: Board | undefined;
 	#stop: EngineStop;
+	/** Events sent with the current command's first, while the board still has them next. */
+	#ahead: readonly Received[] = [];
+	/** How many of #ahead the device has begun. */
+	#begun = 0;
 
 	readonly #entry: string | undefined;
 
@@ -134,21 +173,27 @@ export class XsEngine implements Engine {
 		this.#toXs.on("error", () => {});
 		this.#fromXs.on("data", (chunk: Buffer) => this.#receive(chunk));
 		this.#fromXs.on("end", () => this.#deliverMessage(undefined));
-		await this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(preludeWithTransport(transport))]));
+		await this.#command([Buffer.from("e" + preludeWithTransport(transport))]);
 		if (this.#stop) return this.#stop;
-		return this.#command(Buffer.concat([Buffer.from("e"), Buffer.from(`${wrapBundle(deviceBundle(this.#entry))}\nflushHost();`)]));
+		return this.#command([Buffer.from(`e${wrapBundle(deviceBundle(this.#entry))}\ntakeDeferred();`)]);
 	}
 
-	async deliver({ event, data }: DeviceEvent): Promise<EngineStop> {
-		const stop = await this.#command(Buffer.concat([Buffer.from("?"), pack(event, data)]));
+	async deliver(first: DeviceEvent): Promise<EngineStop> {
+		// Heap measured per event: then one event a command.
+		this.#ahead = this.#heapAfterGc ? [] : this.#board!.upcomingEvents(maxEventsAhead);
+		this.#begun = 0;
+		const events = [first, ...this.#ahead];
+		const bytes = events.flatMap(({ data }) => (data ? [data] : []));
+		const stop = await this.#command([question, ...pack(events.map(({ event, data }) => [event, data ? data.length : -1]), ...bytes)]);
+		this.#ahead = [];
 		// XS collects only when its heap runs out, so the meter mostly counts garbage; gc() first leaves the live
 		// slots. An empty command, not an "e" script: each evaluated script keeps one slot for good.
-		if (!stop && this.#heapAfterGc) return this.#command(Buffer.from("?"));
+		if (!stop && this.#heapAfterGc) return this.#command([question]);
 		return stop;
 	}
 
 	/** Sends one command and serves XS's issueCommand calls until its reply. */
-	async #command(message: Buffer): Promise<EngineStop> {
+	async #command(message: Uint8Array[]): Promise<EngineStop> {
 		if (this.#stop) return this.#stop;
 		this.#send(message);
 		for (;;) {
@@ -168,11 +213,15 @@ export class XsEngine implements Engine {
 			}
 			if (kind === ".") {
 				const separator = reply.indexOf(1);
-				if (separator > 0) {
-					const meter = JSON.parse(reply.subarray(1, separator).toString());
-					this.heapSlots = meter.currentHeapCount ?? undefined;
+				if (separator < 0) return undefined;
+				const meter = JSON.parse(reply.subarray(1, separator).toString());
+				this.heapSlots = meter.currentHeapCount ?? undefined;
+				if (separator + 1 < reply.length) {
+					const { json, data } = unpack(reply.subarray(separator + 1));
+					this.#runDeferred(json[2], data);
+					if (this.#stop) this.#kill();
 				}
-				return undefined;
+				return this.#stop;
 			}
 			if (kind === "!") throw new Error(`xs: ${reply.subarray(1).toString()}`);
 			throw new Error(`xs: unexpected reply ${kind}`);
@@ -180,38 +229,88 @@ export class XsEngine implements Engine {
 	}
 
 	#serve(request: Buffer): void {
-		const board = this.#board!;
 		const { json, data } = unpack(request);
-		const [op, args, deferred, length] = json as [string, unknown[], [string, unknown[], number][], number];
-		let reply: Buffer, offset = 0;
-		const bytes = (count: number) => (count < 0 ? undefined : data!.subarray(offset, (offset += count)));
+		const [op, args, deferred, length] = json as [string, unknown[], DeferredCall[], number];
+		const offset = this.#runDeferred(deferred, data);
+		if (this.#stop) return;
+		let answer: { value?: unknown; error?: string; name?: string; lastEvent?: number }, bytes: Uint8Array | undefined;
 		try {
-			for (const [each, eachArgs, count] of deferred) board.call(each, eachArgs, bytes(count));
-			const value = op === "$flush" ? null : board.call(op, args, bytes(length));
-			reply = value instanceof Uint8Array ? pack({ value: "$bytes" }, value) : pack({ value: value ?? null });
+			const value = this.#board!.call(op, args, length < 0 ? undefined : data!.subarray(offset, offset + length));
+			if (value instanceof Uint8Array) [answer, bytes] = [{ value: "$bytes" }, value];
+			else answer = { value: value ?? null };
 		}
 		catch (error) {
 			if (error instanceof PowerCutError) { this.#stop = "cut"; return; }
 			if (error instanceof RestartError) { this.#stop = "restart"; return; }
-			reply = pack({ error: (error as Error).message, name: (error as Error).name });
+			answer = { error: (error as Error).message, name: (error as Error).name };
 		}
-		this.#send(Buffer.concat([Buffer.from("/"), reply]));
+		if (this.#ahead.length) answer.lastEvent = this.#stillAhead();
+		this.#send([slash, ...(bytes ? pack(answer, bytes) : pack(answer))]);
 	}
 
-	#send(message: Buffer): void {
-		this.#toXs!.write(Buffer.concat([Buffer.from(`${message.length}:`), message, Buffer.from(",")]));
+	/**
+		Makes the calls the device did not wait for, in order, with their bytes from the start of `data`; returns
+		where the bytes they used end. Only a power cut may stop them: anything else would reach the device too late.
+	*/
+	#runDeferred(calls: DeferredCall[], data: Uint8Array | undefined): number {
+		let offset = 0;
+		for (const [op, args, length] of calls) {
+			if (op === "$next") {
+				this.#board!.takeUpcoming(this.#ahead[this.#begun++]);
+				continue;
+			}
+			try {
+				this.#board!.call(op, args, length < 0 ? undefined : data!.subarray(offset, offset + length));
+			}
+			catch (error) {
+				if (error instanceof PowerCutError) { this.#stop = "cut"; break; }
+				throw new Error(`xs: ${op}, sent without waiting for its answer, failed: ${(error as Error).message}`);
+			}
+			if (length > 0) offset += length;
+		}
+		return offset;
 	}
 
+	/**
+		The last event of the command the device may still begin, after it called the board: the board may now have
+		something else next (a timer it set, a socket it closed), and then what follows it is not sent.
+	*/
+	#stillAhead(): number {
+		const remaining = this.#ahead.slice(this.#begun);
+		const upcoming = this.#board!.upcomingEvents(remaining.length);
+		let same = 0;
+		while (same < upcoming.length && upcoming[same] === remaining[same]) same++;
+		return this.#begun + same;
+	}
+
+	/** One netstring, in one write. */
+	#send(parts: Uint8Array[]): void {
+		let length = 0;
+		for (const part of parts) length += part.length;
+		this.#toXs!.write(Buffer.concat([Buffer.from(`${length}:`), ...parts, comma]));
+	}
+
+	/** Cuts netstrings out of what the worker writes; a long one is joined once, when all of it is here. */
 	#receive(chunk: Buffer): void {
-		this.#pending = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
+		this.#chunks.push(chunk);
+		this.#received += chunk.length;
 		for (;;) {
-			const colon = this.#pending.indexOf(0x3a);
+			if (this.#chunks.length > 1 && (this.#chunks[0].indexOf(0x3a) < 0 || this.#received >= this.#wanted)) {
+				this.#chunks = [Buffer.concat(this.#chunks)];
+			}
+			const pending = this.#chunks[0];
+			const colon = pending.indexOf(0x3a);
 			if (colon < 0) return;
-			const length = Number(this.#pending.subarray(0, colon).toString());
-			if (this.#pending.length < colon + 1 + length + 1) return;
-			const message = this.#pending.subarray(colon + 1, colon + 1 + length);
-			this.#pending = this.#pending.subarray(colon + 2 + length);
-			this.#deliverMessage(Buffer.from(message));
+			const length = Number(pending.subarray(0, colon).toString());
+			this.#wanted = colon + length + 2;
+			if (this.#received < this.#wanted) return;
+			if (this.#chunks.length > 1) continue;
+			const rest = pending.subarray(this.#wanted);
+			this.#chunks = rest.length ? [rest] : [];
+			this.#received = rest.length;
+			this.#wanted = 0;
+			this.#deliverMessage(pending.subarray(colon + 1, colon + 1 + length));
+			if (!this.#chunks.length) return;
 		}
 	}
 
