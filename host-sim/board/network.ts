@@ -152,8 +152,9 @@ class Exchange {
 		}
 	}
 
+	/** A view, not a copy: nothing writes to what the socket delivered, and the engines copy it for the device. */
 	fragment(bytes: Buffer): void {
-		this.network.queue({ id: this.id, message: 4, value: bytes.length }, new Uint8Array(bytes));
+		this.network.queue({ id: this.id, message: 4, value: bytes.length }, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
 	}
 
 	emit(message: number, value?: unknown, etc?: unknown): void {
