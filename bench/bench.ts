@@ -803,7 +803,7 @@ function renderMarkdown(results: Results, heap: HeapResults, httpsHeap: HeapResu
 			}),
 		]),
 		"",
-		"**XS heap slots** (xsnap `currentHeapCount`; a slot is 32 B on x86-64, 16 B on ESP32) after each delivered event. Steady: "
+		"**XS heap slots** (xsnap `currentHeapCount`; a slot is 32 B on x86-64, 16 B on ESP32) after each command from the board (live: one event each; metered: the events queued behind the first ride along). Steady: "
 			+ "median over the second half of the download. Metered: as XS reports it, garbage included, as XS collects only when its "
 			+ "256 K-slot heap is full. Live: with `gc()` before each reading (a bench-only engine option). Peak: over the whole "
 			+ "update, both boots. HTTPS: the simulated board does TLS in Node, so its row shows what the agent adds (credentials "
