@@ -77,13 +77,23 @@ test("xs hands the device several queued events a command, yet it sees what node
 test("the bundle is built again, in a new process, when a file that went into it changed", () => {
 	const dir = tempDir("bundle-input"), entry = path.join(dir, "entry.ts"), part = path.join(dir, "part.ts");
 	fs.writeFileSync(entry, 'import { word } from "./part";\ndeclare function trace(text: string): void;\ntrace(word);\n');
-	const bundled = () => execFileSync(process.execPath, ["--import", "./host-sim/register.mjs", "--input-type=module", "-e",
-		`import { deviceBundle } from "./host-sim/engines/bundle.ts"; process.stdout.write(deviceBundle(${JSON.stringify(entry)}));`], { encoding: "utf8" });
+	const bundled = (of = entry) => execFileSync(process.execPath, ["--import", "./host-sim/register.mjs", "--input-type=module", "-e",
+		`import { deviceBundle } from "./host-sim/engines/bundle.ts"; process.stdout.write(deviceBundle(${JSON.stringify(of)}));`], { encoding: "utf8" });
 	fs.writeFileSync(part, 'export const word = "first";\n');
 	assert.match(bundled(), /"first"/);
 	assert.match(bundled(), /"first"/, "from the stored bundle");
 	fs.writeFileSync(part, 'export const word = "second";\n');
 	assert.match(bundled(), /"second"/);
+	// Its inputs gone, the stored bundle goes too, at the next store.
+	const cache = "node_modules/.cache/xs-ota-bundle";
+	const storedFor = () => fs.readdirSync(cache).filter((name) => name.endsWith(".json") && fs.readFileSync(path.join(cache, name), "utf8").includes(JSON.stringify(entry)));
+	assert.is(storedFor().length, 1);
+	fs.rmSync(dir, { recursive: true });
+	const other = tempDir("bundle-input");
+	fs.writeFileSync(path.join(other, "entry.ts"), "declare function trace(text: string): void;\ntrace(\"other\");\n");
+	assert.match(bundled(path.join(other, "entry.ts")), /"other"/);
+	assert.is(storedFor().length, 0);
+	fs.rmSync(other, { recursive: true });
 });
 
 test.run();

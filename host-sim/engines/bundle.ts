@@ -75,11 +75,30 @@ function storeBundle(stored: string, bundle: string, inputs: string[]): void {
 	try {
 		// Written aside and renamed: test files start in parallel, and a reader must never see half a file.
 		fs.mkdirSync(cacheDir, { recursive: true });
+		pruneGone();
 		const aside = `${stored}.${process.pid}.${Math.random().toString(36).slice(2)}`;
 		fs.writeFileSync(aside, JSON.stringify({ inputs: Object.fromEntries(inputs.map((file) => [file, contentHash(file)])), bundle }));
 		fs.renameSync(aside, stored);
 	}
 	catch {
 		// A read-only checkout still runs, only slower.
+	}
+}
+
+/**
+	Deletes the bundles that can never be used again because a file that went into them is gone (a test's
+	temporary entry, a removed clone): without this the cache would grow by one bundle every such run.
+*/
+function pruneGone(): void {
+	for (const name of fs.readdirSync(cacheDir)) {
+		if (!name.endsWith(".json")) continue;
+		const file = join(cacheDir, name);
+		try {
+			const { inputs } = JSON.parse(fs.readFileSync(file, "utf8")) as { inputs: Record<string, string> };
+			if (Object.keys(inputs).some((input) => !fs.existsSync(input))) fs.rmSync(file, { force: true });
+		}
+		catch {
+			// Deleted meanwhile by another process, or not ours: left alone.
+		}
 	}
 }
