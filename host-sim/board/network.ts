@@ -72,7 +72,14 @@ class Exchange {
 
 	receive(data: Buffer): void {
 		this.network.bytesReceived += data.length;
-		this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
+		if (this.buffer.length && this.phase === "body" && !this.chunked) {
+			// A partial fragment waits: it takes what it lacks from the new bytes, and only that is copied.
+			const missing = Math.min(data.length, this.network.fragmentBytes - this.buffer.length);
+			this.buffer = Buffer.concat([this.buffer, data.subarray(0, missing)]);
+			data = data.subarray(missing);
+			this.parse();
+		}
+		if (data.length) this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
 		this.parse();
 		// Back-pressure, like a TCP receive window: the host holds little more than the device has taken.
 		if (this.network.backedUp) this.socket.pause();
