@@ -283,11 +283,16 @@ export class XsEngine implements Engine {
 		return this.#begun + same;
 	}
 
-	/** One netstring, in one write. */
+	/** One netstring, its parts gathered by one system call (corked writes), not copied together. */
 	#send(parts: Uint8Array[]): void {
+		const toXs = this.#toXs!;
 		let length = 0;
 		for (const part of parts) length += part.length;
-		this.#toXs!.write(Buffer.concat([Buffer.from(`${length}:`), ...parts, comma]));
+		toXs.cork();
+		toXs.write(`${length}:`);
+		for (const part of parts) toXs.write(part);
+		toXs.write(comma);
+		toXs.uncork();
 	}
 
 	/** Cuts netstrings out of what the worker writes; a long one is joined once, when all of it is here. */
