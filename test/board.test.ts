@@ -251,6 +251,24 @@ test("board: ota.eraseNext erases the inactive slot as esp_partition_erase_range
 	assert.equal([slot.stats.erases, slot.stats.blockErases], [16, 1]);
 });
 
+test("board: events sent ahead stop where a timer falls due, and come from their own queue whatever another socket queued since", () => {
+	const board = new Board({ dir: newFolder() });
+	const timer = board.call("timer.set", [3, 0], undefined) as number;
+	// 1,460 bytes take 1.168 ms at 10 Mbit/s: the clock reads 1, 2, 3 ms after the first three, when the timer is due.
+	for (const topic of ["a", "b", "c", "d"]) board.mqtt.queue({ id: 7, message: "message", topic }, new Uint8Array(1460));
+	const upcoming = board.upcomingEvents(16);
+	assert.equal(upcoming.map((received) => (received.event as { topic?: string }).topic), ["a", "b", "c"]);
+	// An HTTP event arrives while the device handles them: nextEvent() would put it first, but it came after.
+	board.network.queue({ id: 8, message: 4, value: 10 }, new Uint8Array(10));
+	for (const received of upcoming) board.takeUpcoming(received);
+	assert.is(board.clock.now, 3);
+	assert.is(board.nextEvent()?.event.id, timer);
+	assert.is(board.nextEvent()?.event.id, 8);
+	assert.equal(board.nextEvent()?.event.topic, "d");
+	assert.is(board.eventsTaken, 6);
+	assert.throws(() => board.takeUpcoming(upcoming[0]), /no longer next in its queue/);
+});
+
 test("flash: a file larger than its partition is refused", () => {
 	const dir = newFolder();
 	FlashPartition.open(dir, "slot", 8 * 4096, new PowerSupply({})).write(8 * 4096 - 1, 1, new Uint8Array(1));

@@ -331,26 +331,35 @@ export class Board {
 		return upcoming;
 	}
 
-	/** nextEvent(), when upcomingEvents() said `expected` comes next; anything else is a fault in the simulator. */
+	/**
+		nextEvent(), for an event upcomingEvents() listed, which the device has begun. It comes from the head of its
+		own queue: what another socket queued since then arrived, as far as the device can tell, after it. Not at
+		its queue's head, or behind a due timer, is a fault in the simulator.
+	*/
 	takeUpcoming(expected: Received): void {
 		if (this.clock.untilNext() === 0) throw new Error("a timer fell due before an event sent ahead");
-		if (this.#takeReceived() !== expected) throw new Error("the board has another event next than the one sent ahead");
+		const network = [this.network, this.mqtt, this.udp].find((each) => each.queued[0] === expected);
+		if (!network) throw new Error("an event sent ahead is no longer next in its queue");
+		this.#arrived(network.take()!);
+	}
+
+	#takeReceived(): Received | undefined {
+		const received = this.network.take() ?? this.mqtt.take() ?? this.udp.take();
+		if (received) this.#arrived(received);
+		return received;
 	}
 
 	/**
-		The next socket event, with its bytes' time on the link: without it, bytes the host had queued would arrive in
-		no time at all, and what the device measures (an AWS job's downloadTime) would depend on how busy the host
-		is. Whole milliseconds move the clock; the rest is carried over.
+		Counts an event given to the device, and its bytes' time on the link: without it, bytes the host had queued
+		would arrive in no time at all, and what the device measures (an AWS job's downloadTime) would depend on how
+		busy the host is. Whole milliseconds move the clock; the rest is carried over.
 	*/
-	#takeReceived(): Received | undefined {
-		const received = this.network.take() ?? this.mqtt.take() ?? this.udp.take();
-		if (!received) return undefined;
+	#arrived(received: Received): void {
 		this.eventsTaken++;
 		this.#linkMs += this.#linkMsFor(received);
 		const whole = Math.floor(this.#linkMs);
 		this.#linkMs -= whole;
 		this.clock.advance(whole);
-		return received;
 	}
 
 	#linkMsFor(received: Received): number {
