@@ -118,7 +118,7 @@ type DeferredCall = [string, unknown[], number];
 
 const [question, slash, comma] = ["?", "/", ","].map((text) => Buffer.from(text));
 
-/** A message in parts, which #send joins once: the JSON's length and text, then the bytes. */
+/** A message in parts, which #send writes in one system call: the JSON's length and text, then the bytes. */
 function pack(json: unknown, ...data: Uint8Array[]): Uint8Array[] {
 	const text = JSON.stringify(json);
 	const head = Buffer.allocUnsafe(4 + Buffer.byteLength(text));
