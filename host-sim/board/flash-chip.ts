@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BoardFile, type HeldWrites } from "./board-file";
+import { inPartition } from "./flash-range";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export const sectorSize = 4096;
@@ -129,7 +130,7 @@ export class FlashPartition {
 	/** Programs `byteLength` bytes from the start of `buffer` at `offset`. NOR: bits only go 1 → 0. */
 	write(offset: number, byteLength: number, buffer: ArrayBuffer | ArrayBufferView): void {
 		this.#power.assertOn();
-		if (!this.#inRange(offset, byteLength)) throw new Error("write failed");
+		if (!inPartition(offset, byteLength, this.byteLength)) throw new Error("write failed");
 		const data = ArrayBuffer.isView(buffer)
 			? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 			: new Uint8Array(buffer);
@@ -164,14 +165,14 @@ export class FlashPartition {
 	/** A copy of `byteLength` bytes at `offset`. */
 	read(offset: number, byteLength: number): Uint8Array {
 		this.#power.assertOn();
-		if (!this.#inRange(offset, byteLength)) throw new Error("read failed");
+		if (!inPartition(offset, byteLength, this.byteLength)) throw new Error("read failed");
 		return this.readInto(offset, byteLength, new Uint8Array(byteLength));
 	}
 
 	/** read() into the start of `bytes`, which it returns. */
 	readInto(offset: number, byteLength: number, bytes: Uint8Array): Uint8Array {
 		this.#power.assertOn();
-		if (!this.#inRange(offset, byteLength) || bytes.length < byteLength) throw new Error("read failed");
+		if (!inPartition(offset, byteLength, this.byteLength) || bytes.length < byteLength) throw new Error("read failed");
 		this.stats.reads++;
 		this.stats.bytesRead += byteLength;
 		const pages = this.#copy();
@@ -183,11 +184,6 @@ export class FlashPartition {
 			at += count;
 		}
 		return bytes;
-	}
-
-	#inRange(offset: number, byteLength: number): boolean {
-		return Number.isInteger(offset) && Number.isInteger(byteLength) && offset >= 0 && byteLength >= 0
-			&& offset + byteLength <= this.byteLength;
 	}
 
 	/** Sets `length` bytes from `start` to 0xFF; the file shrinks when they reach its end. */

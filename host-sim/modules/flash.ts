@@ -1,4 +1,5 @@
 // The Moddable "flash" module (ESP32 flavour) over the simulated board's partitions.
+import { inPartition } from "../board/flash-range";
 import { call, callWithData } from "./host";
 
 export default class Flash {
@@ -24,8 +25,7 @@ export default class Flash {
 	write(offset: number, byteLength: number, buffer: ArrayBuffer): void {
 		// Checked here as the board checks them: the xs engine sends a write along with the next call that needs an
 		// answer, so the device must hear of bad arguments now; on the board only a power cut can fail it then.
-		if (!Number.isInteger(offset) || !Number.isInteger(byteLength) || offset < 0 || byteLength < 0
-			|| offset + byteLength > this.byteLength || buffer.byteLength < byteLength) throw new Error("write failed");
+		if (!inPartition(offset, byteLength, this.byteLength) || buffer.byteLength < byteLength) throw new Error("write failed");
 		// Only the bytes written go to the board: the caller's buffer is often a larger scratch.
 		callWithData("flash.write", new Uint8Array(buffer, 0, byteLength), this.#id, offset, byteLength);
 	}
