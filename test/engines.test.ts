@@ -74,6 +74,13 @@ test("xs hands the device several queued events a command, yet it sees what node
 	}
 });
 
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: 5,000 flash writes that wait for no answer all land, each with the bytes it was given`, async () => {
+		const outcome = await traced({ dir: tempDir("many-writes"), engine, entry: "test/fixtures/engine/many-writes.ts" });
+		assert.equal(outcome.logs, ["read back 20000 bytes, 0 wrong"]);
+	});
+}
+
 test("the bundle is built again, in a new process, when a file that went into it changed", () => {
 	const dir = tempDir("bundle-input"), entry = path.join(dir, "entry.ts"), part = path.join(dir, "part.ts");
 	fs.writeFileSync(entry, 'import { word } from "./part";\ndeclare function trace(text: string): void;\ntrace(word);\n');

@@ -42,17 +42,19 @@ export function xsnapWorkerPath(): string {
 
 const transport = `
 	const encoder = new TextEncoder(), decoder = new TextDecoder();
-	// The JSON's length and text, then the parts' bytes, copied once.
+	// Copies are ArrayBuffer slices and one concat: xsnap's XS copies a TypedArray's slice() or set() an element
+	// at a time (Moddable's own XS uses memcpy there), which cost more than the rest of the bridge together.
+	const bufferOf = (bytes) => bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+		? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+	// The JSON's length and text, then the parts (ArrayBuffers), in one new ArrayBuffer; a few hundred parts a
+	// concat, as each is an argument on XS's stack.
 	const pack = (json, parts) => {
 		const text = encoder.encode(JSON.stringify(json));
-		let length = 4 + text.length;
-		for (const part of parts) length += part.length;
-		const message = new Uint8Array(length);
-		new DataView(message.buffer).setUint32(0, text.length, true);
-		message.set(text, 4);
-		length = 4 + text.length;
-		for (const part of parts) { message.set(part, length); length += part.length; }
-		return message.buffer;
+		const head = new ArrayBuffer(4);
+		new DataView(head).setUint32(0, text.length, true);
+		let message = head.concat(bufferOf(text), ...parts.slice(0, 256));
+		for (let at = 256; at < parts.length; at += 256) message = message.concat(...parts.slice(at, at + 256));
+		return message;
 	};
 	const jsonOf = (buffer) => {
 		const length = new DataView(buffer).getUint32(0, true);
@@ -71,7 +73,7 @@ const transport = `
 		? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 	const cross = (op, args, data) => {
 		const bytes = bytesOf(data);
-		const request = pack([op, args, deferred, bytes ? bytes.length : -1], bytes ? [...deferredBytes, bytes] : deferredBytes);
+		const request = pack([op, args, deferred, bytes ? bytes.length : -1], bytes ? [...deferredBytes, bufferOf(bytes)] : deferredBytes);
 		deferred = [];
 		deferredBytes = [];
 		const reply = unpack(issueCommand(request));
@@ -82,7 +84,7 @@ const transport = `
 		if (deferrable.has(op)) {
 			const bytes = bytesOf(data);
 			deferred.push([op, args, bytes ? bytes.length : -1]);
-			if (bytes) deferredBytes.push(bytes.slice());
+			if (bytes) deferredBytes.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 			return { value: undefined };
 		}
 		const { json, data: bytes } = cross(op, args, data);
