@@ -81,6 +81,33 @@ for (const engine of ["node", "xs"] as const) {
 	});
 }
 
+test("a preference buffer replaced in place needs no answer, on both engines; one that outgrows the store's room still fails", async () => {
+	const run = async (engine: "node" | "xs") => {
+		const ops: string[] = [];
+		const outcome = await traced({ dir: tempDir("preferences"), engine, entry: "test/fixtures/engine/preferences.ts", onBoard: (board) => {
+			const call = board.call.bind(board);
+			board.call = (op, args, data) => {
+				if (op.startsWith("preference.") && op !== "preference.get") ops.push(op);
+				return call(op, args, data);
+			};
+		} });
+		return { logs: outcome.logs, ops };
+	};
+	const node = await run("node"), xs = await run("xs");
+	assert.equal(xs, node);
+	assert.equal(node.logs, [
+		"after 50 replacements: 100 bytes of 50",
+		"4 fillers fit, then: no space",
+		"replaced in a full store: 100 bytes of 52",
+		"growing it: no space; now undefined",
+		"set again: 100 bytes of 54",
+	]);
+	assert.equal(node.ops.slice(0, 51), ["preference.setBuffer", ...Array(50).fill("preference.replaceBuffer")]);
+	// Five fillers, each a new key, the last failing. Then the record twice at its size (the first asks what is
+	// free, after the failure), then grown (asks, and fails), then set anew (its size unknown: asks).
+	assert.equal(node.ops.slice(51 + 5), ["preference.setBuffer", "preference.replaceBuffer", "preference.setBuffer", "preference.setBuffer"]);
+});
+
 test("the bundle is built again, in a new process, when a file that went into it changed", () => {
 	const dir = tempDir("bundle-input"), entry = path.join(dir, "entry.ts"), part = path.join(dir, "part.ts");
 	fs.writeFileSync(entry, 'import { word } from "./part";\ndeclare function trace(text: string): void;\ntrace(word);\n');

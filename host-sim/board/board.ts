@@ -178,13 +178,22 @@ export class Board {
 			case "flash.erase": return this.#flash(args[0]).erase(args[1]);
 			case "flash.read": return this.#flash(args[0]).read(args[1], args[2]);
 			case "flash.write": return this.#flash(args[0]).write(args[1], args[2], data!);
-			case "preference.set": return this.storage.nvs.set(args[0], args[1], args[2]);
-			case "preference.setBuffer": return this.storage.nvs.set(args[0], args[1], copyBuffer(data!));
+			// Sets and deletes answer the bytes the store has free after them; replaceBuffer is a setBuffer the
+			// device did not wait for, sure of the room (host-sim/modules/preference.ts).
+			case "preference.set":
+				this.storage.nvs.set(args[0], args[1], args[2]);
+				return this.storage.nvs.freeBytes();
+			case "preference.setBuffer":
+			case "preference.replaceBuffer":
+				this.storage.nvs.set(args[0], args[1], copyBuffer(data!));
+				return this.storage.nvs.freeBytes();
 			case "preference.get": {
 				const value = this.storage.nvs.get(args[0], args[1]);
 				return value instanceof ArrayBuffer ? new Uint8Array(value) : value;
 			}
-			case "preference.delete": return this.storage.nvs.delete(args[0], args[1]);
+			case "preference.delete":
+				this.storage.nvs.delete(args[0], args[1]);
+				return this.storage.nvs.freeBytes();
 			case "preference.keys": return this.storage.nvs.keys(args[0]);
 			case "timer.set": {
 				const id = this.#nextId++;

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BoardFile, type HeldWrites } from "./board-file";
+import { capacityBytes, entryBytes, entryCost, maxNameLength, maxValueBytes } from "./nvs-space";
 import { PowerCutError, type PowerSupply } from "./power";
 
 export type PreferenceValue = boolean | number | string | ArrayBuffer;
@@ -18,11 +19,7 @@ export interface StoredEntry {
 
 type Domains = Record<string, Record<string, StoredEntry>>;
 
-export const maxNameLength = 15;
-export const maxValueBytes = 4000;
-/** Usable share of the 24 KB NVS partition: NVS keeps pages free for compaction and page headers. */
-export const capacityBytes = Math.floor(0x6000 * 0.75);
-const entryBytes = 32;
+export { capacityBytes } from "./nvs-space";
 
 export interface PreferenceStats {
 	setCount: number;
@@ -106,6 +103,11 @@ export class PreferenceStore {
 		this.#power.assertOn();
 		if (domain.length > maxNameLength) throw new Error("domain too long");
 		return Object.keys(this.#domains[domain] ?? {});
+	}
+
+	/** What a set may still add: capacity less usedBytes(). */
+	freeBytes(): number {
+		return capacityBytes - this.usedBytes();
 	}
 
 	/** Approximate NVS bytes in use: one 32-byte entry per domain, per-entry header plus 32-byte spans of data. */
@@ -200,5 +202,5 @@ function valueBytes(entry: StoredEntry): number {
 }
 
 function cost(entry: StoredEntry): number {
-	return entryBytes + Math.ceil(valueBytes(entry) / entryBytes) * entryBytes;
+	return entryCost(valueBytes(entry));
 }
