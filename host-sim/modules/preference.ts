@@ -5,7 +5,7 @@
 // call that needs an answer, as it does flash writes (a download's checkpoint record, saved dozens of times a MiB,
 // costs no crossing of its own). Room is known from the board: each set and delete answers what is left free.
 import { call, callWithData } from "./host";
-import { entryCost, maxNameLength, maxValueBytes } from "../board/nvs-space";
+import { entryCost, maxValueBytes } from "../board/nvs-space";
 
 type Value = string | boolean | number | ArrayBuffer;
 
@@ -15,23 +15,32 @@ let freeBytes: number | undefined;
 const costs = new Map<string, number>();
 const idOf = (domain: string, key: string) => `${domain.length}:${domain}${key}`;
 
+/** Until the board answers a set or delete, neither is known: one that fails may already have erased the old value. */
+function forget(id: string): void {
+	costs.delete(id);
+	freeBytes = undefined;
+}
+
 const Preference = {
 	set(domain: string, key: string, value: Value): void {
 		if (ArrayBuffer.isView(value)) throw new Error("unsupported type");
 		const id = idOf(domain, key), known = costs.get(id);
-		const cost = value instanceof ArrayBuffer ? entryCost(value.byteLength) : undefined;
-		if (cost !== undefined && known !== undefined && freeBytes !== undefined && cost - known <= freeBytes
-			&& domain.length <= maxNameLength && key.length <= maxNameLength && (value as ArrayBuffer).byteLength <= maxValueBytes) {
-			callWithData("preference.replaceBuffer", value as ArrayBuffer, domain, key);
-			freeBytes -= cost - known;
-			costs.set(id, cost);
+		if (!(value instanceof ArrayBuffer)) {
+			forget(id);
+			freeBytes = call("preference.set", domain, key, value);
 			return;
 		}
-		// Not atomic: a set that fails may have erased the old value.
-		costs.delete(id);
-		freeBytes = undefined;
-		freeBytes = value instanceof ArrayBuffer ? callWithData("preference.setBuffer", value, domain, key) : call("preference.set", domain, key, value);
-		if (cost !== undefined) costs.set(id, cost);
+		const cost = entryCost(value.byteLength);
+		// A key set or read before (so its names are good), a value within the limit, and room for the difference.
+		if (known !== undefined && freeBytes !== undefined && cost - known <= freeBytes && value.byteLength <= maxValueBytes) {
+			callWithData("preference.replaceBuffer", value, domain, key);
+			freeBytes -= cost - known;
+		}
+		else {
+			forget(id);
+			freeBytes = callWithData("preference.setBuffer", value, domain, key);
+		}
+		costs.set(id, cost);
 	},
 	get(domain: string, key: string): Value | undefined {
 		const value = call("preference.get", domain, key) ?? undefined;
@@ -40,8 +49,7 @@ const Preference = {
 		return value;
 	},
 	delete(domain: string, key: string): void {
-		costs.delete(idOf(domain, key));
-		freeBytes = undefined;
+		forget(idOf(domain, key));
 		freeBytes = call("preference.delete", domain, key);
 	},
 	keys(domain: string): string[] {
