@@ -33,8 +33,8 @@ import { type Engine, type EngineStop, preludeWithTransport, wrapBundle } from "
 
 const require = createRequire(import.meta.url);
 
-/** Events one command carries at most: a receive window's worth of TCP segments, or a few of MQTT's blocks. */
-const maxEventsAhead = 16;
+/** Events one command carries at most: more than the TCP segments of one 64 KiB socket read (45), or MQTT's blocks. */
+const maxEventsAhead = 64;
 
 export function xsnapWorkerPath(): string {
 	const root = path.dirname(require.resolve("@agoric/xsnap/package.json"));
