@@ -81,6 +81,14 @@ for (const engine of ["node", "xs"] as const) {
 	});
 }
 
+for (const engine of ["node", "xs"] as const) {
+	test(`${engine}: the OTA helper's erase answers bad arguments as the board does, and a good one lands before the next read`, async () => {
+		const outcome = await traced({ dir: tempDir("erase-next"), engine, entry: "test/fixtures/engine/erase-next.ts" });
+		// ESP_ERR_INVALID_ARG (unaligned offset, then length), ESP_ERR_INVALID_SIZE (past the slot), ESP_OK.
+		assert.equal(outcome.logs, ["codes 102 102 104 0; then 255,255,255,255"]);
+	});
+}
+
 test("a preference buffer replaced in place needs no answer, on both engines; one that outgrows the store's room still fails", async () => {
 	const run = async (engine: "node" | "xs") => {
 		const ops: string[] = [];

@@ -13,6 +13,7 @@ import { verifyRsaPss } from "./rsa-pss";
 import { BoardStorage } from "./board-files";
 import { VirtualClock } from "./clock";
 import { blockEraseSize, sectorSize, type FlashPartition } from "./flash-chip";
+import { eraseRangeError } from "./flash-range";
 import { MqttNetwork, type MqttSpec } from "./mqtt-network";
 import { HttpNetwork, type RequestSpec } from "./network";
 import { UdpNetwork, type UdpFaults } from "./udp-network";
@@ -63,8 +64,6 @@ function verifySignature(bytes: Uint8Array, signatureLength: number): boolean {
 }
 
 const espErrOtaValidateFailed = 0x1503;
-const espErrInvalidArg = 0x102;
-const espErrInvalidSize = 0x104;
 
 /**
 	esp_partition_erase_range as ESP-IDF documents it: offset and length whole sectors, inside the partition. Its
@@ -72,11 +71,10 @@ const espErrInvalidSize = 0x104;
 	partition table keeps every partition 64 KiB-aligned, so partition offsets align as chip addresses do.
 */
 function eraseRange(partition: FlashPartition, offset: unknown, byteLength: unknown): number {
-	if (!Number.isInteger(offset) || !Number.isInteger(byteLength)) return espErrInvalidArg;
-	const start = offset as number, end = start + (byteLength as number);
-	if (start < 0 || end < start || start % sectorSize || end % sectorSize) return espErrInvalidArg;
-	if (end > partition.byteLength) return espErrInvalidSize;
-	for (let at = start; at < end;) {
+	const error = eraseRangeError(offset, byteLength, partition.byteLength);
+	if (error) return error;
+	const end = (offset as number) + (byteLength as number);
+	for (let at = offset as number; at < end;) {
 		if (at % blockEraseSize === 0 && end - at >= blockEraseSize) {
 			partition.eraseBlock(at / blockEraseSize);
 			at += blockEraseSize;
@@ -287,6 +285,7 @@ export class Board {
 				this.storage.otadata.setBoot(this.inactiveSlot);
 				return espOk;
 			}
+			case "ota.nextBytes": return this.storage.appSlot(this.inactiveSlot).byteLength;
 			case "ota.eraseNext": return eraseRange(this.storage.appSlot(this.inactiveSlot), args[0], args[1]);
 			case "ota.markValid": {
 				this.storage.otadata.markValid(this.runningSlot);

@@ -9,10 +9,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BoardFile, type HeldWrites } from "./board-file";
-import { inPartition } from "./flash-range";
+import { inPartition, sectorSize } from "./flash-range";
 import { PowerCutError, type PowerSupply } from "./power";
 
-export const sectorSize = 4096;
+export { sectorSize };
 /** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
 export const blockEraseSize = 65536;
 /** What erased flash reads: enough for the largest erase and a whole page of the copy. */

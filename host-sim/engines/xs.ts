@@ -10,8 +10,8 @@
 
 	Each crossing costs two process switches (some 50 µs here), so there are as few as the board allows:
 	- Calls whose answer the device never uses and that only a power cut can fail (digest.write, report.progress,
-	  log, flash.write, whose arguments the flash module checks first, and preference.replaceBuffer, a set the
-	  preference module knows has room: `deferred`) do not cross on their own.
+	  log, flash.write and ota.eraseNext, whose arguments the flash and FFI modules check first, and
+	  preference.replaceBuffer, a set the preference module knows has room: `deferred`) do not cross on their own.
 	  They ride, in order and with copies of their bytes, with the next call that needs an answer or in the reply
 	  that ends the command. The board sees the same calls in the same order; a cut at one of them stops the device
 	  at its next crossing, and nothing it did in between reaches the board.
@@ -65,7 +65,7 @@ const transport = `
 		const { json, offset } = jsonOf(buffer);
 		return { json, data: buffer.byteLength > offset ? buffer.slice(offset) : undefined };
 	};
-	const deferrable = new Set(["digest.write", "report.progress", "log", "flash.write", "preference.replaceBuffer"]);
+	const deferrable = new Set(["digest.write", "report.progress", "log", "flash.write", "ota.eraseNext", "preference.replaceBuffer"]);
 	let deferred = [], deferredBytes = [];
 	// The last event of the command the device may still begin: the board lowers it when the device changes what
 	// would come next.

@@ -1,8 +1,12 @@
 // "mc/ffi" bound to our OTA control helper: the simulated board implements the same functions as
 // src/native/ota_control.c does on ESP32.
+import { eraseRangeError } from "../board/flash-range";
 import { call, callWithData } from "./host";
 
 export default class FFI {
+	/** The inactive slot's size, asked at the first erase. */
+	#nextBytes: number | undefined;
+
 	xs_ota_running_slot(): number {
 		return call("ota.runningSlot");
 	}
@@ -18,7 +22,13 @@ export default class FFI {
 		return call("ota.setBootNext");
 	}
 	xs_ota_erase_next(offset: number, byteLength: number): number {
-		return call("ota.eraseNext", offset, byteLength);
+		// Checked here as the board checks them: a good erase can then fail only by a power cut, and the xs engine
+		// sends it along with the next call that needs an answer.
+		this.#nextBytes ??= call("ota.nextBytes") as number;
+		const error = eraseRangeError(offset, byteLength, this.#nextBytes);
+		if (error) return error;
+		call("ota.eraseNext", offset, byteLength);
+		return 0;
 	}
 	xs_ota_mark_valid(): number {
 		return call("ota.markValid");
