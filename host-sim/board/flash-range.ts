@@ -2,8 +2,8 @@
 // the chip's rules before they send a write or an erase along with a later call (host-sim/engines/xs.ts).
 
 export const sectorSize = 4096;
-export const espErrInvalidArg = 0x102;
-export const espErrInvalidSize = 0x104;
+const espErrInvalidArg = 0x102;
+const espErrInvalidSize = 0x104;
 
 export function inPartition(offset: number, byteLength: number, partitionBytes: number): boolean {
 	return Number.isInteger(offset) && Number.isInteger(byteLength) && offset >= 0 && byteLength >= 0
