@@ -79,9 +79,7 @@ for (const engine of ["node", "xs"] as const) {
 		const outcome = await traced({ dir: tempDir("many-writes"), engine, entry: "test/fixtures/engine/many-writes.ts" });
 		assert.equal(outcome.logs, ["read back 20000 bytes, 0 wrong"]);
 	});
-}
 
-for (const engine of ["node", "xs"] as const) {
 	test(`${engine}: flash writes and the OTA helper's erase refuse bad arguments at the call, as the board does; good ones land before the next read`, async () => {
 		const outcome = await traced({ dir: tempDir("bad-arguments"), engine, entry: "test/fixtures/engine/bad-arguments.ts" });
 		// Past the slot's end, a negative offset, more bytes than the buffer holds.

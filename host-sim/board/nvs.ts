@@ -19,8 +19,6 @@ export interface StoredEntry {
 
 type Domains = Record<string, Record<string, StoredEntry>>;
 
-export { capacityBytes } from "./nvs-space";
-
 export interface PreferenceStats {
 	setCount: number;
 	bytesWritten: number;
