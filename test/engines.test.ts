@@ -1,7 +1,7 @@
 // What a power-on starts with, on both engines: the node engine runs every power-on of a thread in one V8
 // realm, so these check that nothing of one boot reaches the next.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
@@ -89,6 +89,85 @@ for (const engine of ["node", "xs"] as const) {
 		assert.is(outcome.logs.length, 2);
 	});
 }
+
+/** Processes on this machine: pid, parent, command name (Linux /proc). */
+function processes(): { pid: number; ppid: number; name: string; command: string }[] {
+	const found = [];
+	for (const entry of fs.readdirSync("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+			const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+			const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+			found.push({ pid: Number(entry), ppid, name, command: fs.readFileSync(`/proc/${entry}/cmdline`, "utf8") });
+		}
+		catch {
+			// Gone since the listing.
+		}
+	}
+	return found;
+}
+
+test("xs: the workers come from one launcher, started once, not forked from the host at each power-on", async () => {
+	const seen: { workersOfHost: number; launchers: number[]; workersOfLauncher: number }[] = [];
+	for (let power = 0; power < 3; power++) {
+		await traced({ dir: tempDir("engine"), engine: "xs", entry, onEvent: (event) => {
+			if (event.event !== "log") return;
+			const all = processes();
+			const launchers = all.filter(({ ppid, command }) => ppid === process.pid && command.includes("xsnap-launcher.js")).map(({ pid }) => pid);
+			seen.push({
+				workersOfHost: all.filter(({ ppid, name }) => ppid === process.pid && name === "xsnap-worker").length,
+				launchers,
+				workersOfLauncher: all.filter(({ ppid, name }) => launchers.includes(ppid) && name === "xsnap-worker").length,
+			});
+		} });
+	}
+	assert.is(seen.length, 3);
+	for (const { workersOfHost, launchers, workersOfLauncher } of seen) {
+		assert.is(workersOfHost, 0, "no worker forked from the host");
+		assert.equal(launchers, seen[0].launchers, "the same launcher");
+		assert.is(launchers.length, 1);
+		assert.ok(workersOfLauncher >= 1, "the running worker is the launcher's");
+	}
+});
+
+test("xs: the launcher and its workers go when the host process dies", async () => {
+	// The host notes its launcher and worker while the device runs (its log line is the moment), then kills itself,
+	// as a crash or a kill -9 would end it.
+	const host = spawn(process.execPath, ["--import", "./host-sim/register.mjs", "--input-type=module", "-e", `
+		import { runDevice } from "./host-sim/device.ts";
+		import * as fs from "node:fs";
+		const children = (parent) => fs.readdirSync("/proc").filter((pid) => /^\\d+$/.test(pid)).filter((pid) => {
+			try { return fs.readFileSync("/proc/" + pid + "/stat", "utf8").split(") ")[1].split(" ")[1] === String(parent); } catch { return false; }
+		}).map(Number);
+		await runDevice({ dir: ${JSON.stringify(tempDir("engine"))}, engine: "xs", entry: ${JSON.stringify(entry)}, onEvent: (event) => {
+			if (event.event !== "log") return;
+			const launcher = children(process.pid).find((pid) => fs.readFileSync("/proc/" + pid + "/cmdline", "utf8").includes("xsnap-launcher.js"));
+			fs.writeSync(1, JSON.stringify({ launcher, workers: children(launcher) }));
+			process.kill(process.pid, "SIGKILL");
+		} });`], { stdio: ["ignore", "pipe", "inherit"] });
+	let output = "";
+	host.stdout.on("data", (chunk) => output += chunk);
+	const signal = await new Promise((resolve) => host.on("close", (_code, signal) => resolve(signal)));
+	assert.is(signal, "SIGKILL");
+	const { launcher, workers } = JSON.parse(output) as { launcher?: number; workers: number[] };
+	assert.ok(launcher !== undefined, "the host had a launcher");
+	assert.is(workers.length, 1);
+	// Gone within a generous bound: the launcher hears its channel close at once. A zombie has gone too.
+	const gone = (pid: number) => {
+		try {
+			const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+			return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+		}
+		catch {
+			return true;
+		}
+	};
+	for (let waited = 0; !gone(launcher) && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+	assert.ok(gone(launcher), "the launcher is gone");
+	for (let waited = 0; !gone(workers[0]) && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+	assert.ok(gone(workers[0]), "its worker is gone");
+});
 
 test("a preference buffer replaced in place needs no answer, on both engines; one that outgrows the store's room still fails", async () => {
 	const run = async (engine: "node" | "xs") => {

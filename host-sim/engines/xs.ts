@@ -22,14 +22,13 @@
 	  the same order at the same virtual times as one command each would give it.
 */
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import * as path from "node:path";
-import type { Readable, Writable } from "node:stream";
 import type { Board, DeviceEvent, Received } from "../board/board";
 import { PowerCutError, RestartError } from "../board/board";
 import { deviceBundle } from "./bundle";
 import { type Engine, type EngineStop, preludeWithTransport, wrapBundle } from "./engine";
+import { startXsnapWorker, type XsnapWorker } from "./xsnap-workers";
 
 const require = createRequire(import.meta.url);
 
@@ -141,9 +140,7 @@ function unpack(buffer: Buffer): { json: any; data: Uint8Array | undefined } {
 export class XsEngine implements Engine {
 	heapSlots: number | undefined;
 	readonly #heapAfterGc: boolean;
-	#process: ChildProcess | undefined;
-	#toXs: Writable | undefined;
-	#fromXs: Readable | undefined;
+	#worker: XsnapWorker | undefined;
 	#chunks: Buffer[] = [];
 	#received = 0;
 	/** Bytes the netstring at the front needs, once its length is known. */
@@ -167,15 +164,12 @@ export class XsEngine implements Engine {
 
 	async boot(board: Board): Promise<EngineStop> {
 		this.#board = board;
-		// Its own process group: a Ctrl-C (SIGINT to the terminal's group) reaches the run loop, which shuts the device
-		// down in order through this worker; the worker ends with its pipes when the run ends or dies.
-		const child = spawn(xsnapWorkerPath(), ["xs-ota-device"], { stdio: ["ignore", "inherit", "inherit", "pipe", "pipe"], detached: true });
-		this.#process = child;
-		this.#toXs = child.stdio[3] as Writable;
-		this.#fromXs = child.stdio[4] as Readable;
-		this.#toXs.on("error", () => {});
-		this.#fromXs.on("data", (chunk: Buffer) => this.#receive(chunk));
-		this.#fromXs.on("end", () => this.#deliverMessage(undefined));
+		// Not in this process's group (xsnap-workers.ts): a Ctrl-C reaches the run loop, which shuts the device down
+		// in order through this worker.
+		const worker = this.#worker = await startXsnapWorker(xsnapWorkerPath(), ["xs-ota-device"]);
+		worker.toWorker.on("error", () => {});
+		worker.fromWorker.on("data", (chunk: Buffer) => this.#receive(chunk));
+		worker.fromWorker.on("end", () => this.#deliverMessage(undefined));
 		await this.#command([Buffer.from("e" + preludeWithTransport(transport))]);
 		if (this.#stop) return this.#stop;
 		return this.#command([Buffer.from(`e${wrapBundle(deviceBundle(this.#entry))}\ntakeDeferred();`)]);
@@ -288,7 +282,7 @@ export class XsEngine implements Engine {
 
 	/** One netstring, its parts gathered by one system call (corked writes), not copied together. */
 	#send(parts: Uint8Array[]): void {
-		const toXs = this.#toXs!;
+		const toXs = this.#worker!.toWorker;
 		let length = 0;
 		for (const part of parts) length += part.length;
 		toXs.cork();
@@ -339,11 +333,11 @@ export class XsEngine implements Engine {
 	}
 
 	#kill(): void {
-		this.#process?.kill("SIGKILL");
+		this.#worker?.kill();
 	}
 
 	dispose(): void {
-		this.#process?.kill("SIGKILL");
-		this.#process = undefined;
+		this.#worker?.kill();
+		this.#worker = undefined;
 	}
 }
