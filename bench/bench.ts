@@ -3,7 +3,7 @@
 	an AWS IoT job with an MQTT stream (in-process aedes emulator, 4 KiB blocks, JSON and CBOR), a coap:// pull
 	(Block2, 1024-byte blocks) and a Package pushed by the local LwM2M server (Block1 PUTs of 1024 bytes).
 	  1. update throughput on loopback, node and xs engines, HTTP and HTTPS (the same server with a test PKI's
-	     chain), against a plain Node download of the same bytes
+	     chain, on a thread of its own: server-thread.ts), against a plain Node download of the same bytes
 	  2. bytes (HTTP) or blocks (MQTT) re-fetched per power cut; HTTP for three checkpoint intervals
 	  3. persistent writes per MiB, for the same runs
 	  4. XS heap slots during a 1 MiB and a 4 MiB update, as metered and after a collection (MQTT: after)
@@ -31,7 +31,6 @@ import { startAwsIot } from "../host-sim/server/aws-iot";
 import { CoapFileServer } from "../host-sim/server/coap-file-server";
 import { Lwm2mServer } from "../host-sim/server/lwm2m-server";
 import { Lwm2mUpdate } from "../host-sim/server/lwm2m-update";
-import { startUpdateServer } from "../host-sim/server/http-server";
 import { createPatch, type CompressionName } from "../host-sim/delta/create-patch";
 import { RecordStore } from "../src/agent/record";
 import { loadPair, realPairs } from "./real-pairs";
@@ -39,6 +38,7 @@ import { codeSlots } from "./heap-code";
 import { seeded } from "../test/support/sim";
 import { makePki } from "../test/support/pki";
 import { dtlsBench, dtlsMarkdown } from "./dtls";
+import { startServerThread } from "./server-thread";
 
 const KiB = 1024, MiB = 1024 * KiB;
 const repeats = 3;
@@ -135,9 +135,8 @@ const started = performance.now();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "xs-ota-bench-"));
 const www = path.join(work, "www");
 fs.mkdirSync(www);
-const server = await startUpdateServer({ dir: www, port: 0 });
 const pki = makePki(work);
-const secureServer = await startUpdateServer({ dir: www, port: 0, tls: { certPem: pki.server.chainPem, keyPem: pki.server.keyPem } });
+const servers = await startServerThread(www, { certPem: pki.server.chainPem, keyPem: pki.server.keyPem });
 const aws = await startAwsIot({});
 const coapFiles = await CoapFileServer.start();
 const lwm2m = await Lwm2mServer.start();
@@ -152,8 +151,7 @@ finally {
 	await aws.close();
 	await coapFiles.close();
 	await lwm2m.close();
-	await server.close();
-	await secureServer.close();
+	await servers.close();
 	fs.rmSync(work, { recursive: true, force: true });
 }
 
@@ -331,7 +329,7 @@ function publish(size: number): Published {
 	const name = `app-${size / MiB}m.bin`;
 	fs.writeFileSync(path.join(www, name), bytes);
 	coapFiles.serve(`/${name}`, bytes);
-	return { url: `${server.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
+	return { url: `${servers.url}/${name}`, coapUrl: `coap://127.0.0.1:${coapFiles.port}/${name}`, sha256: sha256Hex(bytes), length: bytes.length, bytes };
 }
 
 /*
@@ -383,7 +381,7 @@ async function deltaRuns() {
 		for (const { kind, body, makeSeconds } of pair.kinds) {
 			const name = `delta-${index}-${kind.replace(/\W+/g, "-")}`;
 			fs.writeFileSync(path.join(www, name), body);
-			const published: Published = { url: `${server.url}/${name}`, coapUrl: "", sha256: sha256Hex(pair.next), length: pair.next.length, bytes: pair.next };
+			const published: Published = { url: `${servers.url}/${name}`, coapUrl: "", sha256: sha256Hex(pair.next), length: pair.next.length, bytes: pair.next };
 			const timing = {} as Record<EngineName, { downloadVerifyMs: number; wholeMs: number; receivedPerByte: number }>;
 			for (const engine of engines) {
 				note(`patched update: ${pair.label}, ${kind}, ${engine} engine`);
@@ -456,7 +454,7 @@ function deliver(target: Published, delivery: Delivery): { options: Partial<Devi
 		return { options: { commands, runFor: 600_000, config: { ...lwm2mConfig, lwm2m: lwm2m.url, endpoint } }, pushed };
 	}
 	if (delivery.transport === "https")
-		return { options: { url: target.url.replace(server.url, secureServer.url), credentials: { ca: pki.root.certDer } } };
+		return { options: { url: target.url.replace(servers.url, servers.secureUrl), credentials: { ca: pki.root.certDer } } };
 	const thing = `bench-${delivery.format}-${++things}`;
 	const { jobId } = aws.createJob(thing, { image: target.bytes, form: "fota", version: "2.0.0", streamFormat: delivery.format });
 	const config = { ...quickMqtt, blockSize, streamFormat: delivery.format };
@@ -758,7 +756,8 @@ function throughputMarkdown(results: Throughput): string {
 		+ `CoAP push: the local LwM2M server writes the Package (/5/0/0) by Block1 PUTs of ${coapBlockSize} bytes, each after the `
 		+ "previous one's 2.31, then executes Update; whole update: to the server hearing the final result";
 	return [
-		`**Update throughput**: ${results.imageBytes / MiB} MiB image, loopback, median of ${throughputRepeats} runs. Download: first to last checkpoint. `
+		`**Update throughput**: ${results.imageBytes / MiB} MiB image, loopback, median of ${throughputRepeats} runs. HTTP(S): the update server on a thread `
+			+ "of its own, for the boards and the plain download alike. Download: first to last checkpoint. "
 			+ "Download + verify: State 1 to State 2. Whole update: power-on to confirmed, over two boots; over MQTT, to the "
 			+ `jobs service accepting SUCCEEDED. ${mqttCaption}. ${coapCaption}. Received ÷ image: HTTP body bytes, MQTT payload bytes `
 			+ "(job and stream messages), or CoAP datagram bytes (headers and LwM2M traffic included) the device received, per image byte.",
