@@ -80,12 +80,17 @@ const transport = `
 		if (reply.json.lastEvent !== undefined) lastEvent = Math.min(lastEvent, reply.json.lastEvent);
 		return reply;
 	};
+	// Per fragment, the device defers a flash write at least: that path allocates only the call and its copy.
+	const noAnswer = { value: undefined }, next = ["$next", [], -1];
 	const rawHost = (op, args, data) => {
 		if (deferrable.has(op)) {
-			const bytes = bytesOf(data);
-			deferred.push([op, args, bytes ? bytes.length : -1]);
-			if (bytes) deferredBytes.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-			return { value: undefined };
+			if (data === undefined) deferred.push([op, args, -1]);
+			else {
+				const copy = ArrayBuffer.isView(data) ? data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) : data.slice(0);
+				deferred.push([op, args, copy.byteLength]);
+				deferredBytes.push(copy);
+			}
+			return noAnswer;
 		}
 		const { json, data: bytes } = cross(op, args, data);
 		if (json.value === "$bytes") json.value = bytes || new ArrayBuffer(0);
@@ -106,8 +111,8 @@ const transport = `
 		let { json: events, offset } = jsonOf(buffer);
 		lastEvent = events.length - 1;
 		for (let index = 0; index < events.length && index <= lastEvent; index++) {
-			const [event, length] = events[index];
-			if (index) deferred.push(["$next", [], -1]);
+			const event = events[index][0], length = events[index][1];
+			if (index) deferred.push(next);
 			globalThis.deliverToDevice(event, length < 0 ? undefined : buffer.slice(offset, offset + length));
 			if (length > 0) offset += length;
 		}
