@@ -163,10 +163,12 @@ test("xs: the launcher and its workers go when the host process dies", async () 
 			return true;
 		}
 	};
-	for (let waited = 0; !gone(launcher) && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
-	assert.ok(gone(launcher), "the launcher is gone");
-	for (let waited = 0; !gone(workers[0]) && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
-	assert.ok(gone(workers[0]), "its worker is gone");
+	const untilGone = async (pid: number) => {
+		for (let waited = 0; !gone(pid) && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+		return gone(pid);
+	};
+	assert.ok(await untilGone(launcher), "the launcher is gone");
+	assert.ok(await untilGone(workers[0]), "its worker is gone");
 });
 
 test("a preference buffer replaced in place needs no answer, on both engines; one that outgrows the store's room still fails", async () => {

@@ -12,7 +12,6 @@ import { BoardFile, type HeldWrites } from "./board-file";
 import { inPartition, sectorSize } from "./flash-range";
 import { PowerCutError, type PowerSupply } from "./power";
 
-export { sectorSize };
 /** What one block erase clears: 64 KiB, 16 sectors, at a 64 KiB-aligned address. */
 export const blockEraseSize = 65536;
 /** What erased flash reads: enough for the largest erase and a whole page of the copy. */

@@ -6,7 +6,8 @@
 // Entry layout (little-endian): ota_seq u32 @0, seq_label 20 bytes @4 (left 0xFF), ota_state u32 @24,
 // crc u32 @28. The crc covers only the 4 bytes of ota_seq.
 
-import { sectorSize, type FlashPartition } from "./flash-chip";
+import type { FlashPartition } from "./flash-chip";
+import { sectorSize } from "./flash-range";
 
 export const OtaState = {
 	new: 0,
